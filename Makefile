@@ -1,0 +1,27 @@
+# Every target runs the idempotent set-up first (a cached torch==2.11.0 environment; the first
+# run on a machine downloads it, later runs only verify its version).
+SHELL := /bin/bash
+ENV := eval "$$(bash scripts/setup.sh --print-env)"
+CARGO_FLAGS ?= --release
+
+.PHONY: setup build test demo lint fmt clean-cache
+
+setup:
+	@$(ENV)
+
+build:
+	@$(ENV) && cargo build $(CARGO_FLAGS)
+
+## The demo: generate Gaussian random fields, train on their incomplete observations, impute, score.
+demo: build
+	./target/release/lacuna demo --out demo-out
+
+## The test suite (what CI runs).
+test:
+	@$(ENV) && cargo test $(CARGO_FLAGS)
+
+lint:
+	@$(ENV) && cargo fmt --check && cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+
+fmt:
+	cargo fmt

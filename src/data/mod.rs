@@ -1,0 +1,12 @@
+//! Field data: the `.npz` contract, normalisation, observation patterns, synthetic fields.
+
+pub mod field;
+pub mod grf;
+pub mod norm;
+pub mod npy;
+pub mod pattern;
+pub mod synth;
+
+pub use field::{Dims, FieldSet, Truth};
+pub use norm::Normalizer;
+pub use pattern::{BlockGrid, Pattern};

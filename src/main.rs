@@ -1,0 +1,530 @@
+//! `lacuna`: the command line. Parses arguments, calls the library, prints results.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use lacuna::config::TrainConfig;
+use lacuna::data::grf::GrfSpec;
+use lacuna::data::synth::{grf_oracle, grf_set};
+use lacuna::data::{FieldSet, Pattern, Truth};
+use lacuna::method::{Partition, Weighting};
+use lacuna::run::{demo, eval, impute, train};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "lacuna",
+    version,
+    about = "Learn diffusion priors of physical fields from incomplete observations, and fill gaps with them"
+)]
+struct Cli {
+    /// No progress output.
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a denoiser on partially observed fields (an .npz of values and masks).
+    Train(TrainArgs),
+    /// Fill the gaps of partially observed fields with a trained run.
+    Impute(ImputeArgs),
+    /// Score a completion against complete fields.
+    Eval(EvalArgs),
+    /// Generate data, train, impute and score, all on fields the demo makes itself.
+    Demo(DemoArgs),
+    /// Make and inspect data sets.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PartitionKind {
+    Pixel,
+    Block,
+    Missdiff,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Training fields (.npz with `values` and `mask`; `truth` is never read).
+    #[arg(long)]
+    data: PathBuf,
+    /// Run directory to create (config, statistics, checkpoints, metrics).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum)]
+    partition: Option<PartitionKind>,
+    /// Pixel partition: share of observed sites kept in the context.
+    #[arg(long)]
+    context_ratio: Option<f64>,
+    /// Pixel partition: draw the query independently with this ratio (official code) instead of
+    /// taking the observed rest.
+    #[arg(long)]
+    query_ratio: Option<f64>,
+    /// Block partition: the observation grid is G×G blocks.
+    #[arg(long)]
+    grid: Option<usize>,
+    /// Block partition: observed blocks moved from context to query.
+    #[arg(long)]
+    drop_blocks: Option<usize>,
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long)]
+    device: Option<String>,
+    /// TOML file with any of the training settings (flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint (its own config; --steps may extend it).
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Args)]
+struct ImputeArgs {
+    #[arg(long)]
+    run: PathBuf,
+    /// Fields to complete (.npz with `values` and `mask`; `truth` is never read).
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// K, the number of context masks averaged.
+    #[arg(long, default_value_t = 10)]
+    ensemble: usize,
+    /// 1: single-step ensemble (posterior mean); more: multi-step sampler.
+    #[arg(long, default_value_t = 1)]
+    steps: usize,
+    /// Posterior samples to draw with the multi-step sampler (written as `samples` and `std`).
+    #[arg(long, default_value_t = 0)]
+    samples: usize,
+    /// How the multi-step sampler shifts weight from E[u0|u_obs] to E[u0|u_t].
+    #[arg(long, value_enum, default_value_t = Weighting::Linear)]
+    weighting: Weighting,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fields processed per chunk.
+    #[arg(long, default_value_t = 16)]
+    chunk: usize,
+    #[arg(long)]
+    device: Option<String>,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Imputation output (`mean`, `mask`).
+    #[arg(long)]
+    pred: PathBuf,
+    /// File with the complete fields (`truth`).
+    #[arg(long)]
+    truth: PathBuf,
+    /// Where to write the metrics as JSON (default: next to --pred, `.eval.json`).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Directory for the generated data, runs and predictions.
+    #[arg(long, default_value = "demo-out")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 1500)]
+    steps: usize,
+    #[arg(long, default_value_t = 2000)]
+    train_fields: usize,
+    #[arg(long, default_value_t = 100)]
+    test_fields: usize,
+    #[arg(long, default_value = "pixel:0.2")]
+    mask: Pattern,
+    #[arg(long, default_value_t = 32)]
+    size: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also train the MissDiff baseline with the same budget and compare.
+    #[arg(long)]
+    compare: bool,
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Generate a data set with known truth.
+    Gen(GenArgs),
+    /// Shapes, observed fraction and value statistics of an .npz.
+    Info { file: PathBuf },
+    /// Exact Bayes completion of a GRF set (kriging with the true covariance), as an imputation file.
+    Krige(KrigeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DataKind {
+    Grf,
+}
+
+#[derive(Args, Clone)]
+struct GrfArgs {
+    /// Grid side (fields are size×size, periodic).
+    #[arg(long, default_value_t = 32)]
+    size: usize,
+    /// Matérn length scale in grid cells (default size/8).
+    #[arg(long)]
+    length_scale: Option<f64>,
+    /// Matérn smoothness ν.
+    #[arg(long, default_value_t = 1.5)]
+    smoothness: f64,
+    #[arg(long, default_value_t = 1.0)]
+    variance: f64,
+}
+
+impl GrfArgs {
+    fn spec(&self) -> Result<GrfSpec> {
+        if self.size < 2 || self.smoothness <= 0.0 || self.variance <= 0.0 {
+            bail!("GRF needs size ≥ 2, smoothness > 0 and variance > 0");
+        }
+        let mut s = GrfSpec::new(self.size);
+        if let Some(l) = self.length_scale {
+            if l <= 0.0 {
+                bail!("--length-scale must be positive");
+            }
+            s.length_scale = l;
+        }
+        s.smoothness = self.smoothness;
+        s.variance = self.variance;
+        Ok(s)
+    }
+}
+
+#[derive(Args)]
+struct GenArgs {
+    #[arg(value_enum)]
+    kind: DataKind,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Observation pattern: pixel:P or block:G:M.
+    #[arg(long, default_value = "pixel:0.2")]
+    mask: Pattern,
+    #[command(flatten)]
+    grf: GrfArgs,
+}
+
+#[derive(Args)]
+struct KrigeArgs {
+    /// GRF data (`values`, `mask`) made with the same field parameters.
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    grf: GrfArgs,
+}
+
+fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => TrainConfig::load(p)?,
+        None => TrainConfig::default(),
+    };
+    match a.partition {
+        Some(PartitionKind::Pixel) => cfg.partition = Partition::default(),
+        Some(PartitionKind::Block) => cfg.partition = Partition::Block { grid: 3, drop: 1 },
+        Some(PartitionKind::Missdiff) => cfg.partition = Partition::MissDiff,
+        None => {}
+    }
+    match &mut cfg.partition {
+        Partition::Pixel {
+            context_ratio,
+            query_ratio,
+        } => {
+            if let Some(r) = a.context_ratio {
+                *context_ratio = r;
+            }
+            if a.query_ratio.is_some() {
+                *query_ratio = a.query_ratio;
+            }
+            if a.grid.is_some() || a.drop_blocks.is_some() {
+                bail!("--grid and --drop-blocks apply to --partition block");
+            }
+        }
+        Partition::Block { grid, drop } => {
+            if let Some(g) = a.grid {
+                *grid = g;
+            }
+            if let Some(d) = a.drop_blocks {
+                *drop = d;
+            }
+            if a.context_ratio.is_some() || a.query_ratio.is_some() {
+                bail!("--context-ratio and --query-ratio apply to --partition pixel");
+            }
+        }
+        Partition::MissDiff => {
+            if a.context_ratio.is_some()
+                || a.query_ratio.is_some()
+                || a.grid.is_some()
+                || a.drop_blocks.is_some()
+            {
+                bail!("--partition missdiff takes no partition parameters");
+            }
+        }
+    }
+    if let Some(s) = a.steps {
+        cfg.steps = s;
+    }
+    if let Some(b) = a.batch {
+        cfg.batch = b;
+    }
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    if let Some(d) = &a.device {
+        cfg.device = d.clone();
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn run_train(a: &TrainArgs, quiet: bool) -> Result<()> {
+    let cfg = if a.resume {
+        if a.config.is_some()
+            || a.partition.is_some()
+            || a.context_ratio.is_some()
+            || a.query_ratio.is_some()
+            || a.grid.is_some()
+            || a.drop_blocks.is_some()
+            || a.batch.is_some()
+            || a.seed.is_some()
+        {
+            bail!("--resume continues the run with its saved config; only --steps (to extend it) and --device may be given");
+        }
+        let mut cfg = TrainConfig::load(&a.out.join("config.toml"))?;
+        if let Some(s) = a.steps {
+            cfg.steps = s;
+        }
+        if let Some(d) = &a.device {
+            cfg.device = d.clone();
+        }
+        cfg
+    } else {
+        train_config(a)?
+    };
+    let s = train::train(&a.data, &a.out, &cfg, a.resume, quiet)?;
+    let val = s
+        .best_val
+        .map(|v| format!(", best validation loss {v:.5}"))
+        .unwrap_or_default();
+    println!(
+        "trained {} steps in {:.1}s ({:.2} steps/s): last loss {:.5}{val}; run in {}",
+        s.steps,
+        s.seconds,
+        s.steps_per_s,
+        s.last_loss,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn run_impute(a: &ImputeArgs, quiet: bool) -> Result<()> {
+    let opts = impute::ImputeOptions {
+        ensemble: a.ensemble,
+        steps: a.steps,
+        samples: a.samples,
+        weighting: a.weighting,
+        seed: a.seed,
+        chunk: a.chunk,
+        device: a.device.clone(),
+    };
+    let s = impute::impute(&a.run, &a.data, &a.out, &opts, quiet)?;
+    println!(
+        "imputed {} missing entries in {} fields in {:.1}s → {}",
+        s.missing_entries,
+        s.fields,
+        s.seconds,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn print_metrics(m: &eval::Metrics) {
+    println!("MSE, whole field (observations pasted): {:.6}", m.mse_field);
+    println!(
+        "MSE, missing entries:                   {:.6}",
+        m.mse_missing
+    );
+    println!(
+        "relative L2, missing entries:           {:.4}",
+        m.rel_l2_missing
+    );
+    println!(
+        "MSE / variance, missing entries:        {:.4}",
+        m.nmse_missing
+    );
+    println!("missing entries: {} of {}", m.missing_entries, m.entries);
+}
+
+fn run_eval(a: &EvalArgs) -> Result<()> {
+    let m = eval::eval_files(&a.pred, &a.truth)?;
+    print_metrics(&m);
+    let json = a
+        .json
+        .clone()
+        .unwrap_or_else(|| a.pred.with_extension("eval.json"));
+    lacuna::atomic::write_bytes(&json, serde_json::to_string_pretty(&m)?.as_bytes())?;
+    println!("metrics written to {}", json.display());
+    Ok(())
+}
+
+fn run_demo(a: &DemoArgs, quiet: bool) -> Result<()> {
+    let opts = demo::DemoOptions {
+        size: a.size,
+        train_fields: a.train_fields,
+        test_fields: a.test_fields,
+        pattern: a.mask.clone(),
+        steps: a.steps,
+        ensemble: 10,
+        seed: a.seed,
+        compare: a.compare,
+    };
+    let rows = demo::demo(&a.out, &opts, quiet)?;
+    println!("\nGaussian random fields {0}×{0}, observed {1:?}; {2} test fields, scored on the missing entries:\n", a.size, a.mask, a.test_fields);
+    println!("| method | MSE missing | MSE / prior variance | whole-field MSE | train s |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.4} | {:.3} | {:.4} | {:.0} |",
+            r.method,
+            r.metrics.mse_missing,
+            r.metrics.nmse_missing,
+            r.metrics.mse_field,
+            r.train_seconds
+        );
+    }
+    lacuna::atomic::write_bytes(
+        &a.out.join("demo.json"),
+        serde_json::to_string_pretty(&rows)?.as_bytes(),
+    )?;
+    println!("\nfiles in {}", a.out.display());
+    Ok(())
+}
+
+fn run_data(c: &DataCommand) -> Result<()> {
+    match c {
+        DataCommand::Gen(a) => {
+            if a.n == 0 {
+                bail!("--n must be at least 1");
+            }
+            let spec = a.grf.spec()?;
+            let DataKind::Grf = a.kind;
+            let set = grf_set(&spec, a.n, &a.mask, a.seed)?;
+            set.save(&a.out)?;
+            println!(
+                "wrote {} GRF fields {}×{} ({:.1}% observed) to {}",
+                a.n,
+                spec.size,
+                spec.size,
+                100.0 * set.observed_fraction(),
+                a.out.display()
+            );
+        }
+        DataCommand::Info { file } => {
+            let set = FieldSet::load(file, Truth::IfPresent)?;
+            println!(
+                "{}: {} fields, {} channel(s), {}×{}",
+                file.display(),
+                set.n,
+                set.dims.c,
+                set.dims.h,
+                set.dims.w
+            );
+            println!("observed fraction: {:.4}", set.observed_fraction());
+            let obs: Vec<f64> = set
+                .values
+                .iter()
+                .zip(&set.mask)
+                .filter(|(_, &m)| m != 0)
+                .map(|(&v, _)| v as f64)
+                .collect();
+            let mean = obs.iter().sum::<f64>() / obs.len().max(1) as f64;
+            let var = obs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / obs.len().max(1) as f64;
+            let (lo, hi) = obs
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                });
+            println!(
+                "observed values: mean {mean:.4}, std {:.4}, min {lo:.4}, max {hi:.4}",
+                var.sqrt()
+            );
+            println!(
+                "truth: {}",
+                if set.truth.is_some() {
+                    "present"
+                } else {
+                    "absent"
+                }
+            );
+        }
+        DataCommand::Krige(a) => {
+            let spec = a.grf.spec()?;
+            let set = FieldSet::load(&a.data, Truth::Never)?;
+            if set.dims.c != 1 || set.dims.h != spec.size || set.dims.w != spec.size {
+                bail!("{}: fields are {}×{}×{}, the GRF is 1×{}×{}; pass the --size it was generated with", a.data.display(), set.dims.c, set.dims.h, set.dims.w, spec.size, spec.size);
+            }
+            let (mean, bayes) = grf_oracle(&spec, &set)?;
+            let shape = vec![set.n, 1, spec.size, spec.size];
+            let mut arrays = std::collections::BTreeMap::new();
+            arrays.insert(
+                "mean".to_string(),
+                lacuna::data::npy::Array::from_f32(shape.clone(), &mean),
+            );
+            arrays.insert(
+                "mask".to_string(),
+                lacuna::data::npy::Array::from_bool(shape, &set.mask),
+            );
+            lacuna::data::npy::write_npz(&a.out, &arrays)?;
+            println!("Bayes MSE on missing entries (mean posterior variance): {bayes:.6}");
+            println!("posterior means written to {}", a.out.display());
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Train(a) => run_train(a, cli.quiet),
+        Command::Impute(a) => run_impute(a, cli.quiet),
+        Command::Eval(a) => run_eval(a),
+        Command::Demo(a) => run_demo(a, cli.quiet),
+        Command::Data(c) => run_data(c),
+    };
+    match result.context("lacuna") {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {:#}", e.root_cause_chain());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+trait Chain {
+    fn root_cause_chain(&self) -> String;
+}
+
+impl Chain for anyhow::Error {
+    fn root_cause_chain(&self) -> String {
+        // Skip the outer "lacuna" context; one line, most specific last.
+        self.chain()
+            .skip(1)
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+}

@@ -1,0 +1,346 @@
+//! Partitions: how an observation mask M is split into a context (model input) and a query
+//! (loss region). Every method differs only here; the training loop and the samplers take any
+//! partition.
+//!
+//! | partition | context | query |
+//! |---|---|---|
+//! | pixel | `M ⊙ Bernoulli(r)` per site | `M ⊙ (1 − M_ctx)`, or `M ⊙ Bernoulli(q)` drawn independently (official code) |
+//! | block | M minus `n` more observed blocks of a g×g grid | the removed blocks |
+//! | missdiff | M | M |
+//!
+//! Masks are `[C, H, W]` bytes. Pixel and block draws are per site and shared by all channels
+//! (a sensor observes every channel it carries).
+
+use crate::data::{BlockGrid, Dims};
+use rand::seq::{index::sample, SliceRandom};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// One draw of a partition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    pub context: Vec<u8>,
+    pub query: Vec<u8>,
+}
+
+/// A partition rule, chosen by `--partition` and recorded in the run's config.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Partition {
+    /// i.i.d. site dropout: context ratio `r`; query the observed rest, or an independent
+    /// Bernoulli(`query_ratio`) draw of M when set (can overlap the context).
+    Pixel {
+        context_ratio: f64,
+        query_ratio: Option<f64>,
+    },
+    /// Whole-block dropout on a `grid`×`grid` grid: `drop` more observed blocks leave the context.
+    Block { grid: usize, drop: usize },
+    /// MissDiff baseline: context = query = M.
+    MissDiff,
+}
+
+impl Default for Partition {
+    fn default() -> Self {
+        Partition::Pixel {
+            context_ratio: 0.7,
+            query_ratio: None,
+        }
+    }
+}
+
+impl Partition {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Partition::Pixel { .. } => "pixel",
+            Partition::Block { .. } => "block",
+            Partition::MissDiff => "missdiff",
+        }
+    }
+
+    /// Checks the parameters; the message says what to change.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        match self {
+            Partition::Pixel {
+                context_ratio,
+                query_ratio,
+            } => {
+                anyhow::ensure!(
+                    *context_ratio > 0.0 && *context_ratio < 1.0,
+                    "context ratio must be in (0, 1), got {context_ratio}"
+                );
+                if let Some(q) = query_ratio {
+                    anyhow::ensure!(
+                        *q > 0.0 && *q <= 1.0,
+                        "query ratio must be in (0, 1], got {q}"
+                    );
+                }
+            }
+            Partition::Block { grid, drop } => {
+                anyhow::ensure!(*grid >= 2, "block grid must be at least 2, got {grid}");
+                anyhow::ensure!(
+                    *drop >= 1 && *drop < grid * grid,
+                    "blocks to drop must be in 1..{}, got {drop}",
+                    grid * grid
+                );
+            }
+            Partition::MissDiff => {}
+        }
+        Ok(())
+    }
+
+    /// Draws a (context, query) pair from one observation mask `m` (`[C, H, W]`).
+    pub fn split(&self, m: &[u8], dims: Dims, rng: &mut ChaCha8Rng) -> Split {
+        match self {
+            Partition::Pixel {
+                context_ratio,
+                query_ratio,
+            } => {
+                let keep: Vec<bool> = (0..dims.sites())
+                    .map(|_| rng.gen::<f64>() < *context_ratio)
+                    .collect();
+                let context = per_site(m, dims, |i| keep[i]);
+                let query = match query_ratio {
+                    None => m
+                        .iter()
+                        .zip(&context)
+                        .map(|(&o, &c)| u8::from(o != 0 && c == 0))
+                        .collect(),
+                    Some(q) => {
+                        let pick: Vec<bool> =
+                            (0..dims.sites()).map(|_| rng.gen::<f64>() < *q).collect();
+                        per_site(m, dims, |i| pick[i])
+                    }
+                };
+                Split { context, query }
+            }
+            Partition::Block { grid, drop } => {
+                let g = BlockGrid::new(*grid, dims.h, dims.w);
+                let sites = any_channel(m, dims);
+                let observed = g.observed_blocks(&sites);
+                // Keep at least one block of context; with a single observed block the query is empty.
+                let k = (*drop).min(observed.len().saturating_sub(1));
+                let mut removed = vec![0u8; dims.sites()];
+                for j in sample(rng, observed.len(), k) {
+                    g.fill(observed[j], &mut removed, 1);
+                }
+                let context = per_site(m, dims, |i| removed[i] == 0);
+                let query = per_site(m, dims, |i| removed[i] != 0);
+                Split { context, query }
+            }
+            Partition::MissDiff => Split {
+                context: m.to_vec(),
+                query: m.to_vec(),
+            },
+        }
+    }
+
+    /// A context mask for a *random* observation of the same pattern as `m` (same count of
+    /// observed sites or blocks, placed anew), not contained in `m`. The multi-step sampler
+    /// uses it for its `E[u0 | u_t]` term, whose context must cover the whole field over draws.
+    pub fn random_context(&self, m: &[u8], dims: Dims, rng: &mut ChaCha8Rng) -> Vec<u8> {
+        let moved: Vec<u8> = match self {
+            Partition::Block { grid, .. } => {
+                let g = BlockGrid::new(*grid, dims.h, dims.w);
+                let count = g.observed_blocks(&any_channel(m, dims)).len();
+                let mut sites = vec![0u8; dims.sites()];
+                for b in sample(rng, g.count(), count) {
+                    g.fill(b, &mut sites, 1);
+                }
+                (0..dims.c).flat_map(|_| sites.iter().copied()).collect()
+            }
+            _ => {
+                let mut perm: Vec<usize> = (0..dims.sites()).collect();
+                perm.shuffle(rng);
+                let s = dims.sites();
+                (0..dims.len())
+                    .map(|k| m[(k / s) * s + perm[k % s]])
+                    .collect()
+            }
+        };
+        self.split(&moved, dims, rng).context
+    }
+}
+
+/// `m` restricted to sites where `keep(site)` holds, for every channel.
+fn per_site(m: &[u8], dims: Dims, keep: impl Fn(usize) -> bool) -> Vec<u8> {
+    let s = dims.sites();
+    m.iter()
+        .enumerate()
+        .map(|(k, &o)| u8::from(o != 0 && keep(k % s)))
+        .collect()
+}
+
+/// `[H, W]` mask of sites observed in any channel.
+fn any_channel(m: &[u8], dims: Dims) -> Vec<u8> {
+    let s = dims.sites();
+    (0..s)
+        .map(|i| u8::from((0..dims.c).any(|c| m[c * s + i] != 0)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The theory of spec §9 (T1 positivity and balance) checked by Monte Carlo, no training.
+    use super::*;
+    use crate::data::Pattern;
+    use rand::SeedableRng;
+    use std::collections::HashMap;
+
+    /// For each distinct context, the empirical query frequency of every site outside it:
+    /// an estimate of `P((M_qry)_i = 1 | M_ctx)`. Returns (per-context frequencies, draws).
+    fn conditional_query_probs(
+        part: &Partition,
+        pattern: &Pattern,
+        dims: Dims,
+        draws: usize,
+        seed: u64,
+    ) -> Vec<(Vec<u8>, Vec<f64>, usize)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut by_ctx: HashMap<Vec<u8>, (Vec<f64>, usize)> = HashMap::new();
+        for _ in 0..draws {
+            let m = pattern.draw(dims, &mut rng);
+            let s = part.split(&m, dims, &mut rng);
+            let e = by_ctx
+                .entry(s.context.clone())
+                .or_insert_with(|| (vec![0.0; dims.len()], 0));
+            for (acc, &q) in e.0.iter_mut().zip(&s.query) {
+                *acc += q as f64;
+            }
+            e.1 += 1;
+        }
+        by_ctx
+            .into_iter()
+            .map(|(c, (q, n))| (c, q.iter().map(|v| v / n as f64).collect(), n))
+            .collect()
+    }
+
+    #[test]
+    fn block_partition_is_positive_and_balanced() {
+        let dims = Dims { c: 1, h: 6, w: 6 };
+        for (missing, want) in [(1usize, 0.5), (4, 0.2), (6, 1.0 / 7.0)] {
+            let pattern = Pattern::Block { grid: 3, missing };
+            let part = Partition::Block { grid: 3, drop: 1 };
+            let groups = conditional_query_probs(&part, &pattern, dims, 60_000, missing as u64);
+            let mut checked = 0;
+            for (ctx, q, n) in groups {
+                if n < 200 {
+                    continue;
+                }
+                for i in 0..dims.len() {
+                    if ctx[i] == 0 {
+                        assert!(
+                            (q[i] - want).abs() < 0.08,
+                            "missing {missing}: site {i} p = {} (want {want}, n = {n})",
+                            q[i]
+                        );
+                        checked += 1;
+                    } else {
+                        assert_eq!(q[i], 0.0, "a context site was queried");
+                    }
+                }
+            }
+            assert!(checked > 0);
+        }
+    }
+
+    #[test]
+    fn pixel_partition_is_positive_everywhere_outside_the_context() {
+        // 3×3 grid, p = 0.5, r = 0.7: P(q_i | ctx) = p(1−r)/(1−pr) = 0.15/0.65 for every site off the context.
+        let dims = Dims { c: 1, h: 3, w: 3 };
+        let want = 0.5 * 0.3 / (1.0 - 0.35);
+        let groups = conditional_query_probs(
+            &Partition::default(),
+            &Pattern::Pixel { observed: 0.5 },
+            dims,
+            200_000,
+            7,
+        );
+        let mut checked = 0;
+        for (ctx, q, n) in groups {
+            if n < 400 {
+                continue;
+            }
+            for i in 0..9 {
+                if ctx[i] == 0 {
+                    assert!(
+                        q[i] > 0.0 && (q[i] - want).abs() < 0.08,
+                        "site {i}: {} vs {want} (n {n})",
+                        q[i]
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100);
+    }
+
+    #[test]
+    fn pixel_partition_never_queries_inside_missing_blocks() {
+        // Under block observations a pixel context reveals which blocks are missing: sites in a
+        // block without any context point get zero query probability with the pixel rule, but
+        // positive probability with the block rule.
+        let dims = Dims { c: 1, h: 12, w: 12 };
+        let g = BlockGrid::new(3, 12, 12);
+        let pattern = Pattern::Block {
+            grid: 3,
+            missing: 2,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (mut pixel_hits, mut block_hits, mut empty_sites) = (0usize, 0usize, 0usize);
+        for _ in 0..3000 {
+            let m = pattern.draw(dims, &mut rng);
+            for (part, hits) in [
+                (Partition::default(), &mut pixel_hits),
+                (Partition::Block { grid: 3, drop: 1 }, &mut block_hits),
+            ] {
+                let s = part.split(&m, dims, &mut rng);
+                for b in 0..9 {
+                    let mut blk = vec![0u8; 144];
+                    g.fill(b, &mut blk, 1);
+                    if (0..144).all(|i| blk[i] == 0 || s.context[i] == 0) {
+                        let q: usize = (0..144).filter(|&i| blk[i] != 0 && s.query[i] != 0).count();
+                        *hits += q;
+                        empty_sites += (0..144).filter(|&i| blk[i] != 0).count();
+                    }
+                }
+            }
+        }
+        assert!(empty_sites > 0);
+        assert_eq!(pixel_hits, 0, "pixel context queried a context-free block");
+        assert!(
+            block_hits > 0,
+            "block context never queried a context-free block"
+        );
+    }
+
+    #[test]
+    fn splits_stay_inside_the_observation() {
+        let dims = Dims { c: 2, h: 10, w: 7 };
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for part in [
+            Partition::default(),
+            Partition::Pixel {
+                context_ratio: 0.5,
+                query_ratio: Some(0.5),
+            },
+            Partition::Block { grid: 3, drop: 2 },
+            Partition::MissDiff,
+        ] {
+            for pattern in [
+                Pattern::Pixel { observed: 0.3 },
+                Pattern::Block {
+                    grid: 3,
+                    missing: 3,
+                },
+            ] {
+                let m = pattern.draw(dims, &mut rng);
+                let s = part.split(&m, dims, &mut rng);
+                for k in 0..dims.len() {
+                    assert!(s.context[k] <= m[k] && s.query[k] <= m[k]);
+                }
+                let r = part.random_context(&m, dims, &mut rng);
+                assert_eq!(r.len(), dims.len());
+            }
+        }
+    }
+}

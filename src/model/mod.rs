@@ -1,0 +1,5 @@
+//! Denoiser networks.
+
+pub mod unet;
+
+pub use unet::{NetDenoiser, UNet, UNetConfig};

@@ -1,0 +1,338 @@
+//! A 2-D conditional U-Net predicting the clean field (x0).
+//!
+//! Input channels `[M_ctx, M_ctx ⊙ u_t]` (2C), output C. Sinusoidal embedding of `1000·t`
+//! (the raw t ∈ [1e-3, 1] of the official code leaves the fast frequencies unused),
+//! GroupNorm/SiLU residual blocks with the time embedding added, stride-2 convolutions down,
+//! nearest-neighbour + convolution up, softmax self-attention at the lowest resolution.
+//! Fields whose sides are not multiples of 2^(levels−1) are zero-padded (mask 0) and cropped.
+
+use crate::method::Denoiser;
+use anyhow::{ensure, Result};
+use tch::nn;
+use tch::{Device, Kind, Tensor};
+
+/// Size of the network.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UNetConfig {
+    /// Channels at the first level.
+    pub channels: i64,
+    /// Channel multiplier per level; the number of levels is its length.
+    pub mults: Vec<i64>,
+    /// Residual blocks per level.
+    pub res_blocks: usize,
+    /// Self-attention at the lowest resolution.
+    pub attention: bool,
+    pub heads: i64,
+}
+
+impl Default for UNetConfig {
+    fn default() -> Self {
+        UNetConfig {
+            channels: 32,
+            mults: vec![1, 2, 2],
+            res_blocks: 1,
+            attention: true,
+            heads: 2,
+        }
+    }
+}
+
+impl UNetConfig {
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.channels >= 4, "model.channels must be at least 4");
+        ensure!(
+            !self.mults.is_empty() && self.mults.iter().all(|&m| m >= 1),
+            "model.mults must be a non-empty list of positive integers"
+        );
+        ensure!(self.res_blocks >= 1, "model.res_blocks must be at least 1");
+        ensure!(
+            self.heads >= 1
+                && self.channels * self.mults.last().copied().unwrap_or(1) % self.heads == 0,
+            "model.heads must divide the channels of the lowest level"
+        );
+        Ok(())
+    }
+}
+
+fn groups(ch: i64) -> i64 {
+    [8, 4, 2, 1].into_iter().find(|g| ch % g == 0).unwrap_or(1)
+}
+
+fn conv3(p: nn::Path, cin: i64, cout: i64, stride: i64) -> nn::Conv2D {
+    nn::conv2d(
+        p,
+        cin,
+        cout,
+        3,
+        nn::ConvConfig {
+            padding: 1,
+            stride,
+            ..Default::default()
+        },
+    )
+}
+
+fn conv1(p: nn::Path, cin: i64, cout: i64) -> nn::Conv2D {
+    nn::conv2d(p, cin, cout, 1, Default::default())
+}
+
+#[derive(Debug)]
+struct ResBlock {
+    norm1: nn::GroupNorm,
+    conv1: nn::Conv2D,
+    time: nn::Linear,
+    norm2: nn::GroupNorm,
+    conv2: nn::Conv2D,
+    skip: Option<nn::Conv2D>,
+}
+
+impl ResBlock {
+    fn new(p: nn::Path, cin: i64, cout: i64, tdim: i64) -> ResBlock {
+        ResBlock {
+            norm1: nn::group_norm(&p / "norm1", groups(cin), cin, Default::default()),
+            conv1: conv3(&p / "conv1", cin, cout, 1),
+            time: nn::linear(&p / "time", tdim, cout, Default::default()),
+            norm2: nn::group_norm(&p / "norm2", groups(cout), cout, Default::default()),
+            conv2: conv3(&p / "conv2", cout, cout, 1),
+            skip: (cin != cout).then(|| conv1(&p / "skip", cin, cout)),
+        }
+    }
+
+    fn forward(&self, x: &Tensor, temb: &Tensor) -> Tensor {
+        let h = x.apply(&self.norm1).silu().apply(&self.conv1);
+        let h = h + temb.apply(&self.time).unsqueeze(-1).unsqueeze(-1);
+        let h = h.apply(&self.norm2).silu().apply(&self.conv2);
+        match &self.skip {
+            Some(s) => x.apply(s) + h,
+            None => x + h,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Attention {
+    norm: nn::GroupNorm,
+    qkv: nn::Conv2D,
+    proj: nn::Conv2D,
+    heads: i64,
+}
+
+impl Attention {
+    fn new(p: nn::Path, ch: i64, heads: i64) -> Attention {
+        Attention {
+            norm: nn::group_norm(&p / "norm", groups(ch), ch, Default::default()),
+            qkv: conv1(&p / "qkv", ch, 3 * ch),
+            proj: conv1(&p / "proj", ch, ch),
+            heads,
+        }
+    }
+
+    /// `x + proj(softmax(QKᵀ/√d) V)` over the H·W positions, per head.
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (b, c, h, w) = x.size4().expect("attention input is 4-D");
+        let dh = c / self.heads;
+        let qkv = x
+            .apply(&self.norm)
+            .apply(&self.qkv)
+            .view([b, 3, self.heads, dh, h * w]);
+        let q = qkv.select(1, 0).transpose(-1, -2);
+        let k = qkv.select(1, 1);
+        let v = qkv.select(1, 2).transpose(-1, -2);
+        let attn = (q.matmul(&k) / (dh as f64).sqrt()).softmax(-1, Kind::Float);
+        let out = attn.matmul(&v).transpose(-1, -2).reshape([b, c, h, w]);
+        x + out.apply(&self.proj)
+    }
+}
+
+/// The network. Build it inside a `VarStore` so its weights can be saved and loaded by name.
+#[derive(Debug)]
+pub struct UNet {
+    config: UNetConfig,
+    out_channels: i64,
+    time1: nn::Linear,
+    time2: nn::Linear,
+    conv_in: nn::Conv2D,
+    down: Vec<(Vec<ResBlock>, Option<nn::Conv2D>)>,
+    mid1: ResBlock,
+    mid_attn: Option<Attention>,
+    mid2: ResBlock,
+    up: Vec<(Vec<ResBlock>, Option<nn::Conv2D>)>,
+    norm_out: nn::GroupNorm,
+    conv_out: nn::Conv2D,
+    device: Device,
+}
+
+impl UNet {
+    /// A network for fields with `channels` channels.
+    pub fn new(p: &nn::Path, channels: i64, config: &UNetConfig) -> Result<UNet> {
+        config.validate()?;
+        let base = config.channels;
+        let tdim = 4 * base;
+        let widths: Vec<i64> = config.mults.iter().map(|m| m * base).collect();
+        let levels = widths.len();
+        let conv_in = conv3(p / "conv_in", 2 * channels, base, 1);
+        let mut skips = vec![base];
+        let mut ch = base;
+        let mut down = Vec::new();
+        for (l, &w) in widths.iter().enumerate() {
+            let dp = p / "down" / l;
+            let mut blocks = Vec::new();
+            for i in 0..config.res_blocks {
+                blocks.push(ResBlock::new(&dp / "res" / i, ch, w, tdim));
+                ch = w;
+                skips.push(ch);
+            }
+            let ds = (l + 1 < levels).then(|| conv3(&dp / "downsample", ch, ch, 2));
+            if ds.is_some() {
+                skips.push(ch);
+            }
+            down.push((blocks, ds));
+        }
+        let mid1 = ResBlock::new(p / "mid" / "res1", ch, ch, tdim);
+        let mid_attn = config
+            .attention
+            .then(|| Attention::new(p / "mid" / "attn", ch, config.heads));
+        let mid2 = ResBlock::new(p / "mid" / "res2", ch, ch, tdim);
+        let mut up = Vec::new();
+        for (l, &w) in widths.iter().enumerate().rev() {
+            let upp = p / "up" / l;
+            let mut blocks = Vec::new();
+            for i in 0..=config.res_blocks {
+                let skip = skips.pop().expect("one skip per down block");
+                blocks.push(ResBlock::new(&upp / "res" / i, ch + skip, w, tdim));
+                ch = w;
+            }
+            let us = (l > 0).then(|| conv3(&upp / "upsample", ch, ch, 1));
+            up.push((blocks, us));
+        }
+        Ok(UNet {
+            config: config.clone(),
+            out_channels: channels,
+            time1: nn::linear(p / "time1", base, tdim, Default::default()),
+            time2: nn::linear(p / "time2", tdim, tdim, Default::default()),
+            conv_in,
+            down,
+            mid1,
+            mid_attn,
+            mid2,
+            up,
+            norm_out: nn::group_norm(p / "norm_out", groups(ch), ch, Default::default()),
+            conv_out: conv3(p / "conv_out", ch, channels, 1),
+            device: p.device(),
+        })
+    }
+
+    /// Sinusoidal embedding of `1000·t` with `dim` features: `[sin(f_j·1000t), cos(f_j·1000t)]`,
+    /// `f_j = 10000^(−j/(dim/2 − 1))`.
+    fn time_embedding(&self, t: &Tensor) -> Tensor {
+        let half = self.config.channels / 2;
+        let scale = (10000f64).ln() / ((half - 1).max(1) as f64);
+        let freqs = (Tensor::arange(half, (Kind::Float, t.device())) * -scale).exp();
+        let args = (t.to_kind(Kind::Float) * 1000.0).unsqueeze(1) * freqs.unsqueeze(0);
+        Tensor::cat(&[args.sin(), args.cos()], 1)
+    }
+
+    /// x0 prediction for times `t` `[B]` and inputs `[B, C, H, W]`.
+    pub fn forward(&self, t: &Tensor, context: &Tensor, context_mask: &Tensor) -> Tensor {
+        let (_, _, h, w) = context.size4().expect("4-D input");
+        let mult = 1i64 << (self.config.mults.len() - 1);
+        let (ph, pw) = ((mult - h % mult) % mult, (mult - w % mult) % mult);
+        let mut x = Tensor::cat(&[context_mask, context], 1);
+        if ph > 0 || pw > 0 {
+            x = x.constant_pad_nd([0, pw, 0, ph]);
+        }
+        let temb = self
+            .time_embedding(t)
+            .apply(&self.time1)
+            .silu()
+            .apply(&self.time2);
+        let mut h_ = x.apply(&self.conv_in);
+        let mut hs = vec![h_.shallow_clone()];
+        for (blocks, ds) in &self.down {
+            for b in blocks {
+                h_ = b.forward(&h_, &temb);
+                hs.push(h_.shallow_clone());
+            }
+            if let Some(ds) = ds {
+                h_ = h_.apply(ds);
+                hs.push(h_.shallow_clone());
+            }
+        }
+        h_ = self.mid1.forward(&h_, &temb);
+        if let Some(a) = &self.mid_attn {
+            h_ = a.forward(&h_);
+        }
+        h_ = self.mid2.forward(&h_, &temb);
+        for (blocks, us) in &self.up {
+            for b in blocks {
+                let skip = hs.pop().expect("skip");
+                h_ = b.forward(&Tensor::cat(&[&h_, &skip], 1), &temb);
+            }
+            if let Some(us) = us {
+                let (hh, ww) = (h_.size()[2], h_.size()[3]);
+                h_ = h_
+                    .upsample_nearest2d([2 * hh, 2 * ww], None, None)
+                    .apply(us);
+            }
+        }
+        let out = h_.apply(&self.norm_out).silu().apply(&self.conv_out);
+        out.narrow(2, 0, h).narrow(3, 0, w)
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn out_channels(&self) -> i64 {
+        self.out_channels
+    }
+}
+
+/// The network as a [`Denoiser`], with the batch size used for inference.
+pub struct NetDenoiser<'a> {
+    pub net: &'a UNet,
+    pub max_batch: usize,
+}
+
+impl Denoiser for NetDenoiser<'_> {
+    fn denoise(&self, t: &Tensor, context: &Tensor, context_mask: &Tensor) -> Result<Tensor> {
+        ensure!(
+            context.size()[1] == self.net.out_channels,
+            "the model was trained on {} channels, the data has {}",
+            self.net.out_channels,
+            context.size()[1]
+        );
+        Ok(tch::no_grad(|| self.net.forward(t, context, context_mask)))
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn device(&self) -> Device {
+        self.net.device
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_round_trip_for_odd_sizes() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = UNetConfig {
+            channels: 8,
+            mults: vec![1, 2],
+            res_blocks: 1,
+            attention: true,
+            heads: 2,
+        };
+        let net = UNet::new(&vs.root(), 2, &cfg).unwrap();
+        let x = Tensor::randn([3, 2, 13, 10], (Kind::Float, Device::Cpu));
+        let t = Tensor::rand([3], (Kind::Float, Device::Cpu));
+        let y = net.forward(&t, &x, &x.ones_like());
+        assert_eq!(y.size(), vec![3, 2, 13, 10]);
+    }
+}

@@ -1,0 +1,94 @@
+//! Commands: train, impute, eval, demo. Each takes paths and settings and returns a summary;
+//! the CLI only parses and prints.
+
+pub mod checkpoint;
+pub mod demo;
+pub mod eval;
+pub mod impute;
+pub mod optim;
+pub mod progress;
+pub mod train;
+
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+use tch::Device;
+
+/// Files of a run directory.
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    pub fn config(&self) -> PathBuf {
+        self.0.join("config.toml")
+    }
+    pub fn norm(&self) -> PathBuf {
+        self.0.join("norm.json")
+    }
+    pub fn info(&self) -> PathBuf {
+        self.0.join("run.json")
+    }
+    /// Weights used for inference (the EMA when enabled), plain names, loadable from PyTorch.
+    pub fn model(&self) -> PathBuf {
+        self.0.join("model.safetensors")
+    }
+    /// Everything needed to resume: weights, EMA, optimizer moments, loop state.
+    pub fn checkpoint(&self) -> PathBuf {
+        self.0.join("checkpoint.safetensors")
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.0.join("metrics.jsonl")
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// What the run was trained on, checked by `impute` and `--resume`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RunInfo {
+    pub lacuna_version: String,
+    pub data: String,
+    pub n_train: usize,
+    pub n_val: usize,
+    pub dims: crate::data::Dims,
+    pub partition: String,
+}
+
+/// Parses `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
+pub fn parse_device(s: &str) -> Result<Device> {
+    Ok(match s {
+        "cpu" => Device::Cpu,
+        "auto" => Device::cuda_if_available(),
+        "cuda" => Device::Cuda(0),
+        _ => match s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) => Device::Cuda(n),
+            None => bail!("unknown device {s:?}; use cpu, cuda, cuda:N or auto"),
+        },
+    })
+}
+
+/// Checks that a requested CUDA device exists before any work starts.
+pub fn open_device(s: &str) -> Result<Device> {
+    let d = parse_device(s)?;
+    if let Device::Cuda(n) = d {
+        let count = tch::Cuda::device_count() as usize;
+        if n >= count {
+            bail!("device {s:?} requested but {count} CUDA device(s) are visible");
+        }
+    }
+    Ok(d)
+}
+
+/// A per-purpose seed from the run seed, so every stream (step, epoch, validation) is
+/// reproducible on its own and a resumed run draws exactly what the uninterrupted one would.
+pub fn mix_seed(seed: u64, stream: u64, index: u64) -> u64 {
+    // SplitMix64 finaliser over the combined words.
+    let mut z = seed
+        ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,399 @@
+//! The one training loop. Per step, for a batch of observed fields `u_obs` with masks M:
+//!
+//! ```text
+//! (M_ctx, M_qry) ~ partition(M),  t ~ U(t_eps, 1),  ε ~ N(0, I)
+//! u_t  = α_t u_obs + σ_t ε
+//! loss = Σ M_qry ⊙ (u_φ(t, M_ctx ⊙ u_t, M_ctx) − u_obs)² / Σ M_qry
+//! ```
+//!
+//! (the official code's normalisation: mean over the batch's query entries). Complete fields
+//! are never used: `truth` is not even read from the file.
+
+use super::checkpoint::{self, LoopState};
+use super::optim::{ema_update, named_vars, AdamW};
+use super::progress::Progress;
+use super::{mix_seed, open_device, RunDir, RunInfo};
+use crate::config::{LrSchedule, TrainConfig};
+use crate::data::{Dims, FieldSet, Normalizer, Truth};
+use crate::method::{mask_tensor, Partition, VpSchedule};
+use crate::model::UNet;
+use anyhow::{bail, ensure, Context, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::io::Write;
+use std::path::Path;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// What a finished training reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrainSummary {
+    pub steps: usize,
+    pub last_loss: f64,
+    pub best_val: Option<f64>,
+    pub seconds: f64,
+    pub steps_per_s: f64,
+}
+
+/// A field set on the device plus its masks for the partition.
+struct Fields {
+    values: Tensor,
+    masks: Vec<Vec<u8>>,
+    dims: Dims,
+}
+
+impl Fields {
+    fn new(set: &FieldSet, device: Device) -> Fields {
+        let d = set.dims;
+        let values = Tensor::from_slice(&set.values)
+            .view([set.n as i64, d.c as i64, d.h as i64, d.w as i64])
+            .to_device(device);
+        let masks = set.mask.chunks_exact(d.len()).map(<[u8]>::to_vec).collect();
+        Fields {
+            values,
+            masks,
+            dims: d,
+        }
+    }
+}
+
+/// The context–query loss of a batch `idx` (see the module doc); returns (loss, query count).
+fn batch_loss(
+    net: &UNet,
+    schedule: &VpSchedule,
+    partition: &Partition,
+    f: &Fields,
+    idx: &[usize],
+    rng: &mut ChaCha8Rng,
+) -> Tensor {
+    let device = f.values.device();
+    let index =
+        Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+    let x = f.values.index_select(0, &index);
+    let splits: Vec<_> = idx
+        .iter()
+        .map(|&i| partition.split(&f.masks[i], f.dims, rng))
+        .collect();
+    let ctx = mask_tensor(splits.iter().map(|s| s.context.as_slice()), f.dims, device);
+    let qry = mask_tensor(splits.iter().map(|s| s.query.as_slice()), f.dims, device);
+    let t = Tensor::rand([idx.len() as i64], (Kind::Float, device)) * (1.0 - schedule.t_eps)
+        + schedule.t_eps;
+    let (a, s) = schedule.alpha_sigma(&t);
+    let x_t = &x * a + x.randn_like() * s;
+    let pred = net.forward(&t, &(&ctx * x_t), &ctx);
+    ((pred - x).square() * &qry).sum(Kind::Float) / qry.sum(Kind::Float).clamp_min(1.0)
+}
+
+/// Learning rate at `step` (1-based) for the cosine and constant schedules.
+fn scheduled_lr(cfg: &TrainConfig, step: usize, plateau_lr: f64) -> f64 {
+    let o = &cfg.optim;
+    let warm = if o.warmup > 0 {
+        (step as f64 / o.warmup as f64).min(1.0)
+    } else {
+        1.0
+    };
+    match o.lr_schedule {
+        LrSchedule::Constant => o.lr * warm,
+        LrSchedule::Plateau => plateau_lr * warm,
+        LrSchedule::Cosine => {
+            let span = cfg.steps.saturating_sub(o.warmup).max(1) as f64;
+            let p = (step.saturating_sub(o.warmup) as f64 / span).min(1.0);
+            (o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())) * warm
+        }
+    }
+}
+
+/// Indices of the batch at `step`: consecutive slices of per-epoch shuffles of `0..n`.
+fn batch_indices(seed: u64, step: usize, batch: usize, n: usize) -> Vec<usize> {
+    let start = (step - 1) * batch;
+    let mut out = Vec::with_capacity(batch);
+    let mut cache: Option<(usize, Vec<usize>)> = None;
+    for pos in start..start + batch {
+        let epoch = pos / n;
+        if cache.as_ref().map(|c| c.0) != Some(epoch) {
+            let mut perm: Vec<usize> = (0..n).collect();
+            perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(
+                seed,
+                3,
+                epoch as u64,
+            )));
+            cache = Some((epoch, perm));
+        }
+        out.push(cache.as_ref().map(|c| c.1[pos % n]).unwrap_or(0));
+    }
+    out
+}
+
+/// Validation loss with the EMA weights and a fixed random stream (comparable across checks).
+fn validation_loss(net: &UNet, cfg: &TrainConfig, f: &Fields) -> f64 {
+    let n = f.masks.len().min(512);
+    let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(cfg.seed, 2, 0));
+    tch::manual_seed(mix_seed(cfg.seed, 2, 1) as i64);
+    let idx: Vec<usize> = (0..n).collect();
+    let mut total = 0.0;
+    let mut count = 0.0;
+    tch::no_grad(|| {
+        for chunk in idx.chunks(cfg.batch.max(1)) {
+            total += batch_loss(net, &cfg.schedule, &cfg.partition, f, chunk, &mut rng)
+                .double_value(&[])
+                * chunk.len() as f64;
+            count += chunk.len() as f64;
+        }
+    });
+    total / count.max(1.0)
+}
+
+/// Splits sample indices into (train, validation) with a seeded shuffle.
+fn split_validation(n: usize, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(seed, 4, 0)));
+    let mut n_val = (n as f64 * fraction).round() as usize;
+    if fraction > 0.0 && n_val == 0 && n >= 2 {
+        n_val = 1;
+    }
+    n_val = n_val.min(n.saturating_sub(1));
+    let val = idx.split_off(n - n_val);
+    (idx, val)
+}
+
+fn append_metrics(path: &Path, value: serde_json::Value) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("{}: cannot append", path.display()))?;
+    writeln!(f, "{value}")?;
+    Ok(())
+}
+
+/// Keeps the metrics of steps up to `step` (a resumed run rewrites what came after).
+fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                .is_some_and(|s| s as usize <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    crate::atomic::write_bytes(path, kept.as_bytes())
+}
+
+/// Builds a network and its EMA copy on `device` with the seeded initialisation.
+pub fn build_model(cfg: &TrainConfig, channels: usize, device: Device) -> Result<(VarStore, UNet)> {
+    tch::manual_seed(mix_seed(cfg.seed, 5, 0) as i64);
+    let vs = VarStore::new(device);
+    let net = UNet::new(&vs.root(), channels as i64, &cfg.model)?;
+    Ok((vs, net))
+}
+
+/// Trains on `data` into `run_dir` (or continues the run there with `resume`).
+pub fn train(
+    data: &Path,
+    run_dir: &Path,
+    cfg: &TrainConfig,
+    resume: bool,
+    quiet: bool,
+) -> Result<TrainSummary> {
+    cfg.validate()?;
+    let run = RunDir(run_dir.to_path_buf());
+    if resume {
+        ensure!(
+            run.checkpoint().exists(),
+            "{}: no checkpoint to resume from",
+            run.checkpoint().display()
+        );
+    } else if run.checkpoint().exists() || run.model().exists() {
+        bail!("{}: already holds a trained run; pass --resume to continue it, or choose another --out", run_dir.display());
+    }
+    let set = FieldSet::load(data, Truth::Never)?;
+    let (train_idx, val_idx) = split_validation(set.n, cfg.val_fraction, cfg.seed);
+    let mut train_set = set.select(&train_idx);
+    let mut val_set = set.select(&val_idx);
+    let norm = if resume {
+        let info: RunInfo = serde_json::from_str(
+            &std::fs::read_to_string(run.info())
+                .with_context(|| format!("{}: cannot read", run.info().display()))?,
+        )
+        .with_context(|| format!("{}: corrupt run info", run.info().display()))?;
+        ensure!(info.dims == set.dims && info.n_train == train_idx.len(), "{}: the run was trained on {} fields of {:?}, this file gives {} of {:?}; resume with the same data", data.display(), info.n_train, info.dims, train_idx.len(), set.dims);
+        Normalizer::load(&run.norm())?
+    } else {
+        std::fs::create_dir_all(run_dir)
+            .with_context(|| format!("{}: cannot create run directory", run_dir.display()))?;
+        let norm = Normalizer::fit(&train_set);
+        norm.save(&run.norm())?;
+        cfg.save(&run.config())?;
+        let info = RunInfo {
+            lacuna_version: env!("CARGO_PKG_VERSION").into(),
+            data: data.display().to_string(),
+            n_train: train_idx.len(),
+            n_val: val_idx.len(),
+            dims: set.dims,
+            partition: cfg.partition.name().into(),
+        };
+        crate::atomic::write_bytes(&run.info(), serde_json::to_string_pretty(&info)?.as_bytes())?;
+        let _ = std::fs::remove_file(run.metrics());
+        norm
+    };
+    norm.apply(&mut train_set);
+    norm.apply(&mut val_set);
+
+    let device = open_device(&cfg.device)?;
+    let (vs, net) = build_model(cfg, set.dims.c, device)?;
+    let (ema_vs, ema_net) = build_model(cfg, set.dims.c, device)?;
+    let mut opt = AdamW::new(
+        &vs,
+        cfg.optim.beta1,
+        cfg.optim.beta2,
+        cfg.optim.weight_decay,
+    );
+    let ema = named_vars(&ema_vs);
+    let mut state = if resume {
+        let s = checkpoint::load(&run.checkpoint(), &mut opt, &ema)?;
+        truncate_metrics(&run.metrics(), s.step)?;
+        if !quiet {
+            eprintln!("resuming {} from step {}", run_dir.display(), s.step);
+        }
+        s
+    } else {
+        tch::no_grad(|| {
+            for ((_, e), (_, p)) in ema.iter().zip(&opt.params) {
+                e.shallow_clone().copy_(p);
+            }
+        });
+        LoopState {
+            step: 0,
+            lr: cfg.optim.lr,
+            best_val: None,
+            plateau_bad: 0,
+        }
+    };
+    ensure!(
+        state.step <= cfg.steps,
+        "the checkpoint is at step {}, beyond the requested {} steps",
+        state.step,
+        cfg.steps
+    );
+
+    let train_f = Fields::new(&train_set, device);
+    let val_f = (val_set.n > 0).then(|| Fields::new(&val_set, device));
+    let progress = Progress::new("train", state.step, cfg.steps, quiet);
+    let mut last_loss = f64::NAN;
+    let mut window = (0.0, 0usize);
+    let start_step = state.step;
+    let _ = ema_vs; // the EMA store owns the tensors in `ema`
+    while state.step < cfg.steps {
+        let step = state.step + 1;
+        let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(cfg.seed, 1, step as u64));
+        tch::manual_seed(mix_seed(cfg.seed, 6, step as u64) as i64);
+        let idx = batch_indices(cfg.seed, step, cfg.batch, train_set.n);
+        let lr = scheduled_lr(cfg, step, state.lr);
+        opt.zero_grad();
+        let loss = batch_loss(
+            &net,
+            &cfg.schedule,
+            &cfg.partition,
+            &train_f,
+            &idx,
+            &mut rng,
+        );
+        loss.backward();
+        let loss_v = loss.double_value(&[]);
+        if !loss_v.is_finite() {
+            bail!("training loss became {loss_v} at step {step}; the last checkpoint is kept. Lower optim.lr or check the data scale");
+        }
+        let grad_norm = opt.clip_grad_norm(cfg.optim.grad_clip);
+        opt.step(lr);
+        ema_update(&ema, &opt.params, cfg.ema_decay, step);
+        state.step = step;
+        last_loss = loss_v;
+        window.0 += loss_v;
+        window.1 += 1;
+
+        if step % cfg.log_every == 0 || step == cfg.steps {
+            let mean = window.0 / window.1 as f64;
+            append_metrics(
+                &run.metrics(),
+                serde_json::json!({"step": step, "loss": loss_v, "loss_mean": mean, "lr": lr, "grad_norm": grad_norm, "steps_per_s": progress.rate(step)}),
+            )?;
+            progress.update(step, &format!("loss {mean:.4}  lr {lr:.2e}"), true);
+            window = (0.0, 0);
+        } else {
+            progress.update(step, &format!("loss {loss_v:.4}"), false);
+        }
+        if let Some(vf) = &val_f {
+            if step % cfg.val_every == 0 || step == cfg.steps {
+                let v = validation_loss(&ema_net, cfg, vf);
+                let improved = state.best_val.is_none_or(|b| v < b * (1.0 - 1e-4));
+                if improved {
+                    state.best_val = Some(v);
+                    state.plateau_bad = 0;
+                } else {
+                    state.plateau_bad += 1;
+                    if cfg.optim.lr_schedule == LrSchedule::Plateau
+                        && state.plateau_bad > cfg.optim.plateau_patience
+                    {
+                        state.lr = (state.lr * cfg.optim.plateau_factor).max(cfg.optim.min_lr);
+                        state.plateau_bad = 0;
+                    }
+                }
+                append_metrics(
+                    &run.metrics(),
+                    serde_json::json!({"step": step, "val_loss": v, "best_val": state.best_val}),
+                )?;
+            }
+        }
+        if step % cfg.checkpoint_every == 0 || step == cfg.steps {
+            checkpoint::save_weights(&run.model(), &ema)?;
+            checkpoint::save(&run.checkpoint(), &opt, &ema, &state)?;
+        }
+    }
+    let seconds = progress.elapsed();
+    Ok(TrainSummary {
+        steps: state.step,
+        last_loss,
+        best_val: state.best_val,
+        seconds,
+        steps_per_s: (state.step - start_step) as f64 / seconds.max(1e-9),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cover_each_epoch_once() {
+        let n = 10;
+        let mut seen: Vec<usize> = (1..=5).flat_map(|s| batch_indices(7, s, 2, n)).collect();
+        seen.sort();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        assert_eq!(batch_indices(7, 3, 4, n), batch_indices(7, 3, 4, n));
+    }
+
+    #[test]
+    fn validation_split_is_disjoint_and_nonempty() {
+        let (t, v) = split_validation(20, 0.1, 1);
+        assert_eq!((t.len(), v.len()), (18, 2));
+        assert!(t.iter().all(|i| !v.contains(i)));
+        assert_eq!(split_validation(1, 0.1, 1).1.len(), 0);
+        assert_eq!(split_validation(3, 0.01, 1).1.len(), 1);
+    }
+
+    #[test]
+    fn cosine_schedule_warms_up_and_decays() {
+        let cfg = TrainConfig {
+            steps: 1000,
+            ..Default::default()
+        };
+        assert!(scheduled_lr(&cfg, 1, 0.0) < 1e-4);
+        assert!((scheduled_lr(&cfg, 100, 0.0) - 1e-3).abs() < 1e-9);
+        assert!((scheduled_lr(&cfg, 1000, 0.0) - 1e-5).abs() < 1e-9);
+    }
+}

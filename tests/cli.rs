@@ -1,0 +1,526 @@
+//! End-to-end tests through the `lacuna` binary: the CLI contract, bad inputs, the promise
+//! that training and imputation never read `truth`, resume and reproducibility.
+//! Tiny model and data so the suite stays fast on 2 cores.
+
+use lacuna::data::npy::{write_npz, Array, Npz};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const TINY: &str = r#"
+steps = 12
+batch = 4
+val_every = 6
+checkpoint_every = 6
+log_every = 1
+[model]
+channels = 8
+mults = [1, 2]
+res_blocks = 1
+attention = true
+heads = 2
+[optim]
+warmup = 2
+"#;
+
+fn lacuna(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_lacuna"))
+        .arg("--quiet")
+        .args(args)
+        .env("OMP_NUM_THREADS", "2")
+        .output()
+        .expect("run lacuna");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "lacuna panicked: {stderr}");
+    out
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = lacuna(args);
+    assert!(
+        out.status.success(),
+        "lacuna {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Runs a command that must fail; returns its one-line error.
+fn fails(args: &[&str]) -> String {
+    let out = lacuna(args);
+    assert!(!out.status.success(), "lacuna {args:?} should have failed");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.starts_with("error: "), "unexpected error output: {err}");
+    err
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join("tiny.toml"), TINY).unwrap();
+        ok(&[
+            "data",
+            "gen",
+            "grf",
+            "--out",
+            s(&root.join("train.npz")),
+            "--n",
+            "24",
+            "--size",
+            "12",
+            "--mask",
+            "pixel:0.3",
+        ]);
+        ok(&[
+            "data",
+            "gen",
+            "grf",
+            "--out",
+            s(&root.join("test.npz")),
+            "--n",
+            "5",
+            "--size",
+            "12",
+            "--seed",
+            "9",
+            "--mask",
+            "pixel:0.3",
+        ]);
+        Fixture { _dir: dir, root }
+    }
+    fn p(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+    fn train(&self, run: &str, extra: &[&str]) {
+        let (data, out, cfg) = (self.p("train.npz"), self.p(run), self.p("tiny.toml"));
+        let mut args = vec![
+            "train",
+            "--data",
+            s(&data),
+            "--out",
+            s(&out),
+            "--config",
+            s(&cfg),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args);
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn read(path: &Path, name: &str) -> Array {
+    Npz::open(path)
+        .unwrap()
+        .get(name)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{} lacks {name}", path.display()))
+}
+
+fn write(path: &Path, arrays: Vec<(&str, Array)>) {
+    write_npz(
+        path,
+        &arrays
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<BTreeMap<_, _>>(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn train_impute_eval_end_to_end() {
+    let f = Fixture::new();
+    f.train("run", &[]);
+    for file in [
+        "config.toml",
+        "norm.json",
+        "run.json",
+        "model.safetensors",
+        "checkpoint.safetensors",
+        "metrics.jsonl",
+    ] {
+        assert!(f.p("run").join(file).exists(), "run lacks {file}");
+    }
+    let metrics = std::fs::read_to_string(f.p("run/metrics.jsonl")).unwrap();
+    assert!(metrics.lines().any(|l| l.contains("val_loss")));
+
+    ok(&[
+        "impute",
+        "--run",
+        s(&f.p("run")),
+        "--data",
+        s(&f.p("test.npz")),
+        "--out",
+        s(&f.p("pred.npz")),
+        "--ensemble",
+        "3",
+    ]);
+    let mean = read(&f.p("pred.npz"), "mean");
+    assert_eq!(mean.shape, vec![5, 1, 12, 12]);
+    let (m, v) = (
+        read(&f.p("test.npz"), "mask").to_f32(),
+        read(&f.p("test.npz"), "values").to_f32(),
+    );
+    let mean = mean.to_f32();
+    for k in 0..m.len() {
+        assert!(mean[k].is_finite());
+        if m[k] != 0.0 {
+            assert_eq!(mean[k], v[k], "observation not pasted back");
+        }
+    }
+    let out = ok(&[
+        "eval",
+        "--pred",
+        s(&f.p("pred.npz")),
+        "--truth",
+        s(&f.p("test.npz")),
+    ]);
+    assert!(out.contains("MSE, missing entries"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.p("pred.eval.json")).unwrap()).unwrap();
+    assert!(json["mse_missing"].as_f64().unwrap() > 0.0);
+
+    // Multi-step sampler with posterior samples.
+    ok(&[
+        "impute",
+        "--run",
+        s(&f.p("run")),
+        "--data",
+        s(&f.p("test.npz")),
+        "--out",
+        s(&f.p("samples.npz")),
+        "--ensemble",
+        "2",
+        "--steps",
+        "4",
+        "--samples",
+        "3",
+    ]);
+    assert_eq!(
+        read(&f.p("samples.npz"), "samples").shape,
+        vec![5, 3, 1, 12, 12]
+    );
+    assert_eq!(read(&f.p("samples.npz"), "std").shape, vec![5, 1, 12, 12]);
+
+    // The oracle is an imputation file too.
+    let out = ok(&[
+        "data",
+        "krige",
+        "--data",
+        s(&f.p("test.npz")),
+        "--out",
+        s(&f.p("oracle.npz")),
+        "--size",
+        "12",
+    ]);
+    assert!(out.contains("Bayes MSE"), "{out}");
+    ok(&[
+        "eval",
+        "--pred",
+        s(&f.p("oracle.npz")),
+        "--truth",
+        s(&f.p("test.npz")),
+    ]);
+}
+
+#[test]
+fn train_and_impute_never_read_truth() {
+    let f = Fixture::new();
+    let (v, m) = (
+        read(&f.p("train.npz"), "values"),
+        read(&f.p("train.npz"), "mask"),
+    );
+    // Same observations; one file has no truth, the other a truth member that is not even an array.
+    write(
+        &f.p("no_truth.npz"),
+        vec![("values", v.clone()), ("mask", m.clone())],
+    );
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(f.p("poisoned.npz")).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, a) in [("values", &v), ("mask", &m)] {
+        zip.start_file(format!("{name}.npy"), opts).unwrap();
+        std::io::Write::write_all(&mut zip, &a.to_npy_bytes()).unwrap();
+    }
+    zip.start_file("truth.npy", opts).unwrap();
+    std::io::Write::write_all(&mut zip, b"reading this array is a bug").unwrap();
+    zip.finish().unwrap();
+    let e = fails(&["data", "info", s(&f.p("poisoned.npz"))]);
+    assert!(
+        e.contains("'truth'"),
+        "the poisoned truth should break any reader that touches it: {e}"
+    );
+
+    for (data, run, pred) in [
+        ("no_truth.npz", "run_a", "pred_a.npz"),
+        ("poisoned.npz", "run_b", "pred_b.npz"),
+    ] {
+        ok(&[
+            "train",
+            "--data",
+            s(&f.p(data)),
+            "--out",
+            s(&f.p(run)),
+            "--config",
+            s(&f.p("tiny.toml")),
+        ]);
+        ok(&[
+            "impute",
+            "--run",
+            s(&f.p(run)),
+            "--data",
+            s(&f.p(data)),
+            "--out",
+            s(&f.p(pred)),
+            "--ensemble",
+            "2",
+        ]);
+    }
+    assert_eq!(
+        read(&f.p("pred_a.npz"), "mean").to_f32(),
+        read(&f.p("pred_b.npz"), "mean").to_f32()
+    );
+}
+
+#[test]
+fn same_seed_gives_identical_runs_and_resume_continues_exactly() {
+    let f = Fixture::new();
+    f.train("full", &[]);
+    f.train("again", &[]);
+    let a = std::fs::read(f.p("full/model.safetensors")).unwrap();
+    assert_eq!(
+        a,
+        std::fs::read(f.p("again/model.safetensors")).unwrap(),
+        "same seed, different weights"
+    );
+
+    // Train 6 steps, then resume to 12: the losses after step 6 match the uninterrupted run.
+    // A constant learning rate, because the cosine schedule depends on the total step count.
+    std::fs::write(
+        f.p("constant.toml"),
+        format!("{TINY}lr_schedule = \"constant\"\n"),
+    )
+    .unwrap();
+    let train_with = |run: &str, steps: &str| {
+        ok(&[
+            "train",
+            "--data",
+            s(&f.p("train.npz")),
+            "--out",
+            s(&f.p(run)),
+            "--config",
+            s(&f.p("constant.toml")),
+            "--steps",
+            steps,
+        ]);
+    };
+    train_with("full_const", "12");
+    train_with("part", "6");
+    ok(&[
+        "train",
+        "--data",
+        s(&f.p("train.npz")),
+        "--out",
+        s(&f.p("part")),
+        "--resume",
+        "--steps",
+        "12",
+    ]);
+    let losses = |run: &str| -> Vec<String> {
+        std::fs::read_to_string(f.p(run).join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"loss\""))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{} {}", v["step"], v["loss"])
+            })
+            .collect()
+    };
+    assert_eq!(losses("part").len(), 12);
+    assert_eq!(losses("part"), losses("full_const"));
+    assert_eq!(
+        std::fs::read(f.p("part/model.safetensors")).unwrap(),
+        std::fs::read(f.p("full_const/model.safetensors")).unwrap()
+    );
+
+    ok(&[
+        "impute",
+        "--run",
+        s(&f.p("full")),
+        "--data",
+        s(&f.p("test.npz")),
+        "--out",
+        s(&f.p("p1.npz")),
+        "--seed",
+        "3",
+    ]);
+    ok(&[
+        "impute",
+        "--run",
+        s(&f.p("full")),
+        "--data",
+        s(&f.p("test.npz")),
+        "--out",
+        s(&f.p("p2.npz")),
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(
+        std::fs::read(f.p("p1.npz")).unwrap(),
+        std::fs::read(f.p("p2.npz")).unwrap()
+    );
+}
+
+#[test]
+fn bad_inputs_give_one_line_errors() {
+    let f = Fixture::new();
+    let train = |data: &Path| {
+        fails(&[
+            "train",
+            "--data",
+            s(data),
+            "--out",
+            s(&f.p("bad_run")),
+            "--config",
+            s(&f.p("tiny.toml")),
+        ])
+    };
+    let values = || Array::from_f32(vec![2, 1, 4, 4], &[1.0; 32]);
+
+    write(
+        &f.p("shape.npz"),
+        vec![("values", Array::from_f32(vec![32], &[1.0; 32]))],
+    );
+    assert!(train(&f.p("shape.npz")).contains("expected [N, C, H, W]"));
+
+    write(
+        &f.p("mismatch.npz"),
+        vec![
+            ("values", values()),
+            ("mask", Array::from_bool(vec![2, 1, 4, 5], &[1; 40])),
+        ],
+    );
+    assert!(train(&f.p("mismatch.npz")).contains("'mask' has shape"));
+
+    let mut nan = vec![1.0f32; 32];
+    nan[3] = f32::NAN;
+    write(
+        &f.p("nan.npz"),
+        vec![
+            ("values", Array::from_f32(vec![2, 1, 4, 4], &nan)),
+            ("mask", Array::from_bool(vec![2, 1, 4, 4], &[1; 32])),
+        ],
+    );
+    assert!(train(&f.p("nan.npz")).contains("non-finite entries inside the mask"));
+
+    write(
+        &f.p("empty.npz"),
+        vec![
+            ("values", values()),
+            ("mask", Array::from_bool(vec![2, 1, 4, 4], &[0; 32])),
+        ],
+    );
+    assert!(train(&f.p("empty.npz")).contains("observes nothing"));
+
+    std::fs::write(f.p("corrupt.npz"), b"PK\x03\x04 not really a zip").unwrap();
+    assert!(train(&f.p("corrupt.npz")).contains("corrupt.npz"));
+    assert!(train(&f.p("missing.npz")).contains("cannot open"));
+
+    // Missing and corrupt checkpoints.
+    f.train("run", &[]);
+    std::fs::remove_file(f.p("run/model.safetensors")).unwrap();
+    let impute = || {
+        fails(&[
+            "impute",
+            "--run",
+            s(&f.p("run")),
+            "--data",
+            s(&f.p("test.npz")),
+            "--out",
+            s(&f.p("x.npz")),
+        ])
+    };
+    assert!(impute().contains("model.safetensors: missing"));
+    std::fs::write(
+        f.p("run/model.safetensors"),
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}",
+    )
+    .unwrap();
+    assert!(impute().contains("corrupt or unreadable checkpoint"));
+    assert!(fails(&[
+        "impute",
+        "--run",
+        s(&f.p("nope")),
+        "--data",
+        s(&f.p("test.npz")),
+        "--out",
+        s(&f.p("x.npz"))
+    ])
+    .contains("no such run directory"));
+
+    // Training over an existing run, bad flags.
+    assert!(fails(&[
+        "train",
+        "--data",
+        s(&f.p("train.npz")),
+        "--out",
+        s(&f.p("run")),
+        "--config",
+        s(&f.p("tiny.toml"))
+    ])
+    .contains("--resume"));
+    assert!(fails(&[
+        "train",
+        "--data",
+        s(&f.p("train.npz")),
+        "--out",
+        s(&f.p("r2")),
+        "--context-ratio",
+        "1.5"
+    ])
+    .contains("context ratio"));
+    assert!(fails(&[
+        "train",
+        "--data",
+        s(&f.p("train.npz")),
+        "--out",
+        s(&f.p("r2")),
+        "--partition",
+        "block",
+        "--context-ratio",
+        "0.5"
+    ])
+    .contains("apply to --partition pixel"));
+    std::fs::write(f.p("badcfg.toml"), "stepz = 3").unwrap();
+    assert!(fails(&[
+        "train",
+        "--data",
+        s(&f.p("train.npz")),
+        "--out",
+        s(&f.p("r3")),
+        "--config",
+        s(&f.p("badcfg.toml"))
+    ])
+    .contains("badcfg.toml"));
+    assert!(fails(&[
+        "impute",
+        "--run",
+        s(&f.p("run")),
+        "--data",
+        s(&f.p("test.npz")),
+        "--out",
+        s(&f.p("x.npz")),
+        "--samples",
+        "2"
+    ])
+    .contains("--samples needs"));
+}
