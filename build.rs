@@ -10,11 +10,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         let lib = std::path::Path::new(&dir).join("lib");
-        let lib = if lib.is_dir() {
-            lib
-        } else {
-            std::path::PathBuf::from(&dir)
-        };
+        let lib = if lib.is_dir() { lib } else { std::path::PathBuf::from(&dir) };
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
         if lib.join("libtorch_cuda.so").exists() {
             println!("cargo:rustc-link-arg-bins=-Wl,--no-as-needed");

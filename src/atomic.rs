@@ -5,10 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
 }
 
@@ -18,18 +15,14 @@ where
     F: FnOnce(&mut File) -> Result<()>,
 {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create directory", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create directory", dir.display()))?;
     }
     let tmp = temp_path(path);
     let result = (|| {
-        let mut file =
-            File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+        let mut file = File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
         fill(&mut file).with_context(|| format!("{}: write failed", path.display()))?;
-        file.sync_all()
-            .with_context(|| format!("{}: sync failed", path.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("{}: cannot rename into place", path.display()))?;
+        file.sync_all().with_context(|| format!("{}: sync failed", path.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))?;
         Ok(())
     })();
     if result.is_err() {
@@ -53,15 +46,13 @@ where
     F: FnOnce(&Path) -> Result<()>,
 {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create directory", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create directory", dir.display()))?;
     }
     let tmp = temp_path(path);
     let result = (|| {
         write(&tmp)?;
         File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("{}: cannot rename into place", path.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))?;
         Ok(())
     })();
     if result.is_err() {

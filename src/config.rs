@@ -56,6 +56,8 @@ pub struct TrainConfig {
     pub steps: usize,
     pub batch: usize,
     pub seed: u64,
+    /// Training times are drawn as `t = t_eps + (1 − t_eps) U^p`; 1 = uniform.
+    pub time_power: f64,
     /// Decay of the exponential moving average of the weights used for inference; 0 disables.
     pub ema_decay: f64,
     /// Share of the training file held out for the validation loss.
@@ -77,6 +79,7 @@ impl Default for TrainConfig {
             steps: 2000,
             batch: 16,
             seed: 0,
+            time_power: 1.0,
             ema_decay: 0.999,
             val_fraction: 0.1,
             val_every: 250,
@@ -93,12 +96,9 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     pub fn load(path: &Path) -> Result<TrainConfig> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read config", path.display()))?;
-        let cfg: TrainConfig =
-            toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?;
-        cfg.validate()
-            .with_context(|| format!("{}: invalid config", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read config", path.display()))?;
+        let cfg: TrainConfig = toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?;
+        cfg.validate().with_context(|| format!("{}: invalid config", path.display()))?;
         Ok(cfg)
     }
 
@@ -109,22 +109,14 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         ensure!(self.steps >= 1, "steps must be at least 1");
         ensure!(self.batch >= 1, "batch must be at least 1");
-        ensure!(
-            (0.0..1.0).contains(&self.ema_decay),
-            "ema_decay must be in [0, 1)"
-        );
-        ensure!(
-            (0.0..1.0).contains(&self.val_fraction),
-            "val_fraction must be in [0, 1)"
-        );
+        ensure!(self.time_power > 0.0 && self.time_power.is_finite(), "time_power must be positive");
+        ensure!((0.0..1.0).contains(&self.ema_decay), "ema_decay must be in [0, 1)");
+        ensure!((0.0..1.0).contains(&self.val_fraction), "val_fraction must be in [0, 1)");
         ensure!(
             self.val_every >= 1 && self.checkpoint_every >= 1 && self.log_every >= 1,
             "val_every, checkpoint_every and log_every must be at least 1"
         );
-        ensure!(
-            self.optim.lr > 0.0 && self.optim.min_lr >= 0.0,
-            "lr must be positive"
-        );
+        ensure!(self.optim.lr > 0.0 && self.optim.min_lr >= 0.0, "lr must be positive");
         ensure!(
             (0.0..1.0).contains(&self.optim.beta1) && (0.0..1.0).contains(&self.optim.beta2),
             "Adam betas must be in [0, 1)"
@@ -151,8 +143,7 @@ mod tests {
         let text = toml::to_string_pretty(&c).unwrap();
         assert_eq!(toml::from_str::<TrainConfig>(&text).unwrap(), c);
         let partial: TrainConfig =
-            toml::from_str("steps = 5\n[partition]\nkind = \"block\"\ngrid = 3\ndrop = 1\n")
-                .unwrap();
+            toml::from_str("steps = 5\n[partition]\nkind = \"block\"\ngrid = 3\ndrop = 1\n").unwrap();
         assert_eq!(partial.steps, 5);
         assert_eq!(partial.partition, Partition::Block { grid: 3, drop: 1 });
         assert!(toml::from_str::<TrainConfig>("stepz = 5").is_err());

@@ -240,10 +240,7 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         None => {}
     }
     match &mut cfg.partition {
-        Partition::Pixel {
-            context_ratio,
-            query_ratio,
-        } => {
+        Partition::Pixel { context_ratio, query_ratio } => {
             if let Some(r) = a.context_ratio {
                 *context_ratio = r;
             }
@@ -266,11 +263,7 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
             }
         }
         Partition::MissDiff => {
-            if a.context_ratio.is_some()
-                || a.query_ratio.is_some()
-                || a.grid.is_some()
-                || a.drop_blocks.is_some()
-            {
+            if a.context_ratio.is_some() || a.query_ratio.is_some() || a.grid.is_some() || a.drop_blocks.is_some() {
                 bail!("--partition missdiff takes no partition parameters");
             }
         }
@@ -316,10 +309,7 @@ fn run_train(a: &TrainArgs, quiet: bool) -> Result<()> {
         train_config(a)?
     };
     let s = train::train(&a.data, &a.out, &cfg, a.resume, quiet)?;
-    let val = s
-        .best_val
-        .map(|v| format!(", best validation loss {v:.5}"))
-        .unwrap_or_default();
+    let val = s.best_val.map(|v| format!(", best validation loss {v:.5}")).unwrap_or_default();
     println!(
         "trained {} steps in {:.1}s ({:.2} steps/s): last loss {:.5}{val}; run in {}",
         s.steps,
@@ -354,28 +344,16 @@ fn run_impute(a: &ImputeArgs, quiet: bool) -> Result<()> {
 
 fn print_metrics(m: &eval::Metrics) {
     println!("MSE, whole field (observations pasted): {:.6}", m.mse_field);
-    println!(
-        "MSE, missing entries:                   {:.6}",
-        m.mse_missing
-    );
-    println!(
-        "relative L2, missing entries:           {:.4}",
-        m.rel_l2_missing
-    );
-    println!(
-        "MSE / variance, missing entries:        {:.4}",
-        m.nmse_missing
-    );
+    println!("MSE, missing entries:                   {:.6}", m.mse_missing);
+    println!("relative L2, missing entries:           {:.4}", m.rel_l2_missing);
+    println!("MSE / variance, missing entries:        {:.4}", m.nmse_missing);
     println!("missing entries: {} of {}", m.missing_entries, m.entries);
 }
 
 fn run_eval(a: &EvalArgs) -> Result<()> {
     let m = eval::eval_files(&a.pred, &a.truth)?;
     print_metrics(&m);
-    let json = a
-        .json
-        .clone()
-        .unwrap_or_else(|| a.pred.with_extension("eval.json"));
+    let json = a.json.clone().unwrap_or_else(|| a.pred.with_extension("eval.json"));
     lacuna::atomic::write_bytes(&json, serde_json::to_string_pretty(&m)?.as_bytes())?;
     println!("metrics written to {}", json.display());
     Ok(())
@@ -393,23 +371,19 @@ fn run_demo(a: &DemoArgs, quiet: bool) -> Result<()> {
         compare: a.compare,
     };
     let rows = demo::demo(&a.out, &opts, quiet)?;
-    println!("\nGaussian random fields {0}×{0}, observed {1:?}; {2} test fields, scored on the missing entries:\n", a.size, a.mask, a.test_fields);
+    println!(
+        "\nGaussian random fields {0}×{0}, observed {1:?}; {2} test fields, scored on the missing entries:\n",
+        a.size, a.mask, a.test_fields
+    );
     println!("| method | MSE missing | MSE / prior variance | whole-field MSE | train s |");
     println!("|---|---|---|---|---|");
     for r in &rows {
         println!(
             "| {} | {:.4} | {:.3} | {:.4} | {:.0} |",
-            r.method,
-            r.metrics.mse_missing,
-            r.metrics.nmse_missing,
-            r.metrics.mse_field,
-            r.train_seconds
+            r.method, r.metrics.mse_missing, r.metrics.nmse_missing, r.metrics.mse_field, r.train_seconds
         );
     }
-    lacuna::atomic::write_bytes(
-        &a.out.join("demo.json"),
-        serde_json::to_string_pretty(&rows)?.as_bytes(),
-    )?;
+    lacuna::atomic::write_bytes(&a.out.join("demo.json"), serde_json::to_string_pretty(&rows)?.as_bytes())?;
     println!("\nfiles in {}", a.out.display());
     Ok(())
 }
@@ -435,59 +409,35 @@ fn run_data(c: &DataCommand) -> Result<()> {
         }
         DataCommand::Info { file } => {
             let set = FieldSet::load(file, Truth::IfPresent)?;
-            println!(
-                "{}: {} fields, {} channel(s), {}×{}",
-                file.display(),
-                set.n,
-                set.dims.c,
-                set.dims.h,
-                set.dims.w
-            );
+            println!("{}: {} fields, {} channel(s), {}×{}", file.display(), set.n, set.dims.c, set.dims.h, set.dims.w);
             println!("observed fraction: {:.4}", set.observed_fraction());
-            let obs: Vec<f64> = set
-                .values
-                .iter()
-                .zip(&set.mask)
-                .filter(|(_, &m)| m != 0)
-                .map(|(&v, _)| v as f64)
-                .collect();
+            let obs: Vec<f64> =
+                set.values.iter().zip(&set.mask).filter(|(_, &m)| m != 0).map(|(&v, _)| v as f64).collect();
             let mean = obs.iter().sum::<f64>() / obs.len().max(1) as f64;
             let var = obs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / obs.len().max(1) as f64;
-            let (lo, hi) = obs
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                    (a.min(v), b.max(v))
-                });
-            println!(
-                "observed values: mean {mean:.4}, std {:.4}, min {lo:.4}, max {hi:.4}",
-                var.sqrt()
-            );
-            println!(
-                "truth: {}",
-                if set.truth.is_some() {
-                    "present"
-                } else {
-                    "absent"
-                }
-            );
+            let (lo, hi) = obs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            println!("observed values: mean {mean:.4}, std {:.4}, min {lo:.4}, max {hi:.4}", var.sqrt());
+            println!("truth: {}", if set.truth.is_some() { "present" } else { "absent" });
         }
         DataCommand::Krige(a) => {
             let spec = a.grf.spec()?;
             let set = FieldSet::load(&a.data, Truth::Never)?;
             if set.dims.c != 1 || set.dims.h != spec.size || set.dims.w != spec.size {
-                bail!("{}: fields are {}×{}×{}, the GRF is 1×{}×{}; pass the --size it was generated with", a.data.display(), set.dims.c, set.dims.h, set.dims.w, spec.size, spec.size);
+                bail!(
+                    "{}: fields are {}×{}×{}, the GRF is 1×{}×{}; pass the --size it was generated with",
+                    a.data.display(),
+                    set.dims.c,
+                    set.dims.h,
+                    set.dims.w,
+                    spec.size,
+                    spec.size
+                );
             }
             let (mean, bayes) = grf_oracle(&spec, &set)?;
             let shape = vec![set.n, 1, spec.size, spec.size];
             let mut arrays = std::collections::BTreeMap::new();
-            arrays.insert(
-                "mean".to_string(),
-                lacuna::data::npy::Array::from_f32(shape.clone(), &mean),
-            );
-            arrays.insert(
-                "mask".to_string(),
-                lacuna::data::npy::Array::from_bool(shape, &set.mask),
-            );
+            arrays.insert("mean".to_string(), lacuna::data::npy::Array::from_f32(shape.clone(), &mean));
+            arrays.insert("mask".to_string(), lacuna::data::npy::Array::from_bool(shape, &set.mask));
             lacuna::data::npy::write_npz(&a.out, &arrays)?;
             println!("Bayes MSE on missing entries (mean posterior variance): {bayes:.6}");
             println!("posterior means written to {}", a.out.display());
@@ -498,13 +448,24 @@ fn run_data(c: &DataCommand) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
+    // libtorch failures arrive as panics and are turned into errors where they happen; keep the
+    // default hook from printing them, and report any other panic as one line too.
+    std::panic::set_hook(Box::new(|_| {}));
+    let caught = std::panic::catch_unwind(|| match &cli.command {
         Command::Train(a) => run_train(a, cli.quiet),
         Command::Impute(a) => run_impute(a, cli.quiet),
         Command::Eval(a) => run_eval(a),
         Command::Demo(a) => run_demo(a, cli.quiet),
         Command::Data(c) => run_data(c),
-    };
+    });
+    let result = caught.unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(anyhow::anyhow!("internal error (please report): {}", msg.lines().next().unwrap_or("")))
+    });
     match result.context("lacuna") {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -521,10 +482,6 @@ trait Chain {
 impl Chain for anyhow::Error {
     fn root_cause_chain(&self) -> String {
         // Skip the outer "lacuna" context; one line, most specific last.
-        self.chain()
-            .skip(1)
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-            .join(": ")
+        self.chain().skip(1).map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
     }
 }

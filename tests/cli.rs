@@ -31,17 +31,13 @@ fn lacuna(args: &[&str]) -> Output {
         .output()
         .expect("run lacuna");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "lacuna panicked: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("internal error"), "lacuna panicked: {stderr}");
     out
 }
 
 fn ok(args: &[&str]) -> String {
     let out = lacuna(args);
-    assert!(
-        out.status.success(),
-        "lacuna {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "lacuna {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
@@ -99,15 +95,7 @@ impl Fixture {
     }
     fn train(&self, run: &str, extra: &[&str]) {
         let (data, out, cfg) = (self.p("train.npz"), self.p(run), self.p("tiny.toml"));
-        let mut args = vec![
-            "train",
-            "--data",
-            s(&data),
-            "--out",
-            s(&out),
-            "--config",
-            s(&cfg),
-        ];
+        let mut args = vec!["train", "--data", s(&data), "--out", s(&out), "--config", s(&cfg)];
         args.extend_from_slice(extra);
         ok(&args);
     }
@@ -118,36 +106,19 @@ fn s(p: &Path) -> &str {
 }
 
 fn read(path: &Path, name: &str) -> Array {
-    Npz::open(path)
-        .unwrap()
-        .get(name)
-        .unwrap()
-        .unwrap_or_else(|| panic!("{} lacks {name}", path.display()))
+    Npz::open(path).unwrap().get(name).unwrap().unwrap_or_else(|| panic!("{} lacks {name}", path.display()))
 }
 
 fn write(path: &Path, arrays: Vec<(&str, Array)>) {
-    write_npz(
-        path,
-        &arrays
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect::<BTreeMap<_, _>>(),
-    )
-    .unwrap();
+    write_npz(path, &arrays.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>()).unwrap();
 }
 
 #[test]
 fn train_impute_eval_end_to_end() {
     let f = Fixture::new();
     f.train("run", &[]);
-    for file in [
-        "config.toml",
-        "norm.json",
-        "run.json",
-        "model.safetensors",
-        "checkpoint.safetensors",
-        "metrics.jsonl",
-    ] {
+    for file in ["config.toml", "norm.json", "run.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl"]
+    {
         assert!(f.p("run").join(file).exists(), "run lacks {file}");
     }
     let metrics = std::fs::read_to_string(f.p("run/metrics.jsonl")).unwrap();
@@ -166,10 +137,7 @@ fn train_impute_eval_end_to_end() {
     ]);
     let mean = read(&f.p("pred.npz"), "mean");
     assert_eq!(mean.shape, vec![5, 1, 12, 12]);
-    let (m, v) = (
-        read(&f.p("test.npz"), "mask").to_f32(),
-        read(&f.p("test.npz"), "values").to_f32(),
-    );
+    let (m, v) = (read(&f.p("test.npz"), "mask").to_f32(), read(&f.p("test.npz"), "values").to_f32());
     let mean = mean.to_f32();
     for k in 0..m.len() {
         assert!(mean[k].is_finite());
@@ -177,13 +145,7 @@ fn train_impute_eval_end_to_end() {
             assert_eq!(mean[k], v[k], "observation not pasted back");
         }
     }
-    let out = ok(&[
-        "eval",
-        "--pred",
-        s(&f.p("pred.npz")),
-        "--truth",
-        s(&f.p("test.npz")),
-    ]);
+    let out = ok(&["eval", "--pred", s(&f.p("pred.npz")), "--truth", s(&f.p("test.npz"))]);
     assert!(out.contains("MSE, missing entries"), "{out}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(f.p("pred.eval.json")).unwrap()).unwrap();
@@ -205,45 +167,21 @@ fn train_impute_eval_end_to_end() {
         "--samples",
         "3",
     ]);
-    assert_eq!(
-        read(&f.p("samples.npz"), "samples").shape,
-        vec![5, 3, 1, 12, 12]
-    );
+    assert_eq!(read(&f.p("samples.npz"), "samples").shape, vec![5, 3, 1, 12, 12]);
     assert_eq!(read(&f.p("samples.npz"), "std").shape, vec![5, 1, 12, 12]);
 
     // The oracle is an imputation file too.
-    let out = ok(&[
-        "data",
-        "krige",
-        "--data",
-        s(&f.p("test.npz")),
-        "--out",
-        s(&f.p("oracle.npz")),
-        "--size",
-        "12",
-    ]);
+    let out = ok(&["data", "krige", "--data", s(&f.p("test.npz")), "--out", s(&f.p("oracle.npz")), "--size", "12"]);
     assert!(out.contains("Bayes MSE"), "{out}");
-    ok(&[
-        "eval",
-        "--pred",
-        s(&f.p("oracle.npz")),
-        "--truth",
-        s(&f.p("test.npz")),
-    ]);
+    ok(&["eval", "--pred", s(&f.p("oracle.npz")), "--truth", s(&f.p("test.npz"))]);
 }
 
 #[test]
 fn train_and_impute_never_read_truth() {
     let f = Fixture::new();
-    let (v, m) = (
-        read(&f.p("train.npz"), "values"),
-        read(&f.p("train.npz"), "mask"),
-    );
+    let (v, m) = (read(&f.p("train.npz"), "values"), read(&f.p("train.npz"), "mask"));
     // Same observations; one file has no truth, the other a truth member that is not even an array.
-    write(
-        &f.p("no_truth.npz"),
-        vec![("values", v.clone()), ("mask", m.clone())],
-    );
+    write(&f.p("no_truth.npz"), vec![("values", v.clone()), ("mask", m.clone())]);
     let mut zip = zip::ZipWriter::new(std::fs::File::create(f.p("poisoned.npz")).unwrap());
     let opts = zip::write::SimpleFileOptions::default();
     for (name, a) in [("values", &v), ("mask", &m)] {
@@ -254,40 +192,13 @@ fn train_and_impute_never_read_truth() {
     std::io::Write::write_all(&mut zip, b"reading this array is a bug").unwrap();
     zip.finish().unwrap();
     let e = fails(&["data", "info", s(&f.p("poisoned.npz"))]);
-    assert!(
-        e.contains("'truth'"),
-        "the poisoned truth should break any reader that touches it: {e}"
-    );
+    assert!(e.contains("'truth'"), "the poisoned truth should break any reader that touches it: {e}");
 
-    for (data, run, pred) in [
-        ("no_truth.npz", "run_a", "pred_a.npz"),
-        ("poisoned.npz", "run_b", "pred_b.npz"),
-    ] {
-        ok(&[
-            "train",
-            "--data",
-            s(&f.p(data)),
-            "--out",
-            s(&f.p(run)),
-            "--config",
-            s(&f.p("tiny.toml")),
-        ]);
-        ok(&[
-            "impute",
-            "--run",
-            s(&f.p(run)),
-            "--data",
-            s(&f.p(data)),
-            "--out",
-            s(&f.p(pred)),
-            "--ensemble",
-            "2",
-        ]);
+    for (data, run, pred) in [("no_truth.npz", "run_a", "pred_a.npz"), ("poisoned.npz", "run_b", "pred_b.npz")] {
+        ok(&["train", "--data", s(&f.p(data)), "--out", s(&f.p(run)), "--config", s(&f.p("tiny.toml"))]);
+        ok(&["impute", "--run", s(&f.p(run)), "--data", s(&f.p(data)), "--out", s(&f.p(pred)), "--ensemble", "2"]);
     }
-    assert_eq!(
-        read(&f.p("pred_a.npz"), "mean").to_f32(),
-        read(&f.p("pred_b.npz"), "mean").to_f32()
-    );
+    assert_eq!(read(&f.p("pred_a.npz"), "mean").to_f32(), read(&f.p("pred_b.npz"), "mean").to_f32());
 }
 
 #[test]
@@ -296,19 +207,11 @@ fn same_seed_gives_identical_runs_and_resume_continues_exactly() {
     f.train("full", &[]);
     f.train("again", &[]);
     let a = std::fs::read(f.p("full/model.safetensors")).unwrap();
-    assert_eq!(
-        a,
-        std::fs::read(f.p("again/model.safetensors")).unwrap(),
-        "same seed, different weights"
-    );
+    assert_eq!(a, std::fs::read(f.p("again/model.safetensors")).unwrap(), "same seed, different weights");
 
     // Train 6 steps, then resume to 12: the losses after step 6 match the uninterrupted run.
     // A constant learning rate, because the cosine schedule depends on the total step count.
-    std::fs::write(
-        f.p("constant.toml"),
-        format!("{TINY}lr_schedule = \"constant\"\n"),
-    )
-    .unwrap();
+    std::fs::write(f.p("constant.toml"), format!("{TINY}lr_schedule = \"constant\"\n")).unwrap();
     let train_with = |run: &str, steps: &str| {
         ok(&[
             "train",
@@ -324,16 +227,7 @@ fn same_seed_gives_identical_runs_and_resume_continues_exactly() {
     };
     train_with("full_const", "12");
     train_with("part", "6");
-    ok(&[
-        "train",
-        "--data",
-        s(&f.p("train.npz")),
-        "--out",
-        s(&f.p("part")),
-        "--resume",
-        "--steps",
-        "12",
-    ]);
+    ok(&["train", "--data", s(&f.p("train.npz")), "--out", s(&f.p("part")), "--resume", "--steps", "12"]);
     let losses = |run: &str| -> Vec<String> {
         std::fs::read_to_string(f.p(run).join("metrics.jsonl"))
             .unwrap()
@@ -352,63 +246,23 @@ fn same_seed_gives_identical_runs_and_resume_continues_exactly() {
         std::fs::read(f.p("full_const/model.safetensors")).unwrap()
     );
 
-    ok(&[
-        "impute",
-        "--run",
-        s(&f.p("full")),
-        "--data",
-        s(&f.p("test.npz")),
-        "--out",
-        s(&f.p("p1.npz")),
-        "--seed",
-        "3",
-    ]);
-    ok(&[
-        "impute",
-        "--run",
-        s(&f.p("full")),
-        "--data",
-        s(&f.p("test.npz")),
-        "--out",
-        s(&f.p("p2.npz")),
-        "--seed",
-        "3",
-    ]);
-    assert_eq!(
-        std::fs::read(f.p("p1.npz")).unwrap(),
-        std::fs::read(f.p("p2.npz")).unwrap()
-    );
+    ok(&["impute", "--run", s(&f.p("full")), "--data", s(&f.p("test.npz")), "--out", s(&f.p("p1.npz")), "--seed", "3"]);
+    ok(&["impute", "--run", s(&f.p("full")), "--data", s(&f.p("test.npz")), "--out", s(&f.p("p2.npz")), "--seed", "3"]);
+    assert_eq!(std::fs::read(f.p("p1.npz")).unwrap(), std::fs::read(f.p("p2.npz")).unwrap());
 }
 
 #[test]
 fn bad_inputs_give_one_line_errors() {
     let f = Fixture::new();
     let train = |data: &Path| {
-        fails(&[
-            "train",
-            "--data",
-            s(data),
-            "--out",
-            s(&f.p("bad_run")),
-            "--config",
-            s(&f.p("tiny.toml")),
-        ])
+        fails(&["train", "--data", s(data), "--out", s(&f.p("bad_run")), "--config", s(&f.p("tiny.toml"))])
     };
     let values = || Array::from_f32(vec![2, 1, 4, 4], &[1.0; 32]);
 
-    write(
-        &f.p("shape.npz"),
-        vec![("values", Array::from_f32(vec![32], &[1.0; 32]))],
-    );
+    write(&f.p("shape.npz"), vec![("values", Array::from_f32(vec![32], &[1.0; 32]))]);
     assert!(train(&f.p("shape.npz")).contains("expected [N, C, H, W]"));
 
-    write(
-        &f.p("mismatch.npz"),
-        vec![
-            ("values", values()),
-            ("mask", Array::from_bool(vec![2, 1, 4, 5], &[1; 40])),
-        ],
-    );
+    write(&f.p("mismatch.npz"), vec![("values", values()), ("mask", Array::from_bool(vec![2, 1, 4, 5], &[1; 40]))]);
     assert!(train(&f.p("mismatch.npz")).contains("'mask' has shape"));
 
     let mut nan = vec![1.0f32; 32];
@@ -422,13 +276,7 @@ fn bad_inputs_give_one_line_errors() {
     );
     assert!(train(&f.p("nan.npz")).contains("non-finite entries inside the mask"));
 
-    write(
-        &f.p("empty.npz"),
-        vec![
-            ("values", values()),
-            ("mask", Array::from_bool(vec![2, 1, 4, 4], &[0; 32])),
-        ],
-    );
+    write(&f.p("empty.npz"), vec![("values", values()), ("mask", Array::from_bool(vec![2, 1, 4, 4], &[0; 32]))]);
     assert!(train(&f.p("empty.npz")).contains("observes nothing"));
 
     std::fs::write(f.p("corrupt.npz"), b"PK\x03\x04 not really a zip").unwrap();
@@ -438,34 +286,13 @@ fn bad_inputs_give_one_line_errors() {
     // Missing and corrupt checkpoints.
     f.train("run", &[]);
     std::fs::remove_file(f.p("run/model.safetensors")).unwrap();
-    let impute = || {
-        fails(&[
-            "impute",
-            "--run",
-            s(&f.p("run")),
-            "--data",
-            s(&f.p("test.npz")),
-            "--out",
-            s(&f.p("x.npz")),
-        ])
-    };
+    let impute =
+        || fails(&["impute", "--run", s(&f.p("run")), "--data", s(&f.p("test.npz")), "--out", s(&f.p("x.npz"))]);
     assert!(impute().contains("model.safetensors: missing"));
-    std::fs::write(
-        f.p("run/model.safetensors"),
-        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}",
-    )
-    .unwrap();
+    std::fs::write(f.p("run/model.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
     assert!(impute().contains("corrupt or unreadable checkpoint"));
-    assert!(fails(&[
-        "impute",
-        "--run",
-        s(&f.p("nope")),
-        "--data",
-        s(&f.p("test.npz")),
-        "--out",
-        s(&f.p("x.npz"))
-    ])
-    .contains("no such run directory"));
+    assert!(fails(&["impute", "--run", s(&f.p("nope")), "--data", s(&f.p("test.npz")), "--out", s(&f.p("x.npz"))])
+        .contains("no such run directory"));
 
     // Training over an existing run, bad flags.
     assert!(fails(&[
@@ -478,16 +305,8 @@ fn bad_inputs_give_one_line_errors() {
         s(&f.p("tiny.toml"))
     ])
     .contains("--resume"));
-    assert!(fails(&[
-        "train",
-        "--data",
-        s(&f.p("train.npz")),
-        "--out",
-        s(&f.p("r2")),
-        "--context-ratio",
-        "1.5"
-    ])
-    .contains("context ratio"));
+    assert!(fails(&["train", "--data", s(&f.p("train.npz")), "--out", s(&f.p("r2")), "--context-ratio", "1.5"])
+        .contains("context ratio"));
     assert!(fails(&[
         "train",
         "--data",
@@ -523,4 +342,65 @@ fn bad_inputs_give_one_line_errors() {
         "2"
     ])
     .contains("--samples needs"));
+}
+
+#[test]
+fn killed_training_resumes_from_its_last_checkpoint() {
+    let f = Fixture::new();
+    // Many short steps with frequent checkpoints, constant LR so the schedule does not depend on
+    // where the run stops; the uninterrupted run is the reference.
+    let cfg = TINY
+        .replace("steps = 12", "steps = 400")
+        .replace("checkpoint_every = 6", "checkpoint_every = 3")
+        .replace("val_every = 6", "val_every = 1000");
+    std::fs::write(f.p("long.toml"), format!("{cfg}lr_schedule = \"constant\"\n")).unwrap();
+    let args = |run: &str| {
+        vec![
+            "--quiet".to_string(),
+            "train".into(),
+            "--data".into(),
+            s(&f.p("train.npz")).into(),
+            "--out".into(),
+            s(&f.p(run)).into(),
+            "--config".into(),
+            s(&f.p("long.toml")).into(),
+        ]
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lacuna")).args(args("killed")).spawn().unwrap();
+    // Wait for a few checkpoints, then SIGKILL mid-run.
+    let ckpt = f.p("killed/checkpoint.safetensors");
+    let start = std::time::Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(f.p("killed/metrics.jsonl")).map(|t| t.lines().count()).unwrap_or(0);
+        if ckpt.exists() && lines >= 10 {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 120, "training made no progress");
+        assert!(child.try_wait().unwrap().is_none(), "training ended before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    let out = lacuna(&["train", "--data", s(&f.p("train.npz")), "--out", s(&f.p("killed")), "--resume"]);
+    assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = lacuna(&args("whole").iter().skip(1).map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success());
+    let losses = |run: &str| -> Vec<(u64, String)> {
+        std::fs::read_to_string(f.p(run).join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"loss\""))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["step"].as_u64().unwrap(), v["loss"].to_string())
+            })
+            .collect()
+    };
+    let (killed, whole) = (losses("killed"), losses("whole"));
+    assert_eq!(killed.len(), 400, "every step logged exactly once after the resume");
+    assert_eq!(killed, whole, "the resumed run diverged from the uninterrupted one");
+    assert_eq!(
+        std::fs::read(f.p("killed/model.safetensors")).unwrap(),
+        std::fs::read(f.p("whole/model.safetensors")).unwrap()
+    );
 }

@@ -6,7 +6,7 @@
 //!
 //! In memory the mask is always expanded to `[N, C, H, W]` and unobserved values are 0.
 
-use super::npy::{Array, Npz};
+use super::npy::{Array, ArrayReader, Dtype, Npz};
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -55,133 +55,56 @@ pub struct FieldSet {
 
 impl FieldSet {
     /// Builds a set, checking the contract. `values` may hold anything outside `mask`.
-    pub fn new(
-        n: usize,
-        dims: Dims,
-        mut values: Vec<f32>,
-        mask: Vec<u8>,
-        truth: Option<Vec<f32>>,
-    ) -> Result<FieldSet> {
+    pub fn new(n: usize, dims: Dims, mut values: Vec<f32>, mask: Vec<u8>, truth: Option<Vec<f32>>) -> Result<FieldSet> {
         let len = n * dims.len();
-        ensure!(
-            values.len() == len && mask.len() == len,
-            "values/mask length does not match [N, C, H, W]"
-        );
+        ensure!(values.len() == len && mask.len() == len, "values/mask length does not match [N, C, H, W]");
         for (v, &m) in values.iter_mut().zip(&mask) {
             if m == 0 {
                 *v = 0.0;
             }
         }
-        Ok(FieldSet {
-            n,
-            dims,
-            values,
-            mask,
-            truth,
-        })
+        Ok(FieldSet { n, dims, values, mask, truth })
     }
 
     /// Loads and validates an `.npz` file (see the module doc for the contract).
     pub fn load(path: &Path, truth: Truth) -> Result<FieldSet> {
-        let file = path.display().to_string();
-        let mut npz = Npz::open(path)?;
-        let values = npz.get("values")?.with_context(|| {
-            format!(
-                "{file}: no 'values' array (found: {})",
-                npz.names().join(", ")
-            )
-        })?;
-        ensure!(
-            values.dtype.is_float(),
-            "{file}: array 'values' has dtype {}, expected a float type",
-            values.dtype.name()
-        );
-        let (n, dims) = match values.shape[..] {
-            [n, c, h, w] => (n, Dims { c, h, w }),
-            [n, h, w] => (n, Dims { c: 1, h, w }),
-            _ => bail!("{file}: array 'values' has shape {:?}, expected [N, C, H, W] (or [N, H, W] for one channel)", values.shape),
-        };
-        ensure!(
-            n > 0 && !dims.is_empty(),
-            "{file}: array 'values' is empty (shape {:?})",
-            values.shape
-        );
-        let raw = values.to_f32();
-
-        let mask = match npz.get("mask")? {
-            Some(m) => expand_mask(&file, &m, n, dims)?,
-            None => raw.iter().map(|v| u8::from(v.is_finite())).collect(),
-        };
-        let len = dims.len();
-        for (i, (v, &m)) in raw.iter().zip(&mask).enumerate() {
-            if m != 0 && !v.is_finite() {
-                let bad = raw
-                    .iter()
-                    .zip(&mask)
-                    .filter(|(v, &m)| m != 0 && !v.is_finite())
-                    .count();
-                bail!(
-                    "{file}: array 'values' has {bad} non-finite entries inside the mask (first: sample {}, flat index {}); mark them unobserved in 'mask' or fix them",
-                    i / len,
-                    i % len
+        let mut stream = FieldStream::open(path)?;
+        let n = stream.n;
+        let mut set = stream.next_chunk(n)?.context("empty field set")?;
+        if truth == Truth::IfPresent {
+            let file = path.display().to_string();
+            let mut npz = Npz::open(path)?;
+            if let Some(t) = npz.get("truth")? {
+                let len = set.dims.len();
+                ensure!(
+                    t.dtype.is_float(),
+                    "{file}: array 'truth' has dtype {}, expected a float type",
+                    t.dtype.name()
                 );
+                ensure!(
+                    t.numel() == n * len,
+                    "{file}: array 'truth' has shape {:?}, expected {:?}",
+                    t.shape,
+                    [n, set.dims.c, set.dims.h, set.dims.w]
+                );
+                let t = t.to_f32();
+                if let Some(i) = t.iter().position(|v| !v.is_finite()) {
+                    bail!("{file}: array 'truth' has a non-finite entry (sample {}, flat index {})", i / len, i % len);
+                }
+                set.truth = Some(t);
             }
         }
-        if mask.iter().all(|&m| m == 0) {
-            bail!("{file}: array 'mask' observes nothing; every sample is empty, so there is nothing to learn from or condition on");
-        }
-        if let Some(i) = (0..n).find(|&i| mask[i * len..(i + 1) * len].iter().all(|&m| m == 0)) {
-            let empty = (0..n)
-                .filter(|&i| mask[i * len..(i + 1) * len].iter().all(|&m| m == 0))
-                .count();
-            bail!("{file}: array 'mask': {empty} of {n} samples observe nothing (first: sample {i}); drop those samples from the file");
-        }
-
-        let truth = match truth {
-            Truth::Never => None,
-            Truth::IfPresent => match npz.get("truth")? {
-                None => None,
-                Some(t) => {
-                    ensure!(
-                        t.dtype.is_float(),
-                        "{file}: array 'truth' has dtype {}, expected a float type",
-                        t.dtype.name()
-                    );
-                    ensure!(
-                        t.numel() == n * len,
-                        "{file}: array 'truth' has shape {:?}, expected {:?}",
-                        t.shape,
-                        [n, dims.c, dims.h, dims.w]
-                    );
-                    let t = t.to_f32();
-                    if let Some(i) = t.iter().position(|v| !v.is_finite()) {
-                        bail!("{file}: array 'truth' has a non-finite entry (sample {}, flat index {})", i / len, i % len);
-                    }
-                    Some(t)
-                }
-            },
-        };
-        FieldSet::new(n, dims, raw, mask, truth)
+        Ok(set)
     }
 
     /// Writes `values` (NaN outside the mask), `mask` and, if present, `truth`.
     pub fn save(&self, path: &Path) -> Result<()> {
         let shape = vec![self.n, self.dims.c, self.dims.h, self.dims.w];
-        let values: Vec<f32> = self
-            .values
-            .iter()
-            .zip(&self.mask)
-            .map(|(&v, &m)| if m != 0 { v } else { f32::NAN })
-            .collect();
+        let values: Vec<f32> =
+            self.values.iter().zip(&self.mask).map(|(&v, &m)| if m != 0 { v } else { f32::NAN }).collect();
         let mut arrays = BTreeMap::new();
-        arrays.insert(
-            "values".to_string(),
-            Array::from_f32(shape.clone(), &values),
-        );
-        arrays.insert(
-            "mask".to_string(),
-            Array::from_bool(shape.clone(), &self.mask),
-        );
+        arrays.insert("values".to_string(), Array::from_f32(shape.clone(), &values));
+        arrays.insert("mask".to_string(), Array::from_bool(shape.clone(), &self.mask));
         if let Some(t) = &self.truth {
             arrays.insert("truth".to_string(), Array::from_f32(shape, t));
         }
@@ -191,19 +114,13 @@ impl FieldSet {
     /// The fields `idx` as a new set.
     pub fn select(&self, idx: &[usize]) -> FieldSet {
         let len = self.dims.len();
-        let gather = |v: &[f32]| {
-            idx.iter()
-                .flat_map(|&i| v[i * len..(i + 1) * len].iter().copied())
-                .collect::<Vec<_>>()
-        };
+        let gather =
+            |v: &[f32]| idx.iter().flat_map(|&i| v[i * len..(i + 1) * len].iter().copied()).collect::<Vec<_>>();
         FieldSet {
             n: idx.len(),
             dims: self.dims,
             values: gather(&self.values),
-            mask: idx
-                .iter()
-                .flat_map(|&i| self.mask[i * len..(i + 1) * len].iter().copied())
-                .collect(),
+            mask: idx.iter().flat_map(|&i| self.mask[i * len..(i + 1) * len].iter().copied()).collect(),
             truth: self.truth.as_ref().map(|t| gather(t)),
         }
     }
@@ -214,56 +131,132 @@ impl FieldSet {
     }
 }
 
-/// Checks a mask array and broadcasts `[N, 1, H, W]` to `[N, C, H, W]`.
-fn expand_mask(file: &str, m: &Array, n: usize, dims: Dims) -> Result<Vec<u8>> {
-    ensure!(
-        matches!(
-            m.dtype,
-            super::npy::Dtype::Bool
-                | super::npy::Dtype::U8
-                | super::npy::Dtype::I8
-                | super::npy::Dtype::I64
-                | super::npy::Dtype::I32
-        ) || m.dtype.is_float(),
-        "{file}: array 'mask' has dtype {}, expected bool or uint8",
-        m.dtype.name()
-    );
-    let per_channel = match m.shape[..] {
-        [mn, mc, mh, mw] if mn == n && mh == dims.h && mw == dims.w && (mc == 1 || mc == dims.c) => mc == dims.c,
-        [mn, mh, mw] if mn == n && mh == dims.h && mw == dims.w => false,
-        _ => bail!(
-            "{file}: array 'mask' has shape {:?}, but 'values' needs [{n}, 1, {}, {}] or [{n}, {}, {}, {}]",
-            m.shape,
-            dims.h,
-            dims.w,
-            dims.c,
-            dims.h,
-            dims.w
-        ),
-    };
-    let raw = m.to_f32();
-    if let Some(i) = raw.iter().position(|&v| v != 0.0 && v != 1.0) {
-        bail!(
-            "{file}: array 'mask' holds {} at flat index {i}; a mask must be 0/1 (or bool)",
-            raw[i]
+/// Reads a field file a chunk of fields at a time, validating each chunk, so files larger than
+/// memory can be imputed. `truth` is never opened.
+pub struct FieldStream {
+    file: String,
+    pub n: usize,
+    pub dims: Dims,
+    values: ArrayReader,
+    /// The mask reader and whether it has one plane per channel.
+    mask: Option<(ArrayReader, bool)>,
+    next: usize,
+}
+
+impl FieldStream {
+    pub fn open(path: &Path) -> Result<FieldStream> {
+        let file = path.display().to_string();
+        let mut npz = Npz::open(path)?;
+        let values = npz
+            .stream("values")?
+            .with_context(|| format!("{file}: no 'values' array (found: {})", npz.names().join(", ")))?;
+        ensure!(
+            values.dtype.is_float(),
+            "{file}: array 'values' has dtype {}, expected a float type",
+            values.dtype.name()
         );
+        let (n, dims) = match values.shape[..] {
+            [n, c, h, w] => (n, Dims { c, h, w }),
+            [n, h, w] => (n, Dims { c: 1, h, w }),
+            _ => bail!(
+                "{file}: array 'values' has shape {:?}, expected [N, C, H, W] (or [N, H, W] for one channel)",
+                values.shape
+            ),
+        };
+        ensure!(n > 0 && !dims.is_empty(), "{file}: array 'values' is empty (shape {:?})", values.shape);
+        let mask = match npz.stream("mask")? {
+            None => None,
+            Some(m) => {
+                ensure!(
+                    matches!(m.dtype, Dtype::Bool | Dtype::U8 | Dtype::I8 | Dtype::I32 | Dtype::I64)
+                        || m.dtype.is_float(),
+                    "{file}: array 'mask' has dtype {}, expected bool or uint8",
+                    m.dtype.name()
+                );
+                let per_channel = match m.shape[..] {
+                    [mn, mc, mh, mw] if mn == n && mh == dims.h && mw == dims.w && (mc == 1 || mc == dims.c) => {
+                        mc == dims.c && dims.c > 1
+                    }
+                    [mn, mh, mw] if mn == n && mh == dims.h && mw == dims.w => false,
+                    _ => bail!(
+                        "{file}: array 'mask' has shape {:?}, but 'values' needs [{n}, 1, {}, {}] or [{n}, {}, {}, {}]",
+                        m.shape,
+                        dims.h,
+                        dims.w,
+                        dims.c,
+                        dims.h,
+                        dims.w
+                    ),
+                };
+                Some((m, per_channel))
+            }
+        };
+        Ok(FieldStream { file, n, dims, values, mask, next: 0 })
     }
+
+    /// The next `k` fields (fewer at the end), validated; `None` when all were read.
+    pub fn next_chunk(&mut self, k: usize) -> Result<Option<FieldSet>> {
+        if self.next >= self.n {
+            return Ok(None);
+        }
+        let (file, dims, first) = (&self.file, self.dims, self.next);
+        let k = k.max(1).min(self.n - first);
+        let len = dims.len();
+        let raw = self.values.read_f32(k * len).with_context(|| format!("{file}: array 'values'"))?;
+        let mask = match &mut self.mask {
+            None => raw.iter().map(|v| u8::from(v.is_finite())).collect(),
+            Some((reader, per_channel)) => {
+                let planes = if *per_channel { dims.c } else { 1 };
+                let m = reader.read_f32(k * planes * dims.sites()).with_context(|| format!("{file}: array 'mask'"))?;
+                if let Some(i) = m.iter().position(|&v| v != 0.0 && v != 1.0) {
+                    bail!(
+                        "{file}: array 'mask' holds {} at sample {}; a mask must be 0/1 (or bool)",
+                        m[i],
+                        first + i / (planes * dims.sites())
+                    );
+                }
+                broadcast_mask(&m, k, dims, *per_channel)
+            }
+        };
+        for (i, (v, &m)) in raw.iter().zip(&mask).enumerate() {
+            if m != 0 && !v.is_finite() {
+                let bad = raw.iter().zip(&mask).filter(|(v, &m)| m != 0 && !v.is_finite()).count();
+                bail!(
+                    "{file}: array 'values' has {bad} non-finite entries inside the mask (first: sample {}, flat index {}); mark them unobserved in 'mask' or fix them",
+                    first + i / len,
+                    i % len
+                );
+            }
+        }
+        let empty: Vec<usize> = (0..k).filter(|&i| mask[i * len..(i + 1) * len].iter().all(|&m| m == 0)).collect();
+        if let Some(&i) = empty.first() {
+            bail!(
+                "{file}: array 'mask': sample {} observes nothing ({} such samples among fields {}..{}); there is nothing to learn from or condition on, drop those samples",
+                first + i,
+                empty.len(),
+                first,
+                first + k
+            );
+        }
+        self.next += k;
+        Ok(Some(FieldSet::new(k, dims, raw, mask, None)?))
+    }
+}
+
+/// Broadcasts a `[k, 1|C, H, W]` 0/1 mask to `[k, C, H, W]` bytes.
+fn broadcast_mask(m: &[f32], k: usize, dims: Dims, per_channel: bool) -> Vec<u8> {
     let sites = dims.sites();
-    let mut out = vec![0u8; n * dims.len()];
-    for s in 0..n {
+    let mut out = vec![0u8; k * dims.len()];
+    for s in 0..k {
         for c in 0..dims.c {
-            let src = if per_channel {
-                (s * dims.c + c) * sites
-            } else {
-                s * sites
-            };
+            let src = if per_channel { (s * dims.c + c) * sites } else { s * sites };
             let dst = (s * dims.c + c) * sites;
-            for k in 0..sites {
-                out[dst + k] = raw[src + k] as u8;
+            for j in 0..sites {
+                out[dst + j] = m[src + j] as u8;
             }
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -271,10 +264,7 @@ mod tests {
     use super::*;
 
     fn write(path: &Path, arrays: Vec<(&str, Array)>) {
-        let map = arrays
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
+        let map = arrays.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         super::super::npy::write_npz(path, &map).unwrap();
     }
 
@@ -282,13 +272,7 @@ mod tests {
     fn infers_mask_from_finite_values_and_broadcasts_channels() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.npz");
-        write(
-            &p,
-            vec![(
-                "values",
-                Array::from_f32(vec![1, 2, 1, 2], &[1.0, f32::NAN, 3.0, 4.0]),
-            )],
-        );
+        write(&p, vec![("values", Array::from_f32(vec![1, 2, 1, 2], &[1.0, f32::NAN, 3.0, 4.0]))]);
         let f = FieldSet::load(&p, Truth::Never).unwrap();
         assert_eq!(f.mask, vec![1, 0, 1, 1]);
         assert_eq!(f.values[1], 0.0);
@@ -296,10 +280,7 @@ mod tests {
         write(
             &p,
             vec![
-                (
-                    "values",
-                    Array::from_f32(vec![1, 2, 1, 2], &[1.0, 2.0, 3.0, 4.0]),
-                ),
+                ("values", Array::from_f32(vec![1, 2, 1, 2], &[1.0, 2.0, 3.0, 4.0])),
                 ("mask", Array::from_bool(vec![1, 1, 1, 2], &[1, 0])),
             ],
         );
@@ -319,10 +300,7 @@ mod tests {
         let v = || Array::from_f32(vec![2, 1, 2, 2], &[1.0; 8]);
         let e = load_err(vec![("values", Array::from_f32(vec![8], &[1.0; 8]))]);
         assert!(e.contains("'values'") && e.contains("shape"), "{e}");
-        let e = load_err(vec![
-            ("values", v()),
-            ("mask", Array::from_bool(vec![2, 1, 3, 2], &[1; 12])),
-        ]);
+        let e = load_err(vec![("values", v()), ("mask", Array::from_bool(vec![2, 1, 3, 2], &[1; 12]))]);
         assert!(e.contains("'mask'") && e.contains("shape"), "{e}");
         let mut nan = vec![1.0; 8];
         nan[5] = f32::NAN;
@@ -331,25 +309,14 @@ mod tests {
             ("mask", Array::from_bool(vec![2, 1, 2, 2], &[1; 8])),
         ]);
         assert!(e.contains("non-finite") && e.contains("sample 1"), "{e}");
-        let e = load_err(vec![
-            ("values", v()),
-            ("mask", Array::from_bool(vec![2, 1, 2, 2], &[0; 8])),
-        ]);
+        let e = load_err(vec![("values", v()), ("mask", Array::from_bool(vec![2, 1, 2, 2], &[0; 8]))]);
         assert!(e.contains("observes nothing"), "{e}");
-        let e = load_err(vec![
-            ("values", v()),
-            (
-                "mask",
-                Array::from_bool(vec![2, 1, 2, 2], &[1, 1, 1, 1, 0, 0, 0, 0]),
-            ),
-        ]);
+        let e =
+            load_err(vec![("values", v()), ("mask", Array::from_bool(vec![2, 1, 2, 2], &[1, 1, 1, 1, 0, 0, 0, 0]))]);
         assert!(e.contains("sample 1"), "{e}");
         let e = load_err(vec![("mask", Array::from_bool(vec![2, 1, 2, 2], &[1; 8]))]);
         assert!(e.contains("no 'values'"), "{e}");
-        let e = load_err(vec![
-            ("values", v()),
-            ("mask", Array::from_f32(vec![2, 1, 2, 2], &[0.5; 8])),
-        ]);
+        let e = load_err(vec![("values", v()), ("mask", Array::from_f32(vec![2, 1, 2, 2], &[0.5; 8]))]);
         assert!(e.contains("0/1"), "{e}");
     }
 

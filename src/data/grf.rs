@@ -27,31 +27,21 @@ pub struct GrfSpec {
 
 impl GrfSpec {
     pub fn new(size: usize) -> GrfSpec {
-        GrfSpec {
-            size,
-            length_scale: size as f64 / 8.0,
-            smoothness: 1.5,
-            variance: 1.0,
-        }
+        GrfSpec { size, length_scale: size as f64 / 8.0, smoothness: 1.5, variance: 1.0 }
     }
 
     /// Eigenvalues λ of the circulant covariance, row-major `[n, n]`.
     fn eigenvalues(&self) -> Vec<f64> {
         let n = self.size;
         let freq = |m: usize| {
-            let m = if m <= n / 2 {
-                m as f64
-            } else {
-                m as f64 - n as f64
-            };
+            let m = if m <= n / 2 { m as f64 } else { m as f64 - n as f64 };
             2.0 * std::f64::consts::PI * m / n as f64
         };
         let mut s = vec![0f64; n * n];
         for a in 0..n {
             for b in 0..n {
                 let k2 = freq(a).powi(2) + freq(b).powi(2);
-                s[a * n + b] =
-                    (1.0 + self.length_scale.powi(2) * k2).powf(-(self.smoothness + 1.0));
+                s[a * n + b] = (1.0 + self.length_scale.powi(2) * k2).powf(-(self.smoothness + 1.0));
             }
         }
         let mean = s.iter().sum::<f64>() / s.len() as f64;
@@ -65,9 +55,8 @@ impl GrfSpec {
         let mut planner = FftPlanner::new();
         let mut out = Vec::with_capacity(count * n * n);
         for _ in 0..count {
-            let mut buf: Vec<Complex<f64>> = (0..n * n)
-                .map(|_| Complex::new(rng.sample(StandardNormal), 0.0))
-                .collect();
+            let mut buf: Vec<Complex<f64>> =
+                (0..n * n).map(|_| Complex::new(rng.sample(StandardNormal), 0.0)).collect();
             fft2(&mut planner, &mut buf, n, false);
             for (z, l) in buf.iter_mut().zip(&lam) {
                 *z *= l.sqrt();
@@ -81,11 +70,7 @@ impl GrfSpec {
     /// Covariance `C(Δ)` for every lag, `[n, n]` row-major (lag (dy, dx) at `dy * n + dx`).
     pub fn covariance(&self) -> Vec<f64> {
         let n = self.size;
-        let mut buf: Vec<Complex<f64>> = self
-            .eigenvalues()
-            .into_iter()
-            .map(|l| Complex::new(l, 0.0))
-            .collect();
+        let mut buf: Vec<Complex<f64>> = self.eigenvalues().into_iter().map(|l| Complex::new(l, 0.0)).collect();
         fft2(&mut FftPlanner::new(), &mut buf, n, true);
         buf.iter().map(|z| z.re).collect()
     }
@@ -101,11 +86,7 @@ impl GrfSpec {
 
 /// 2-D FFT in place on an `n×n` row-major buffer; the inverse is normalised by 1/n².
 fn fft2(planner: &mut FftPlanner<f64>, buf: &mut [Complex<f64>], n: usize, inverse: bool) {
-    let fft = if inverse {
-        planner.plan_fft_inverse(n)
-    } else {
-        planner.plan_fft_forward(n)
-    };
+    let fft = if inverse { planner.plan_fft_inverse(n) } else { planner.plan_fft_forward(n) };
     for row in buf.chunks_exact_mut(n) {
         fft.process(row);
     }
@@ -178,12 +159,7 @@ mod tests {
 
     #[test]
     fn sample_covariance_matches_prescribed() {
-        let spec = GrfSpec {
-            size: 16,
-            length_scale: 2.0,
-            smoothness: 1.0,
-            variance: 2.0,
-        };
+        let spec = GrfSpec { size: 16, length_scale: 2.0, smoothness: 1.0, variance: 2.0 };
         let table = spec.covariance();
         assert!((table[0] - 2.0).abs() < 1e-9, "site variance {}", table[0]);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
@@ -203,28 +179,19 @@ mod tests {
             }
             let emp = acc / cnt;
             let want = table[dy * 16 + dx];
-            assert!(
-                (emp - want).abs() < 0.05 * 2.0,
-                "lag ({dy},{dx}): {emp} vs {want}"
-            );
+            assert!((emp - want).abs() < 0.05 * 2.0, "lag ({dy},{dx}): {emp} vs {want}");
         }
     }
 
     #[test]
     fn kriging_reproduces_observations() {
-        let spec = GrfSpec {
-            size: 8,
-            length_scale: 1.5,
-            smoothness: 1.0,
-            variance: 1.0,
-        };
+        let spec = GrfSpec { size: 8, length_scale: 1.5, smoothness: 1.0, variance: 1.0 };
         let table = spec.covariance();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
         let u = spec.sample(1, &mut rng);
         let obs: Vec<usize> = (0..64).filter(|i| i % 3 == 0).collect();
         let y: Vec<f64> = obs.iter().map(|&i| u[i] as f64).collect();
-        let (mean, var) =
-            condition(|i, j| spec.cov_at(&table, i, j), 64, &obs, &y, 1.0, 0.0).unwrap();
+        let (mean, var) = condition(|i, j| spec.cov_at(&table, i, j), 64, &obs, &y, 1.0, 0.0).unwrap();
         for (&i, &v) in obs.iter().zip(&y) {
             assert!((mean[i] - v).abs() < 1e-4 && var[i] < 1e-4);
         }

@@ -31,16 +31,10 @@ impl Normalizer {
                 }
             }
         }
-        let mean: Vec<f64> = (0..c)
-            .map(|i| if cnt[i] > 0.0 { sum[i] / cnt[i] } else { 0.0 })
-            .collect();
+        let mean: Vec<f64> = (0..c).map(|i| if cnt[i] > 0.0 { sum[i] / cnt[i] } else { 0.0 }).collect();
         let std = (0..c)
             .map(|i| {
-                let var = if cnt[i] > 1.0 {
-                    (sq[i] / cnt[i] - mean[i] * mean[i]).max(0.0)
-                } else {
-                    0.0
-                };
+                let var = if cnt[i] > 1.0 { (sq[i] / cnt[i] - mean[i] * mean[i]).max(0.0) } else { 0.0 };
                 // A constant channel would divide by zero; leave it unscaled.
                 if var > 1e-20 {
                     var.sqrt()
@@ -76,9 +70,7 @@ impl Normalizer {
     }
 
     pub fn load(path: &Path) -> Result<Normalizer> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("{}: not valid normalisation statistics", path.display()))
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not valid normalisation statistics", path.display()))
     }
 }

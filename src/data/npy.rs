@@ -72,31 +72,15 @@ impl Array {
     }
 
     pub fn from_f32(shape: Vec<usize>, data: &[f32]) -> Array {
-        assert_eq!(
-            shape.iter().product::<usize>(),
-            data.len(),
-            "shape and data disagree"
-        );
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "shape and data disagree");
         let bytes = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        Array {
-            shape,
-            dtype: Dtype::F32,
-            bytes,
-        }
+        Array { shape, dtype: Dtype::F32, bytes }
     }
 
     pub fn from_bool(shape: Vec<usize>, data: &[u8]) -> Array {
-        assert_eq!(
-            shape.iter().product::<usize>(),
-            data.len(),
-            "shape and data disagree"
-        );
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "shape and data disagree");
         let bytes = data.iter().map(|&v| u8::from(v != 0)).collect();
-        Array {
-            shape,
-            dtype: Dtype::Bool,
-            bytes,
-        }
+        Array { shape, dtype: Dtype::Bool, bytes }
     }
 
     /// Elements as `f32` (integers and booleans converted; float64 rounded).
@@ -141,23 +125,11 @@ impl Array {
         };
         let shape = match self.shape.len() {
             1 => format!("({},)", self.shape[0]),
-            _ => format!(
-                "({})",
-                self.shape
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            _ => format!("({})", self.shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
         };
-        let mut header =
-            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
         // The data must start on a 64-byte boundary; the header ends with a newline.
-        let (prefix, len_bytes) = if header.len() + 11 < 65536 {
-            (10, 2)
-        } else {
-            (12, 4)
-        };
+        let (prefix, len_bytes) = if header.len() + 11 < 65536 { (10, 2) } else { (12, 4) };
         let pad = (64 - (prefix + header.len() + 1) % 64) % 64;
         header.push_str(&" ".repeat(pad));
         header.push('\n');
@@ -177,27 +149,59 @@ impl Array {
 
     /// Parses a `.npy` file's bytes.
     pub fn from_npy_bytes(data: &[u8]) -> Result<Array> {
+        let mut cursor = std::io::Cursor::new(data);
+        let header = Header::read(&mut cursor)?;
+        let nbytes = header.nbytes()?;
+        let body = &data[cursor.position() as usize..];
         ensure!(
-            data.len() >= 10 && &data[..6] == b"\x93NUMPY",
-            "not a .npy array (bad magic)"
+            body.len() >= nbytes,
+            "truncated array data: {} bytes present, {} expected for shape {:?} {}",
+            body.len(),
+            nbytes,
+            header.shape,
+            header.dtype.name()
         );
-        let major = data[6];
-        let (header_len, start): (usize, usize) = match major {
-            1 => (u16::from_le_bytes([data[8], data[9]]) as usize, 10),
+        let mut bytes = body[..nbytes].to_vec();
+        header.to_little_endian(&mut bytes);
+        if header.fortran && header.shape.len() > 1 {
+            bytes = fortran_to_c(&bytes, &header.shape, header.dtype.size());
+        }
+        Ok(Array { shape: header.shape, dtype: header.dtype, bytes })
+    }
+}
+
+/// The header of a `.npy` array.
+#[derive(Clone, Debug)]
+struct Header {
+    shape: Vec<usize>,
+    dtype: Dtype,
+    big_endian: bool,
+    fortran: bool,
+}
+
+impl Header {
+    /// Reads the magic, version and header dict, leaving `r` at the first data byte.
+    fn read<R: Read>(r: &mut R) -> Result<Header> {
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic).map_err(|_| anyhow::anyhow!("not a .npy array (too short)"))?;
+        ensure!(&magic[..6] == b"\x93NUMPY", "not a .npy array (bad magic)");
+        let header_len = match magic[6] {
+            1 => {
+                let mut l = [0u8; 2];
+                r.read_exact(&mut l).context("truncated .npy header")?;
+                u16::from_le_bytes(l) as usize
+            }
             2 | 3 => {
-                ensure!(data.len() >= 12, "truncated .npy header");
-                (
-                    u32::from_le_bytes([data[8], data[9], data[10], data[11]]) as usize,
-                    12,
-                )
+                let mut l = [0u8; 4];
+                r.read_exact(&mut l).context("truncated .npy header")?;
+                u32::from_le_bytes(l) as usize
             }
             v => bail!("unsupported .npy format version {v}"),
         };
-        let end = start
-            .checked_add(header_len)
-            .context("corrupt .npy header length")?;
-        ensure!(end <= data.len(), "truncated .npy header");
-        let header = std::str::from_utf8(&data[start..end]).context("non-text .npy header")?;
+        ensure!(header_len <= 1 << 20, "corrupt .npy header length {header_len}");
+        let mut text = vec![0u8; header_len];
+        r.read_exact(&mut text).context("truncated .npy header")?;
+        let header = std::str::from_utf8(&text).context("non-text .npy header")?;
         let (dtype, big_endian) = parse_descr(dict_value(header, "descr")?)?;
         let fortran = match dict_value(header, "fortran_order")?.trim() {
             "True" => true,
@@ -205,36 +209,44 @@ impl Array {
             v => bail!("bad fortran_order {v:?} in .npy header"),
         };
         let shape = parse_shape(dict_value(header, "shape")?)?;
-        let numel = shape
-            .iter()
-            .try_fold(1usize, |acc, &s| acc.checked_mul(s))
-            .context("array shape overflows")?;
-        let nbytes = numel
-            .checked_mul(dtype.size())
-            .context("array size overflows")?;
-        let body = &data[end..];
-        ensure!(
-            body.len() >= nbytes,
-            "truncated array data: {} bytes present, {} expected for shape {:?} {}",
-            body.len(),
-            nbytes,
-            shape,
-            dtype.name()
-        );
-        let mut bytes = body[..nbytes].to_vec();
-        if big_endian && dtype.size() > 1 {
-            for chunk in bytes.chunks_exact_mut(dtype.size()) {
+        Ok(Header { shape, dtype, big_endian, fortran })
+    }
+
+    fn numel(&self) -> Result<usize> {
+        self.shape.iter().try_fold(1usize, |acc, &s| acc.checked_mul(s)).context("array shape overflows")
+    }
+
+    fn nbytes(&self) -> Result<usize> {
+        self.numel()?.checked_mul(self.dtype.size()).context("array size overflows")
+    }
+
+    fn to_little_endian(&self, bytes: &mut [u8]) {
+        if self.big_endian && self.dtype.size() > 1 {
+            for chunk in bytes.chunks_exact_mut(self.dtype.size()) {
                 chunk.reverse();
             }
         }
-        if fortran && shape.len() > 1 {
-            bytes = fortran_to_c(&bytes, &shape, dtype.size());
-        }
-        Ok(Array {
-            shape,
-            dtype,
-            bytes,
-        })
+    }
+}
+
+/// Reads an array's elements a slice at a time, so files larger than memory can be processed.
+pub struct ArrayReader {
+    pub shape: Vec<usize>,
+    pub dtype: Dtype,
+    header: Header,
+    reader: Box<dyn Read>,
+    remaining: usize,
+}
+
+impl ArrayReader {
+    /// The next `count` elements (fewer at the end) as `f32`.
+    pub fn read_f32(&mut self, count: usize) -> Result<Vec<f32>> {
+        let count = count.min(self.remaining);
+        let mut bytes = vec![0u8; count * self.dtype.size()];
+        self.reader.read_exact(&mut bytes).context("truncated array data")?;
+        self.header.to_little_endian(&mut bytes);
+        self.remaining -= count;
+        Ok(Array { shape: vec![count], dtype: self.dtype, bytes }.to_f32())
     }
 }
 
@@ -296,14 +308,9 @@ fn fortran_to_c(bytes: &[u8], shape: &[usize], size: usize) -> Vec<u8> {
 /// The text after `'key':` in a Python dict literal, up to the matching separator.
 fn dict_value<'a>(header: &'a str, key: &str) -> Result<&'a str> {
     let pat = format!("'{key}'");
-    let pos = header
-        .find(&pat)
-        .with_context(|| format!(".npy header lacks '{key}'"))?;
+    let pos = header.find(&pat).with_context(|| format!(".npy header lacks '{key}'"))?;
     let rest = header[pos + pat.len()..].trim_start();
-    let rest = rest
-        .strip_prefix(':')
-        .context("malformed .npy header")?
-        .trim_start();
+    let rest = rest.strip_prefix(':').context("malformed .npy header")?.trim_start();
     if let Some(body) = rest.strip_prefix('(') {
         let close = body.find(')').context("malformed shape in .npy header")?;
         return Ok(&rest[..close + 2]);
@@ -341,20 +348,13 @@ fn parse_descr(descr: &str) -> Result<(Dtype, bool)> {
 }
 
 fn parse_shape(text: &str) -> Result<Vec<usize>> {
-    let inner = text
-        .trim()
-        .strip_prefix('(')
-        .and_then(|t| t.strip_suffix(')'))
-        .context("malformed shape in .npy header")?;
+    let inner =
+        text.trim().strip_prefix('(').and_then(|t| t.strip_suffix(')')).context("malformed shape in .npy header")?;
     inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.trim_end_matches('L')
-                .parse::<usize>()
-                .with_context(|| format!("bad dimension {s:?}"))
-        })
+        .map(|s| s.trim_end_matches('L').parse::<usize>().with_context(|| format!("bad dimension {s:?}")))
         .collect()
 }
 
@@ -369,29 +369,49 @@ pub struct Npz {
 
 impl Npz {
     pub fn open(path: &Path) -> Result<Npz> {
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("{}: cannot open", path.display()))?;
-        let archive = zip::ZipArchive::new(file).map_err(|e| {
-            anyhow::anyhow!("{}: not a readable .npz archive ({e})", path.display())
-        })?;
-        Ok(Npz {
-            path: path.display().to_string(),
-            archive,
-        })
+        let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+        let archive = zip::ZipArchive::new(file)
+            .map_err(|e| anyhow::anyhow!("{}: not a readable .npz archive ({e})", path.display()))?;
+        Ok(Npz { path: path.display().to_string(), archive })
     }
 
     /// Names of the arrays in the archive.
     pub fn names(&self) -> Vec<String> {
-        self.archive
-            .file_names()
-            .map(|n| n.strip_suffix(".npy").unwrap_or(n).to_string())
-            .collect()
+        self.archive.file_names().map(|n| n.strip_suffix(".npy").unwrap_or(n).to_string()).collect()
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.archive
-            .index_for_name(&format!("{name}.npy"))
-            .is_some()
+        self.archive.index_for_name(&format!("{name}.npy")).is_some()
+    }
+
+    /// Opens one array for reading in slices (C order only); `Ok(None)` when absent.
+    pub fn stream(&mut self, name: &str) -> Result<Option<ArrayReader>> {
+        let member = format!("{name}.npy");
+        let Some(index) = self.archive.index_for_name(&member) else {
+            return Ok(None);
+        };
+        let path = self.path.clone();
+        let (start, size, method) = {
+            let entry = self
+                .archive
+                .by_index_raw(index)
+                .map_err(|e| anyhow::anyhow!("{path}: array '{name}': corrupt archive entry ({e})"))?;
+            (entry.data_start(), entry.compressed_size(), entry.compression())
+        };
+        let mut file = std::fs::File::open(&path).with_context(|| format!("{path}: cannot open"))?;
+        file.seek(std::io::SeekFrom::Start(start))?;
+        let raw = std::io::BufReader::new(file.take(size));
+        let mut reader: Box<dyn Read> = match method {
+            zip::CompressionMethod::Stored => Box::new(raw),
+            zip::CompressionMethod::Deflated => Box::new(flate2::read::DeflateDecoder::new(raw)),
+            m => bail!("{path}: array '{name}': unsupported compression {m:?} (use numpy.savez or savez_compressed)"),
+        };
+        let header = Header::read(&mut reader).with_context(|| format!("{path}: array '{name}'"))?;
+        if header.fortran && header.shape.len() > 1 {
+            bail!("{path}: array '{name}' is stored in Fortran order; save it with numpy.ascontiguousarray");
+        }
+        let remaining = header.numel().with_context(|| format!("{path}: array '{name}'"))?;
+        Ok(Some(ArrayReader { shape: header.shape.clone(), dtype: header.dtype, header, reader, remaining }))
     }
 
     /// Reads one array; `Ok(None)` when the archive has no such member.
@@ -408,12 +428,9 @@ impl Npz {
         // Guard the allocation against a corrupt size field: never trust more than we can read.
         let mut bytes = Vec::with_capacity((entry.size() as usize).min(1 << 30));
         read_all(&mut entry, &mut bytes).with_context(|| {
-            format!(
-                "{path}: array '{name}': archive entry cannot be read (truncated or corrupt file?)"
-            )
+            format!("{path}: array '{name}': archive entry cannot be read (truncated or corrupt file?)")
         })?;
-        let array =
-            Array::from_npy_bytes(&bytes).with_context(|| format!("{path}: array '{name}'"))?;
+        let array = Array::from_npy_bytes(&bytes).with_context(|| format!("{path}: array '{name}'"))?;
         Ok(Some(array))
     }
 }
@@ -430,15 +447,104 @@ pub fn write_npz(path: &Path, arrays: &BTreeMap<String, Array>) -> Result<()> {
 
 fn write_npz_to<W: Write + Seek>(w: W, arrays: &BTreeMap<String, Array>) -> Result<()> {
     let mut zip = zip::ZipWriter::new(w);
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .large_file(true);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
     for (name, array) in arrays {
         zip.start_file(format!("{name}.npy"), options)?;
         zip.write_all(&array.to_npy_bytes())?;
     }
     zip.finish()?;
     Ok(())
+}
+
+/// Writes an `.npz` whose arrays arrive a slice at a time: each array goes to a temporary
+/// `.npy` beside the output, and [`NpzWriter::finish`] copies them into the archive and renames
+/// it into place. Memory use is one slice, whatever the file size.
+pub struct NpzWriter {
+    out: std::path::PathBuf,
+    members: Vec<(String, std::path::PathBuf, std::io::BufWriter<std::fs::File>, usize)>,
+}
+
+impl NpzWriter {
+    pub fn new(out: &Path) -> NpzWriter {
+        NpzWriter { out: out.to_path_buf(), members: Vec::new() }
+    }
+
+    /// Declares a float32 array of `shape`; returns its slot for [`NpzWriter::append`].
+    pub fn add_f32(&mut self, name: &str, shape: Vec<usize>) -> Result<usize> {
+        self.add(name, Array { shape, dtype: Dtype::F32, bytes: Vec::new() })
+    }
+
+    /// Declares a bool array of `shape`.
+    pub fn add_bool(&mut self, name: &str, shape: Vec<usize>) -> Result<usize> {
+        self.add(name, Array { shape, dtype: Dtype::Bool, bytes: Vec::new() })
+    }
+
+    fn add(&mut self, name: &str, empty: Array) -> Result<usize> {
+        let file_name = self.out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let tmp = self.out.with_file_name(format!(".{file_name}.{name}.{}.npy", std::process::id()));
+        let numel = empty.numel();
+        let file = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        // The header alone: `to_npy_bytes` of an array with no data bytes.
+        w.write_all(&empty.to_npy_bytes())?;
+        self.members.push((name.to_string(), tmp, w, numel));
+        Ok(self.members.len() - 1)
+    }
+
+    pub fn append_f32(&mut self, slot: usize, data: &[f32]) -> Result<()> {
+        let (_, _, w, left) = &mut self.members[slot];
+        ensure!(data.len() <= *left, "internal: more data than the declared shape");
+        *left -= data.len();
+        for v in data {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    pub fn append_bool(&mut self, slot: usize, data: &[u8]) -> Result<()> {
+        let (_, _, w, left) = &mut self.members[slot];
+        ensure!(data.len() <= *left, "internal: more data than the declared shape");
+        *left -= data.len();
+        w.write_all(&data.iter().map(|&v| u8::from(v != 0)).collect::<Vec<_>>())?;
+        Ok(())
+    }
+
+    /// Assembles the archive atomically and removes the temporary arrays.
+    pub fn finish(mut self) -> Result<()> {
+        let members = std::mem::take(&mut self.members);
+        let mut paths = Vec::new();
+        for (name, tmp, w, left) in members {
+            ensure!(left == 0, "internal: array '{name}' is {left} elements short");
+            w.into_inner().map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?.sync_all()?;
+            paths.push((name, tmp));
+        }
+        let result = crate::atomic::write_with(&self.out, |file| {
+            let mut zip = zip::ZipWriter::new(file);
+            let options = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored)
+                .large_file(true);
+            for (name, tmp) in &paths {
+                zip.start_file(format!("{name}.npy"), options)?;
+                let mut src = std::fs::File::open(tmp)?;
+                std::io::copy(&mut src, &mut zip)?;
+            }
+            zip.finish()?;
+            Ok(())
+        });
+        for (_, tmp) in &paths {
+            let _ = std::fs::remove_file(tmp);
+        }
+        result
+    }
+}
+
+impl Drop for NpzWriter {
+    fn drop(&mut self) {
+        for (_, tmp, _, _) in &self.members {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -457,6 +563,27 @@ mod tests {
         let m2 = Array::from_npy_bytes(&m.to_npy_bytes()).unwrap();
         assert_eq!(m2.dtype, Dtype::Bool);
         assert_eq!(m2.to_f32(), vec![1.0, 0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn streamed_write_and_read_match_whole_arrays() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.npz");
+        let mut w = NpzWriter::new(&p);
+        let a = w.add_f32("values", vec![3, 2]).unwrap();
+        let m = w.add_bool("mask", vec![3, 2]).unwrap();
+        for i in 0..3 {
+            w.append_f32(a, &[i as f32, -(i as f32)]).unwrap();
+            w.append_bool(m, &[1, (i % 2) as u8]).unwrap();
+        }
+        w.finish().unwrap();
+        let mut npz = Npz::open(&p).unwrap();
+        assert_eq!(npz.get("values").unwrap().unwrap().to_f32(), vec![0.0, -0.0, 1.0, -1.0, 2.0, -2.0]);
+        let mut r = npz.stream("mask").unwrap().unwrap();
+        assert_eq!(r.shape, vec![3, 2]);
+        assert_eq!(r.read_f32(4).unwrap(), vec![1.0, 0.0, 1.0, 1.0]);
+        assert_eq!(r.read_f32(4).unwrap(), vec![1.0, 0.0]);
+        assert!(std::fs::read_dir(dir.path()).unwrap().count() == 1, "temporary files left behind");
     }
 
     #[test]

@@ -20,29 +20,17 @@ impl std::str::FromStr for Pattern {
 
     fn from_str(s: &str) -> Result<Pattern> {
         let parts: Vec<&str> = s.split(':').collect();
-        let num = |t: &str| {
-            t.parse::<f64>()
-                .with_context(|| format!("pattern {s:?}: {t:?} is not a number"))
-        };
-        let int = |t: &str| {
-            t.parse::<usize>()
-                .with_context(|| format!("pattern {s:?}: {t:?} is not a whole number"))
-        };
+        let num = |t: &str| t.parse::<f64>().with_context(|| format!("pattern {s:?}: {t:?} is not a number"));
+        let int = |t: &str| t.parse::<usize>().with_context(|| format!("pattern {s:?}: {t:?} is not a whole number"));
         match parts[..] {
             ["pixel", p] => {
                 let observed = num(p)?;
-                ensure!(
-                    observed > 0.0 && observed <= 1.0,
-                    "pattern {s:?}: observed fraction must be in (0, 1]"
-                );
+                ensure!(observed > 0.0 && observed <= 1.0, "pattern {s:?}: observed fraction must be in (0, 1]");
                 Ok(Pattern::Pixel { observed })
             }
             ["block", g, m] => {
                 let (grid, missing) = (int(g)?, int(m)?);
-                ensure!(
-                    grid >= 1 && missing < grid * grid,
-                    "pattern {s:?}: need G ≥ 1 and M < G²"
-                );
+                ensure!(grid >= 1 && missing < grid * grid, "pattern {s:?}: need G ≥ 1 and M < G²");
                 Ok(Pattern::Block { grid, missing })
             }
             _ => bail!("unknown observation pattern {s:?}; expected pixel:P or block:G:M"),
@@ -55,9 +43,7 @@ impl Pattern {
     pub fn draw<R: Rng>(&self, dims: Dims, rng: &mut R) -> Vec<u8> {
         let site = match self {
             Pattern::Pixel { observed } => loop {
-                let m: Vec<u8> = (0..dims.sites())
-                    .map(|_| u8::from(rng.gen::<f64>() < *observed))
-                    .collect();
+                let m: Vec<u8> = (0..dims.sites()).map(|_| u8::from(rng.gen::<f64>() < *observed)).collect();
                 // An empty observation is useless to every method; redraw (as the official code does).
                 if m.iter().any(|&v| v != 0) {
                     break m;
@@ -105,10 +91,7 @@ impl BlockGrid {
 
     /// Row and column ranges of block `b`.
     pub fn bounds(&self, b: usize) -> ((usize, usize), (usize, usize)) {
-        (
-            Self::span(self.h, self.grid, b / self.grid),
-            Self::span(self.w, self.grid, b % self.grid),
-        )
+        (Self::span(self.h, self.grid, b / self.grid), Self::span(self.w, self.grid, b % self.grid))
     }
 
     /// Sets every site of block `b` in an `[H, W]` site mask to `value`.
@@ -126,14 +109,8 @@ impl BlockGrid {
             .filter(|&b| {
                 let ((r0, r1), (c0, c1)) = self.bounds(b);
                 let total = (r1 - r0) * (c1 - c0);
-                let seen: usize = (r0..r1)
-                    .map(|r| {
-                        sites[r * self.w + c0..r * self.w + c1]
-                            .iter()
-                            .filter(|&&v| v != 0)
-                            .count()
-                    })
-                    .sum();
+                let seen: usize =
+                    (r0..r1).map(|r| sites[r * self.w + c0..r * self.w + c1].iter().filter(|&&v| v != 0).count()).sum();
                 total > 0 && 2 * seen >= total
             })
             .collect()
@@ -147,17 +124,8 @@ mod tests {
 
     #[test]
     fn parses_patterns_and_rejects_nonsense() {
-        assert_eq!(
-            "pixel:0.2".parse::<Pattern>().unwrap(),
-            Pattern::Pixel { observed: 0.2 }
-        );
-        assert_eq!(
-            "block:3:1".parse::<Pattern>().unwrap(),
-            Pattern::Block {
-                grid: 3,
-                missing: 1
-            }
-        );
+        assert_eq!("pixel:0.2".parse::<Pattern>().unwrap(), Pattern::Pixel { observed: 0.2 });
+        assert_eq!("block:3:1".parse::<Pattern>().unwrap(), Pattern::Block { grid: 3, missing: 1 });
         for bad in ["pixel", "pixel:2", "block:3:9", "cloud", "pixel:x"] {
             assert!(bad.parse::<Pattern>().is_err(), "{bad}");
         }
@@ -169,25 +137,14 @@ mod tests {
         assert_eq!(g.bounds(0), ((0, 21), (0, 10)));
         assert_eq!(g.bounds(8), ((42, 64), (20, 32)));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let m = Pattern::Block {
-            grid: 3,
-            missing: 4,
-        }
-        .draw(Dims { c: 1, h: 64, w: 32 }, &mut rng);
+        let m = Pattern::Block { grid: 3, missing: 4 }.draw(Dims { c: 1, h: 64, w: 32 }, &mut rng);
         assert_eq!(g.observed_blocks(&m).len(), 5);
     }
 
     #[test]
     fn pixel_pattern_hits_its_rate() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let m = Pattern::Pixel { observed: 0.2 }.draw(
-            Dims {
-                c: 2,
-                h: 100,
-                w: 100,
-            },
-            &mut rng,
-        );
+        let m = Pattern::Pixel { observed: 0.2 }.draw(Dims { c: 2, h: 100, w: 100 }, &mut rng);
         let frac = m.iter().filter(|&&v| v != 0).count() as f64 / m.len() as f64;
         assert!((frac - 0.2).abs() < 0.01, "{frac}");
         assert_eq!(m[..10000], m[10000..]);

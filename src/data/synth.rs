@@ -12,11 +12,7 @@ use rand_chacha::ChaCha8Rng;
 /// `n` GRF fields (one channel) observed through `pattern`, with `truth` kept for evaluation.
 pub fn grf_set(spec: &GrfSpec, n: usize, pattern: &Pattern, seed: u64) -> Result<FieldSet> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let dims = Dims {
-        c: 1,
-        h: spec.size,
-        w: spec.size,
-    };
+    let dims = Dims { c: 1, h: spec.size, w: spec.size };
     let truth = spec.sample(n, &mut rng);
     let mask: Vec<u8> = (0..n).flat_map(|_| pattern.draw(dims, &mut rng)).collect();
     FieldSet::new(n, dims, truth.clone(), mask, Some(truth))

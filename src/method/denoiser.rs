@@ -35,25 +35,14 @@ pub struct GaussianDenoiser {
 impl GaussianDenoiser {
     pub fn new(spec: GrfSpec, schedule: VpSchedule) -> GaussianDenoiser {
         let table = spec.covariance();
-        GaussianDenoiser {
-            spec,
-            schedule,
-            table,
-        }
+        GaussianDenoiser { spec, schedule, table }
     }
 
     /// The posterior mean and variance given exact values at `observed` (kriging: the Bayes oracle).
     pub fn krige(&self, values: &[f32], observed: &[usize]) -> Result<(Vec<f64>, Vec<f64>)> {
         let y: Vec<f64> = observed.iter().map(|&i| values[i] as f64).collect();
         let d = self.spec.size * self.spec.size;
-        grf::condition(
-            |i, j| self.spec.cov_at(&self.table, i, j),
-            d,
-            observed,
-            &y,
-            1.0,
-            0.0,
-        )
+        grf::condition(|i, j| self.spec.cov_at(&self.table, i, j), d, observed, &y, 1.0, 0.0)
     }
 }
 
@@ -72,20 +61,10 @@ impl Denoiser for GaussianDenoiser {
         let d = d as usize;
         let mut out = Vec::with_capacity(vals.len());
         for (b, &tb) in ts.iter().enumerate() {
-            let (a, s) = (
-                self.schedule.alpha(tb as f64),
-                self.schedule.sigma(tb as f64),
-            );
+            let (a, s) = (self.schedule.alpha(tb as f64), self.schedule.sigma(tb as f64));
             let obs: Vec<usize> = (0..d).filter(|&i| mask[b * d + i] > 0.5).collect();
             let y: Vec<f64> = obs.iter().map(|&i| vals[b * d + i] as f64).collect();
-            let (mean, _) = grf::condition(
-                |i, j| self.spec.cov_at(&self.table, i, j),
-                d,
-                &obs,
-                &y,
-                a,
-                s,
-            )?;
+            let (mean, _) = grf::condition(|i, j| self.spec.cov_at(&self.table, i, j), d, &obs, &y, a, s)?;
             out.extend(mean.iter().map(|&v| v as f32));
         }
         Ok(Tensor::from_slice(&out).view(shape.as_slice()))
@@ -95,9 +74,5 @@ impl Denoiser for GaussianDenoiser {
 /// Dims of a `[B, C, H, W]` tensor.
 pub fn dims_of(x: &Tensor) -> Dims {
     let s = x.size();
-    Dims {
-        c: s[1] as usize,
-        h: s[2] as usize,
-        w: s[3] as usize,
-    }
+    Dims { c: s[1] as usize, h: s[2] as usize, w: s[3] as usize }
 }

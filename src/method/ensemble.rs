@@ -30,9 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
 /// How ω_t, the weight of `E[u0 | u_t]`, grows as sampling proceeds.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Weighting {
     Linear,
@@ -60,22 +58,14 @@ fn denoise_chunked(den: &dyn Denoiser, t: &Tensor, ctx: &Tensor, mask: &Tensor) 
     let mut start = 0;
     while start < b {
         let len = chunk.min(b - start);
-        outs.push(den.denoise(
-            &t.narrow(0, start, len),
-            &ctx.narrow(0, start, len),
-            &mask.narrow(0, start, len),
-        )?);
+        outs.push(den.denoise(&t.narrow(0, start, len), &ctx.narrow(0, start, len), &mask.narrow(0, start, len))?);
         start += len;
     }
     Ok(Tensor::cat(&outs, 0))
 }
 
 fn masks_like(masks: &[Vec<u8>], like: &Tensor) -> Tensor {
-    mask_tensor(
-        masks.iter().map(Vec::as_slice),
-        dims_of(like),
-        like.device(),
-    )
+    mask_tensor(masks.iter().map(Vec::as_slice), dims_of(like), like.device())
 }
 
 /// The K context masks for every sample, member-major within a sample: `[B·K, C, H, W]`.
@@ -91,11 +81,7 @@ fn contexts(
     let mut all = Vec::with_capacity(masks.len() * k);
     for m in masks {
         for _ in 0..k {
-            all.push(if random {
-                partition.random_context(m, d, rng)
-            } else {
-                partition.split(m, d, rng).context
-            });
+            all.push(if random { partition.random_context(m, d, rng) } else { partition.split(m, d, rng).context });
         }
     }
     masks_like(&all, like)
@@ -160,10 +146,7 @@ pub fn multi_step(
     inf: &Inference,
     rng: &mut ChaCha8Rng,
 ) -> Result<Tensor> {
-    ensure!(
-        inf.steps >= 2,
-        "the multi-step sampler needs at least 2 steps"
-    );
+    ensure!(inf.steps >= 2, "the multi-step sampler needs at least 2 steps");
     let m = masks_like(masks, u_obs);
     let mu0 = ensemble_at_delta(den, schedule, partition, u_obs, masks, inf.ensemble, rng)?;
     let grid = schedule.grid(inf.steps);
@@ -192,10 +175,7 @@ pub fn multi_step(
     let ctx = contexts(partition, masks, k, u_obs, rng, true);
     let delta = *grid.last().unwrap_or(&schedule.t_eps);
     let t = Tensor::full([b * k as i64], delta, (Kind::Float, u_obs.device()));
-    let pred = member_mean(
-        &denoise_chunked(den, &t, &(&ctx * repeat_members(&x, k)), &ctx)?,
-        k,
-    );
+    let pred = member_mean(&denoise_chunked(den, &t, &(&ctx * repeat_members(&x, k)), &ctx)?, k);
     Ok(&m * u_obs + (1.0 - &m) * pred)
 }
 
@@ -210,37 +190,21 @@ mod tests {
 
     #[test]
     fn ensemble_error_falls_as_a_plus_b_over_k() {
-        let spec = GrfSpec {
-            size: 8,
-            length_scale: 2.0,
-            smoothness: 1.0,
-            variance: 1.0,
-        };
+        let spec = GrfSpec { size: 8, length_scale: 2.0, smoothness: 1.0, variance: 1.0 };
         let den = GaussianDenoiser::new(spec, VpSchedule::default());
         let dims = Dims { c: 1, h: 8, w: 8 };
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         tch::manual_seed(11);
-        let part = Partition::Pixel {
-            context_ratio: 0.5,
-            query_ratio: None,
-        };
+        let part = Partition::Pixel { context_ratio: 0.5, query_ratio: None };
         // A few fixed fields and observations; the error is averaged over context draws.
         let fields = spec.sample(4, &mut rng);
-        let masks: Vec<Vec<u8>> = (0..4)
-            .map(|_| Pattern::Pixel { observed: 0.4 }.draw(dims, &mut rng))
-            .collect();
-        let obs_vals: Vec<f32> = fields
-            .iter()
-            .zip(masks.iter().flatten())
-            .map(|(&v, &m)| v * m as f32)
-            .collect();
+        let masks: Vec<Vec<u8>> = (0..4).map(|_| Pattern::Pixel { observed: 0.4 }.draw(dims, &mut rng)).collect();
+        let obs_vals: Vec<f32> = fields.iter().zip(masks.iter().flatten()).map(|(&v, &m)| v * m as f32).collect();
         let u_obs = Tensor::from_slice(&obs_vals).view([4, 1, 8, 8]);
         let target: Vec<f64> = (0..4)
             .flat_map(|i| {
                 let observed: Vec<usize> = (0..64).filter(|&j| masks[i][j] != 0).collect();
-                den.krige(&fields[i * 64..(i + 1) * 64], &observed)
-                    .unwrap()
-                    .0
+                den.krige(&fields[i * 64..(i + 1) * 64], &observed).unwrap().0
             })
             .collect();
         let ks = [1usize, 2, 4, 8, 16];
@@ -249,23 +213,9 @@ mod tests {
         for &k in &ks {
             let mut acc = 0.0;
             for _ in 0..reps {
-                let est = single_step(
-                    &den,
-                    &VpSchedule::default(),
-                    &part,
-                    &u_obs,
-                    &masks,
-                    k,
-                    &mut rng,
-                )
-                .unwrap();
+                let est = single_step(&den, &VpSchedule::default(), &part, &u_obs, &masks, k, &mut rng).unwrap();
                 let est: Vec<f32> = Vec::try_from(est.flatten(0, -1)).unwrap();
-                acc += est
-                    .iter()
-                    .zip(&target)
-                    .map(|(&e, &t)| (e as f64 - t).powi(2))
-                    .sum::<f64>()
-                    / est.len() as f64;
+                acc += est.iter().zip(&target).map(|(&e, &t)| (e as f64 - t).powi(2)).sum::<f64>() / est.len() as f64;
             }
             mse.push(acc / reps as f64);
         }
@@ -273,40 +223,18 @@ mod tests {
         let xs: Vec<f64> = ks.iter().map(|&k| 1.0 / k as f64).collect();
         let n = xs.len() as f64;
         let (mx, my) = (xs.iter().sum::<f64>() / n, mse.iter().sum::<f64>() / n);
-        let b = xs
-            .iter()
-            .zip(&mse)
-            .map(|(x, y)| (x - mx) * (y - my))
-            .sum::<f64>()
+        let b = xs.iter().zip(&mse).map(|(x, y)| (x - mx) * (y - my)).sum::<f64>()
             / xs.iter().map(|x| (x - mx).powi(2)).sum::<f64>();
         let a = my - b * mx;
-        let resid = xs
-            .iter()
-            .zip(&mse)
-            .map(|(x, y)| (y - a - b * x).abs())
-            .fold(0.0, f64::max);
-        assert!(
-            b > 0.0 && a > -0.05 * mse[0],
-            "fit a={a} b={b} from {mse:?}"
-        );
-        assert!(
-            resid < 0.1 * mse[0],
-            "a + b/K does not fit: residual {resid}, a={a} b={b}, mse {mse:?}"
-        );
-        assert!(
-            mse[4] < 0.5 * mse[0],
-            "averaging K=16 contexts should remove most variance: {mse:?}"
-        );
+        let resid = xs.iter().zip(&mse).map(|(x, y)| (y - a - b * x).abs()).fold(0.0, f64::max);
+        assert!(b > 0.0 && a > -0.05 * mse[0], "fit a={a} b={b} from {mse:?}");
+        assert!(resid < 0.1 * mse[0], "a + b/K does not fit: residual {resid}, a={a} b={b}, mse {mse:?}");
+        assert!(mse[4] < 0.5 * mse[0], "averaging K=16 contexts should remove most variance: {mse:?}");
     }
 
     #[test]
     fn multi_step_keeps_observations_and_varies_between_samples() {
-        let spec = GrfSpec {
-            size: 8,
-            length_scale: 2.0,
-            smoothness: 1.0,
-            variance: 1.0,
-        };
+        let spec = GrfSpec { size: 8, length_scale: 2.0, smoothness: 1.0, variance: 1.0 };
         let den = GaussianDenoiser::new(spec, VpSchedule::default());
         let dims = Dims { c: 1, h: 8, w: 8 };
         let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -314,25 +242,10 @@ mod tests {
         let f = spec.sample(1, &mut rng);
         let m = Pattern::Pixel { observed: 0.3 }.draw(dims, &mut rng);
         let obs: Vec<f32> = f.iter().zip(&m).map(|(&v, &o)| v * o as f32).collect();
-        let u = Tensor::from_slice(&obs)
-            .view([1, 1, 8, 8])
-            .repeat([2, 1, 1, 1]);
+        let u = Tensor::from_slice(&obs).view([1, 1, 8, 8]).repeat([2, 1, 1, 1]);
         let masks = vec![m.clone(), m.clone()];
-        let inf = Inference {
-            ensemble: 4,
-            steps: 10,
-            weighting: Weighting::Linear,
-        };
-        let out = multi_step(
-            &den,
-            &VpSchedule::default(),
-            &Partition::default(),
-            &u,
-            &masks,
-            &inf,
-            &mut rng,
-        )
-        .unwrap();
+        let inf = Inference { ensemble: 4, steps: 10, weighting: Weighting::Linear };
+        let out = multi_step(&den, &VpSchedule::default(), &Partition::default(), &u, &masks, &inf, &mut rng).unwrap();
         let out: Vec<f32> = Vec::try_from(out.flatten(0, -1)).unwrap();
         for j in 0..64 {
             if m[j] != 0 {
@@ -340,10 +253,7 @@ mod tests {
                 assert_eq!(out[64 + j], obs[j]);
             }
         }
-        let diff: f32 = (0..64)
-            .filter(|&j| m[j] == 0)
-            .map(|j| (out[j] - out[64 + j]).abs())
-            .sum();
+        let diff: f32 = (0..64).filter(|&j| m[j] == 0).map(|j| (out[j] - out[64 + j]).abs()).sum();
         assert!(diff > 1e-3, "two samples were identical");
         assert!(out.iter().all(|v| v.is_finite()));
     }

@@ -29,10 +29,7 @@ pub struct Split {
 pub enum Partition {
     /// i.i.d. site dropout: context ratio `r`; query the observed rest, or an independent
     /// Bernoulli(`query_ratio`) draw of M when set (can overlap the context).
-    Pixel {
-        context_ratio: f64,
-        query_ratio: Option<f64>,
-    },
+    Pixel { context_ratio: f64, query_ratio: Option<f64> },
     /// Whole-block dropout on a `grid`×`grid` grid: `drop` more observed blocks leave the context.
     Block { grid: usize, drop: usize },
     /// MissDiff baseline: context = query = M.
@@ -41,10 +38,7 @@ pub enum Partition {
 
 impl Default for Partition {
     fn default() -> Self {
-        Partition::Pixel {
-            context_ratio: 0.7,
-            query_ratio: None,
-        }
+        Partition::Pixel { context_ratio: 0.7, query_ratio: None }
     }
 }
 
@@ -60,19 +54,13 @@ impl Partition {
     /// Checks the parameters; the message says what to change.
     pub fn validate(&self) -> anyhow::Result<()> {
         match self {
-            Partition::Pixel {
-                context_ratio,
-                query_ratio,
-            } => {
+            Partition::Pixel { context_ratio, query_ratio } => {
                 anyhow::ensure!(
                     *context_ratio > 0.0 && *context_ratio < 1.0,
                     "context ratio must be in (0, 1), got {context_ratio}"
                 );
                 if let Some(q) = query_ratio {
-                    anyhow::ensure!(
-                        *q > 0.0 && *q <= 1.0,
-                        "query ratio must be in (0, 1], got {q}"
-                    );
+                    anyhow::ensure!(*q > 0.0 && *q <= 1.0, "query ratio must be in (0, 1], got {q}");
                 }
             }
             Partition::Block { grid, drop } => {
@@ -91,23 +79,13 @@ impl Partition {
     /// Draws a (context, query) pair from one observation mask `m` (`[C, H, W]`).
     pub fn split(&self, m: &[u8], dims: Dims, rng: &mut ChaCha8Rng) -> Split {
         match self {
-            Partition::Pixel {
-                context_ratio,
-                query_ratio,
-            } => {
-                let keep: Vec<bool> = (0..dims.sites())
-                    .map(|_| rng.gen::<f64>() < *context_ratio)
-                    .collect();
+            Partition::Pixel { context_ratio, query_ratio } => {
+                let keep: Vec<bool> = (0..dims.sites()).map(|_| rng.gen::<f64>() < *context_ratio).collect();
                 let context = per_site(m, dims, |i| keep[i]);
                 let query = match query_ratio {
-                    None => m
-                        .iter()
-                        .zip(&context)
-                        .map(|(&o, &c)| u8::from(o != 0 && c == 0))
-                        .collect(),
+                    None => m.iter().zip(&context).map(|(&o, &c)| u8::from(o != 0 && c == 0)).collect(),
                     Some(q) => {
-                        let pick: Vec<bool> =
-                            (0..dims.sites()).map(|_| rng.gen::<f64>() < *q).collect();
+                        let pick: Vec<bool> = (0..dims.sites()).map(|_| rng.gen::<f64>() < *q).collect();
                         per_site(m, dims, |i| pick[i])
                     }
                 };
@@ -127,10 +105,7 @@ impl Partition {
                 let query = per_site(m, dims, |i| removed[i] != 0);
                 Split { context, query }
             }
-            Partition::MissDiff => Split {
-                context: m.to_vec(),
-                query: m.to_vec(),
-            },
+            Partition::MissDiff => Split { context: m.to_vec(), query: m.to_vec() },
         }
     }
 
@@ -152,9 +127,7 @@ impl Partition {
                 let mut perm: Vec<usize> = (0..dims.sites()).collect();
                 perm.shuffle(rng);
                 let s = dims.sites();
-                (0..dims.len())
-                    .map(|k| m[(k / s) * s + perm[k % s]])
-                    .collect()
+                (0..dims.len()).map(|k| m[(k / s) * s + perm[k % s]]).collect()
             }
         };
         self.split(&moved, dims, rng).context
@@ -164,18 +137,13 @@ impl Partition {
 /// `m` restricted to sites where `keep(site)` holds, for every channel.
 fn per_site(m: &[u8], dims: Dims, keep: impl Fn(usize) -> bool) -> Vec<u8> {
     let s = dims.sites();
-    m.iter()
-        .enumerate()
-        .map(|(k, &o)| u8::from(o != 0 && keep(k % s)))
-        .collect()
+    m.iter().enumerate().map(|(k, &o)| u8::from(o != 0 && keep(k % s))).collect()
 }
 
 /// `[H, W]` mask of sites observed in any channel.
 fn any_channel(m: &[u8], dims: Dims) -> Vec<u8> {
     let s = dims.sites();
-    (0..s)
-        .map(|i| u8::from((0..dims.c).any(|c| m[c * s + i] != 0)))
-        .collect()
+    (0..s).map(|i| u8::from((0..dims.c).any(|c| m[c * s + i] != 0))).collect()
 }
 
 #[cfg(test)]
@@ -200,18 +168,13 @@ mod tests {
         for _ in 0..draws {
             let m = pattern.draw(dims, &mut rng);
             let s = part.split(&m, dims, &mut rng);
-            let e = by_ctx
-                .entry(s.context.clone())
-                .or_insert_with(|| (vec![0.0; dims.len()], 0));
+            let e = by_ctx.entry(s.context.clone()).or_insert_with(|| (vec![0.0; dims.len()], 0));
             for (acc, &q) in e.0.iter_mut().zip(&s.query) {
                 *acc += q as f64;
             }
             e.1 += 1;
         }
-        by_ctx
-            .into_iter()
-            .map(|(c, (q, n))| (c, q.iter().map(|v| v / n as f64).collect(), n))
-            .collect()
+        by_ctx.into_iter().map(|(c, (q, n))| (c, q.iter().map(|v| v / n as f64).collect(), n)).collect()
     }
 
     #[test]
@@ -248,13 +211,8 @@ mod tests {
         // 3×3 grid, p = 0.5, r = 0.7: P(q_i | ctx) = p(1−r)/(1−pr) = 0.15/0.65 for every site off the context.
         let dims = Dims { c: 1, h: 3, w: 3 };
         let want = 0.5 * 0.3 / (1.0 - 0.35);
-        let groups = conditional_query_probs(
-            &Partition::default(),
-            &Pattern::Pixel { observed: 0.5 },
-            dims,
-            200_000,
-            7,
-        );
+        let groups =
+            conditional_query_probs(&Partition::default(), &Pattern::Pixel { observed: 0.5 }, dims, 200_000, 7);
         let mut checked = 0;
         for (ctx, q, n) in groups {
             if n < 400 {
@@ -262,11 +220,7 @@ mod tests {
             }
             for i in 0..9 {
                 if ctx[i] == 0 {
-                    assert!(
-                        q[i] > 0.0 && (q[i] - want).abs() < 0.08,
-                        "site {i}: {} vs {want} (n {n})",
-                        q[i]
-                    );
+                    assert!(q[i] > 0.0 && (q[i] - want).abs() < 0.08, "site {i}: {} vs {want} (n {n})", q[i]);
                     checked += 1;
                 }
             }
@@ -281,18 +235,14 @@ mod tests {
         // positive probability with the block rule.
         let dims = Dims { c: 1, h: 12, w: 12 };
         let g = BlockGrid::new(3, 12, 12);
-        let pattern = Pattern::Block {
-            grid: 3,
-            missing: 2,
-        };
+        let pattern = Pattern::Block { grid: 3, missing: 2 };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let (mut pixel_hits, mut block_hits, mut empty_sites) = (0usize, 0usize, 0usize);
         for _ in 0..3000 {
             let m = pattern.draw(dims, &mut rng);
-            for (part, hits) in [
-                (Partition::default(), &mut pixel_hits),
-                (Partition::Block { grid: 3, drop: 1 }, &mut block_hits),
-            ] {
+            for (part, hits) in
+                [(Partition::default(), &mut pixel_hits), (Partition::Block { grid: 3, drop: 1 }, &mut block_hits)]
+            {
                 let s = part.split(&m, dims, &mut rng);
                 for b in 0..9 {
                     let mut blk = vec![0u8; 144];
@@ -307,10 +257,7 @@ mod tests {
         }
         assert!(empty_sites > 0);
         assert_eq!(pixel_hits, 0, "pixel context queried a context-free block");
-        assert!(
-            block_hits > 0,
-            "block context never queried a context-free block"
-        );
+        assert!(block_hits > 0, "block context never queried a context-free block");
     }
 
     #[test]
@@ -319,24 +266,15 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         for part in [
             Partition::default(),
-            Partition::Pixel {
-                context_ratio: 0.5,
-                query_ratio: Some(0.5),
-            },
+            Partition::Pixel { context_ratio: 0.5, query_ratio: Some(0.5) },
             Partition::Block { grid: 3, drop: 2 },
             Partition::MissDiff,
         ] {
-            for pattern in [
-                Pattern::Pixel { observed: 0.3 },
-                Pattern::Block {
-                    grid: 3,
-                    missing: 3,
-                },
-            ] {
+            for pattern in [Pattern::Pixel { observed: 0.3 }, Pattern::Block { grid: 3, missing: 3 }] {
                 let m = pattern.draw(dims, &mut rng);
                 let s = part.split(&m, dims, &mut rng);
-                for k in 0..dims.len() {
-                    assert!(s.context[k] <= m[k] && s.query[k] <= m[k]);
+                for (k, &mk) in m.iter().enumerate() {
+                    assert!(s.context[k] <= mk && s.query[k] <= mk);
                 }
                 let r = part.random_context(&m, dims, &mut rng);
                 assert_eq!(r.len(), dims.len());

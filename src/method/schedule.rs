@@ -17,11 +17,7 @@ pub struct VpSchedule {
 
 impl Default for VpSchedule {
     fn default() -> Self {
-        VpSchedule {
-            beta_min: 0.1,
-            beta_max: 20.0,
-            t_eps: 1e-3,
-        }
+        VpSchedule { beta_min: 0.1, beta_max: 20.0, t_eps: 1e-3 }
     }
 }
 
@@ -40,8 +36,7 @@ impl VpSchedule {
 
     /// `(α_t, σ_t)` for a batch of times `[B]`, shaped `[B, 1, 1, 1]` for broadcasting.
     pub fn alpha_sigma(&self, t: &Tensor) -> (Tensor, Tensor) {
-        let log_a =
-            t.square() * (-0.25 * (self.beta_max - self.beta_min)) - t * (0.5 * self.beta_min);
+        let log_a = t.square() * (-0.25 * (self.beta_max - self.beta_min)) - t * (0.5 * self.beta_min);
         let a = log_a.exp();
         let s = (a.square().neg() + 1.0).clamp_min(0.0).sqrt();
         (a.view([-1, 1, 1, 1]), s.view([-1, 1, 1, 1]))
@@ -49,9 +44,7 @@ impl VpSchedule {
 
     /// Times `1 = t_0 > t_1 > … > t_steps = t_eps`, evenly spaced.
     pub fn grid(&self, steps: usize) -> Vec<f64> {
-        (0..=steps)
-            .map(|i| 1.0 - (1.0 - self.t_eps) * i as f64 / steps as f64)
-            .collect()
+        (0..=steps).map(|i| 1.0 - (1.0 - self.t_eps) * i as f64 / steps as f64).collect()
     }
 }
 
@@ -68,9 +61,6 @@ mod tests {
         let (a, sg) = s.alpha_sigma(&Tensor::from_slice(&[1.0f32, 1e-3]));
         let a: Vec<f32> = Vec::try_from(a.flatten(0, -1)).unwrap();
         let sg: Vec<f32> = Vec::try_from(sg.flatten(0, -1)).unwrap();
-        assert!(
-            (a[0] as f64 - s.alpha(1.0)).abs() < 1e-6
-                && (sg[1] as f64 - s.sigma(1e-3)).abs() < 1e-5
-        );
+        assert!((a[0] as f64 - s.alpha(1.0)).abs() < 1e-6 && (sg[1] as f64 - s.sigma(1e-3)).abs() < 1e-5);
     }
 }

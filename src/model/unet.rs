@@ -28,13 +28,7 @@ pub struct UNetConfig {
 
 impl Default for UNetConfig {
     fn default() -> Self {
-        UNetConfig {
-            channels: 32,
-            mults: vec![1, 2, 2],
-            res_blocks: 1,
-            attention: true,
-            heads: 2,
-        }
+        UNetConfig { channels: 32, mults: vec![1, 2, 2], res_blocks: 1, attention: true, heads: 2 }
     }
 }
 
@@ -47,8 +41,7 @@ impl UNetConfig {
         );
         ensure!(self.res_blocks >= 1, "model.res_blocks must be at least 1");
         ensure!(
-            self.heads >= 1
-                && self.channels * self.mults.last().copied().unwrap_or(1) % self.heads == 0,
+            self.heads >= 1 && self.channels * self.mults.last().copied().unwrap_or(1) % self.heads == 0,
             "model.heads must divide the channels of the lowest level"
         );
         Ok(())
@@ -60,17 +53,7 @@ fn groups(ch: i64) -> i64 {
 }
 
 fn conv3(p: nn::Path, cin: i64, cout: i64, stride: i64) -> nn::Conv2D {
-    nn::conv2d(
-        p,
-        cin,
-        cout,
-        3,
-        nn::ConvConfig {
-            padding: 1,
-            stride,
-            ..Default::default()
-        },
-    )
+    nn::conv2d(p, cin, cout, 3, nn::ConvConfig { padding: 1, stride, ..Default::default() })
 }
 
 fn conv1(p: nn::Path, cin: i64, cout: i64) -> nn::Conv2D {
@@ -132,10 +115,7 @@ impl Attention {
     fn forward(&self, x: &Tensor) -> Tensor {
         let (b, c, h, w) = x.size4().expect("attention input is 4-D");
         let dh = c / self.heads;
-        let qkv = x
-            .apply(&self.norm)
-            .apply(&self.qkv)
-            .view([b, 3, self.heads, dh, h * w]);
+        let qkv = x.apply(&self.norm).apply(&self.qkv).view([b, 3, self.heads, dh, h * w]);
         let q = qkv.select(1, 0).transpose(-1, -2);
         let k = qkv.select(1, 1);
         let v = qkv.select(1, 2).transpose(-1, -2);
@@ -190,9 +170,7 @@ impl UNet {
             down.push((blocks, ds));
         }
         let mid1 = ResBlock::new(p / "mid" / "res1", ch, ch, tdim);
-        let mid_attn = config
-            .attention
-            .then(|| Attention::new(p / "mid" / "attn", ch, config.heads));
+        let mid_attn = config.attention.then(|| Attention::new(p / "mid" / "attn", ch, config.heads));
         let mid2 = ResBlock::new(p / "mid" / "res2", ch, ch, tdim);
         let mut up = Vec::new();
         for (l, &w) in widths.iter().enumerate().rev() {
@@ -242,11 +220,7 @@ impl UNet {
         if ph > 0 || pw > 0 {
             x = x.constant_pad_nd([0, pw, 0, ph]);
         }
-        let temb = self
-            .time_embedding(t)
-            .apply(&self.time1)
-            .silu()
-            .apply(&self.time2);
+        let temb = self.time_embedding(t).apply(&self.time1).silu().apply(&self.time2);
         let mut h_ = x.apply(&self.conv_in);
         let mut hs = vec![h_.shallow_clone()];
         for (blocks, ds) in &self.down {
@@ -271,9 +245,7 @@ impl UNet {
             }
             if let Some(us) = us {
                 let (hh, ww) = (h_.size()[2], h_.size()[3]);
-                h_ = h_
-                    .upsample_nearest2d([2 * hh, 2 * ww], None, None)
-                    .apply(us);
+                h_ = h_.upsample_nearest2d([2 * hh, 2 * ww], None, None).apply(us);
             }
         }
         let out = h_.apply(&self.norm_out).silu().apply(&self.conv_out);
@@ -303,7 +275,7 @@ impl Denoiser for NetDenoiser<'_> {
             self.net.out_channels,
             context.size()[1]
         );
-        Ok(tch::no_grad(|| self.net.forward(t, context, context_mask)))
+        crate::run::resources::torch("model forward", || tch::no_grad(|| self.net.forward(t, context, context_mask)))
     }
 
     fn max_batch(&self) -> usize {
@@ -322,13 +294,7 @@ mod tests {
     #[test]
     fn shapes_round_trip_for_odd_sizes() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = UNetConfig {
-            channels: 8,
-            mults: vec![1, 2],
-            res_blocks: 1,
-            attention: true,
-            heads: 2,
-        };
+        let cfg = UNetConfig { channels: 8, mults: vec![1, 2], res_blocks: 1, attention: true, heads: 2 };
         let net = UNet::new(&vs.root(), 2, &cfg).unwrap();
         let x = Tensor::randn([3, 2, 13, 10], (Kind::Float, Device::Cpu));
         let t = Tensor::rand([3], (Kind::Float, Device::Cpu));

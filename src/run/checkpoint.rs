@@ -23,35 +23,23 @@ pub fn save(path: &Path, opt: &AdamW, ema: &[(String, Tensor)], state: &LoopStat
     let json = serde_json::to_vec(state)?;
     let mut named: Vec<(String, Tensor)> = Vec::new();
     for ((name, p), (m, v)) in opt.params.iter().zip(opt.m.iter().zip(&opt.v)) {
-        named.push((
-            format!("param.{name}"),
-            p.detach().to_device(tch::Device::Cpu),
-        ));
+        named.push((format!("param.{name}"), p.detach().to_device(tch::Device::Cpu)));
         named.push((format!("adam_m.{name}"), m.to_device(tch::Device::Cpu)));
         named.push((format!("adam_v.{name}"), v.to_device(tch::Device::Cpu)));
     }
     for (name, e) in ema {
-        named.push((
-            format!("ema.{name}"),
-            e.detach().to_device(tch::Device::Cpu),
-        ));
+        named.push((format!("ema.{name}"), e.detach().to_device(tch::Device::Cpu)));
     }
     named.push(("adam_t".into(), Tensor::from_slice(&[opt.t])));
     named.push((STATE_KEY.into(), Tensor::from_slice(&json)));
-    crate::atomic::write_via_path(path, |tmp| {
-        Tensor::write_safetensors(&named, tmp).map_err(Into::into)
-    })
+    crate::atomic::write_via_path(path, |tmp| Tensor::write_safetensors(&named, tmp).map_err(Into::into))
 }
 
 /// Writes plain-named inference weights (readable by `safetensors.torch.load_file`).
 pub fn save_weights(path: &Path, vars: &[(String, Tensor)]) -> Result<()> {
-    let named: Vec<(String, Tensor)> = vars
-        .iter()
-        .map(|(n, t)| (n.clone(), t.detach().to_device(tch::Device::Cpu)))
-        .collect();
-    crate::atomic::write_via_path(path, |tmp| {
-        Tensor::write_safetensors(&named, tmp).map_err(Into::into)
-    })
+    let named: Vec<(String, Tensor)> =
+        vars.iter().map(|(n, t)| (n.clone(), t.detach().to_device(tch::Device::Cpu))).collect();
+    crate::atomic::write_via_path(path, |tmp| Tensor::write_safetensors(&named, tmp).map_err(Into::into))
 }
 
 /// Reads weights by name into `vars`, checking every name and shape.
@@ -62,34 +50,27 @@ pub fn load_weights(path: &Path, vars: &[(String, Tensor)]) -> Result<()> {
 
 fn read(path: &Path) -> Result<HashMap<String, Tensor>> {
     if !path.exists() {
-        bail!(
-            "{}: missing (was the run trained to its first checkpoint?)",
-            path.display()
-        );
+        bail!("{}: missing (was the run trained to its first checkpoint?)", path.display());
     }
-    let tensors = Tensor::read_safetensors(path).map_err(|e| {
-        anyhow::anyhow!("{}: corrupt or unreadable checkpoint ({e})", path.display())
-    })?;
+    let tensors = Tensor::read_safetensors(path)
+        .map_err(|e| anyhow::anyhow!("{}: corrupt or unreadable checkpoint ({e})", path.display()))?;
     Ok(tensors.into_iter().collect())
 }
 
-fn copy_into(
-    path: &Path,
-    file: &HashMap<String, Tensor>,
-    prefix: &str,
-    vars: &[(String, Tensor)],
-) -> Result<()> {
+fn copy_into(path: &Path, file: &HashMap<String, Tensor>, prefix: &str, vars: &[(String, Tensor)]) -> Result<()> {
     tch::no_grad(|| {
         for (name, var) in vars {
             let key = format!("{prefix}{name}");
             let src = file.get(&key).with_context(|| {
-                format!(
-                    "{}: checkpoint lacks tensor '{key}' (trained with another model config?)",
-                    path.display()
-                )
+                format!("{}: checkpoint lacks tensor '{key}' (trained with another model config?)", path.display())
             })?;
             if src.size() != var.size() {
-                bail!("{}: tensor '{key}' has shape {:?}, the model needs {:?} (config and checkpoint disagree)", path.display(), src.size(), var.size());
+                bail!(
+                    "{}: tensor '{key}' has shape {:?}, the model needs {:?} (config and checkpoint disagree)",
+                    path.display(),
+                    src.size(),
+                    var.size()
+                );
             }
             let mut v = var.shallow_clone();
             v.copy_(src);
@@ -102,29 +83,16 @@ fn copy_into(
 pub fn load(path: &Path, opt: &mut AdamW, ema: &[(String, Tensor)]) -> Result<LoopState> {
     let file = read(path)?;
     copy_into(path, &file, "param.", &opt.params)?;
-    let m: Vec<(String, Tensor)> = opt
-        .params
-        .iter()
-        .map(|(n, _)| n.clone())
-        .zip(opt.m.iter().map(|t| t.shallow_clone()))
-        .collect();
+    let m: Vec<(String, Tensor)> =
+        opt.params.iter().map(|(n, _)| n.clone()).zip(opt.m.iter().map(|t| t.shallow_clone())).collect();
     copy_into(path, &file, "adam_m.", &m)?;
-    let v: Vec<(String, Tensor)> = opt
-        .params
-        .iter()
-        .map(|(n, _)| n.clone())
-        .zip(opt.v.iter().map(|t| t.shallow_clone()))
-        .collect();
+    let v: Vec<(String, Tensor)> =
+        opt.params.iter().map(|(n, _)| n.clone()).zip(opt.v.iter().map(|t| t.shallow_clone())).collect();
     copy_into(path, &file, "adam_v.", &v)?;
     copy_into(path, &file, "ema.", ema)?;
-    opt.t = file
-        .get("adam_t")
-        .with_context(|| format!("{}: checkpoint lacks 'adam_t'", path.display()))?
-        .int64_value(&[0]);
-    let bytes = file
-        .get(STATE_KEY)
-        .with_context(|| format!("{}: checkpoint lacks its loop state", path.display()))?;
+    opt.t =
+        file.get("adam_t").with_context(|| format!("{}: checkpoint lacks 'adam_t'", path.display()))?.int64_value(&[0]);
+    let bytes = file.get(STATE_KEY).with_context(|| format!("{}: checkpoint lacks its loop state", path.display()))?;
     let bytes: Vec<u8> = Vec::try_from(&bytes.to_kind(Kind::Uint8))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: corrupt loop state", path.display()))
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: corrupt loop state", path.display()))
 }

@@ -50,29 +50,18 @@ pub struct DemoRow {
 }
 
 pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<Vec<DemoRow>> {
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("{}: cannot create", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("{}: cannot create", out_dir.display()))?;
     let spec = GrfSpec::new(opts.size);
     let train_path = out_dir.join("train.npz");
     let test_path = out_dir.join("test.npz");
     grf_set(&spec, opts.train_fields, &opts.pattern, opts.seed)?.save(&train_path)?;
-    let test = grf_set(
-        &spec,
-        opts.test_fields,
-        &opts.pattern,
-        opts.seed.wrapping_add(1_000_003),
-    )?;
+    let test = grf_set(&spec, opts.test_fields, &opts.pattern, opts.seed.wrapping_add(1_000_003))?;
     test.save(&test_path)?;
     let truth = test.truth.clone().context("generated test set has truth")?;
     let mut rows = Vec::new();
 
     // References: the prior mean (0, variance = σ²) and the exact Bayes posterior mean.
-    let zeros: Vec<f32> = test
-        .values
-        .iter()
-        .zip(&test.mask)
-        .map(|(&v, &m)| if m != 0 { v } else { 0.0 })
-        .collect();
+    let zeros: Vec<f32> = test.values.iter().zip(&test.mask).map(|(&v, &m)| if m != 0 { v } else { 0.0 }).collect();
     rows.push(DemoRow {
         method: "prior mean (no learning)".into(),
         metrics: metrics(&zeros, &truth, &test.mask),
@@ -104,23 +93,13 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<Vec<DemoR
             ..Default::default()
         };
         if !quiet {
-            eprintln!(
-                "training {label} for {} steps on {} fields …",
-                opts.steps, opts.train_fields
-            );
+            eprintln!("training {label} for {} steps on {} fields …", opts.steps, opts.train_fields);
         }
         let summary = train(&train_path, &run_dir, &cfg, false, quiet)?;
         let pred_path = out_dir.join(format!("pred-{}.npz", cfg.partition.name()));
-        let iopts = ImputeOptions {
-            ensemble: opts.ensemble,
-            seed: opts.seed,
-            ..Default::default()
-        };
+        let iopts = ImputeOptions { ensemble: opts.ensemble, seed: opts.seed, ..Default::default() };
         impute(&run_dir, &test_path, &pred_path, &iopts, true)?;
-        let mean = Npz::open(&pred_path)?
-            .get("mean")?
-            .context("imputation wrote no mean")?
-            .to_f32();
+        let mean = Npz::open(&pred_path)?.get("mean")?.context("imputation wrote no mean")?.to_f32();
         rows.push(DemoRow {
             method: label.into(),
             metrics: metrics(&mean, &truth, &test.mask),

@@ -22,8 +22,7 @@ pub struct Metrics {
 
 /// Metrics of `pred` (values) against `truth` where `mask` = 0 marks the entries that were missing.
 pub fn metrics(pred: &[f32], truth: &[f32], mask: &[u8]) -> Metrics {
-    let (mut sse_all, mut sse_miss, mut ss_miss, mut sum_miss, mut n_miss) =
-        (0f64, 0f64, 0f64, 0f64, 0usize);
+    let (mut sse_all, mut sse_miss, mut ss_miss, mut sum_miss, mut n_miss) = (0f64, 0f64, 0f64, 0f64, 0usize);
     for ((&p, &t), &m) in pred.iter().zip(truth).zip(mask) {
         let p = if m != 0 { t } else { p };
         let e = (p as f64 - t as f64).powi(2);
@@ -50,19 +49,13 @@ pub fn metrics(pred: &[f32], truth: &[f32], mask: &[u8]) -> Metrics {
 /// Reads `mean` (and `mask`) from `pred_path`, `truth` (and `mask`) from `truth_path`.
 pub fn eval_files(pred_path: &Path, truth_path: &Path) -> Result<Metrics> {
     let mut pred_npz = Npz::open(pred_path)?;
-    let pred = pred_npz.get("mean")?.with_context(|| {
-        format!(
-            "{}: no 'mean' array (is it an imputation output?)",
-            pred_path.display()
-        )
-    })?;
+    let pred = pred_npz
+        .get("mean")?
+        .with_context(|| format!("{}: no 'mean' array (is it an imputation output?)", pred_path.display()))?;
     let mut truth_npz = Npz::open(truth_path)?;
-    let truth = truth_npz.get("truth")?.with_context(|| {
-        format!(
-            "{}: no 'truth' array to score against",
-            truth_path.display()
-        )
-    })?;
+    let truth = truth_npz
+        .get("truth")?
+        .with_context(|| format!("{}: no 'truth' array to score against", truth_path.display()))?;
     ensure!(
         pred.shape == truth.shape,
         "{}: 'mean' has shape {:?} but {} 'truth' has {:?}",
@@ -73,27 +66,14 @@ pub fn eval_files(pred_path: &Path, truth_path: &Path) -> Result<Metrics> {
     );
     let mask_arr = match pred_npz.get("mask")? {
         Some(m) => m,
-        None => truth_npz
-            .get("mask")?
-            .with_context(|| "neither file has a 'mask' saying which entries were observed")?,
+        None => {
+            truth_npz.get("mask")?.with_context(|| "neither file has a 'mask' saying which entries were observed")?
+        }
     };
-    let mask: Vec<u8> = mask_arr
-        .to_f32()
-        .iter()
-        .map(|&v| u8::from(v != 0.0))
-        .collect();
-    ensure!(
-        mask.len() == pred.numel(),
-        "'mask' has shape {:?}, expected {:?}",
-        mask_arr.shape,
-        pred.shape
-    );
+    let mask: Vec<u8> = mask_arr.to_f32().iter().map(|&v| u8::from(v != 0.0)).collect();
+    ensure!(mask.len() == pred.numel(), "'mask' has shape {:?}, expected {:?}", mask_arr.shape, pred.shape);
     let (p, t) = (pred.to_f32(), truth.to_f32());
-    ensure!(
-        p.iter().all(|v| v.is_finite()),
-        "{}: 'mean' has non-finite entries",
-        pred_path.display()
-    );
+    ensure!(p.iter().all(|v| v.is_finite()), "{}: 'mean' has non-finite entries", pred_path.display());
     Ok(metrics(&p, &t, &mask))
 }
 

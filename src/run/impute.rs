@@ -4,14 +4,14 @@
 use super::progress::Progress;
 use super::{mix_seed, open_device, RunDir, RunInfo};
 use crate::config::TrainConfig;
-use crate::data::npy::{write_npz, Array};
-use crate::data::{FieldSet, Normalizer, Truth};
+use crate::data::field::FieldStream;
+use crate::data::npy::NpzWriter;
+use crate::data::Normalizer;
 use crate::method::ensemble::{self, Inference, Weighting};
 use crate::model::NetDenoiser;
 use anyhow::{ensure, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
 use std::path::Path;
 use tch::Tensor;
 
@@ -64,16 +64,11 @@ pub struct LoadedRun {
 impl LoadedRun {
     pub fn open(run_dir: &Path, device: Option<&str>) -> Result<LoadedRun> {
         let run = RunDir(run_dir.to_path_buf());
-        ensure!(
-            run_dir.is_dir(),
-            "{}: no such run directory",
-            run_dir.display()
-        );
+        ensure!(run_dir.is_dir(), "{}: no such run directory", run_dir.display());
         let config = TrainConfig::load(&run.config())?;
         let norm = Normalizer::load(&run.norm())?;
         let info: RunInfo = serde_json::from_str(
-            &std::fs::read_to_string(run.info())
-                .with_context(|| format!("{}: cannot read", run.info().display()))?,
+            &std::fs::read_to_string(run.info()).with_context(|| format!("{}: cannot read", run.info().display()))?,
         )
         .with_context(|| format!("{}: corrupt run info", run.info().display()))?;
         ensure!(
@@ -86,171 +81,112 @@ impl LoadedRun {
         let device = open_device(device.unwrap_or(&config.device))?;
         let (vs, net) = super::train::build_model(&config, info.dims.c, device)?;
         super::checkpoint::load_weights(&run.model(), &super::optim::named_vars(&vs))?;
-        Ok(LoadedRun {
-            config,
-            norm,
-            info,
-            _vs: vs,
-            net,
-        })
+        Ok(LoadedRun { config, norm, info, _vs: vs, net })
     }
 }
 
 /// Fills the gaps of `data` with the run in `run_dir`; writes `mean`, `mask` and, when asked,
 /// `samples` `[N, S, C, H, W]` and `std` to `out`.
-pub fn impute(
-    run_dir: &Path,
-    data: &Path,
-    out: &Path,
-    opts: &ImputeOptions,
-    quiet: bool,
-) -> Result<ImputeSummary> {
+pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, quiet: bool) -> Result<ImputeSummary> {
     ensure!(opts.ensemble >= 1, "--ensemble must be at least 1");
     ensure!(opts.steps >= 1, "--steps must be at least 1");
     ensure!(opts.samples == 0 || opts.steps >= 2, "--samples needs the multi-step sampler (--steps 2 or more); the single-step ensemble gives the posterior mean only");
     let run = LoadedRun::open(run_dir, opts.device.as_deref())?;
-    let set = FieldSet::load(data, Truth::Never)?;
+    // The file is read and written a chunk of fields at a time: memory stays bounded by the
+    // chunk, whatever the file size.
+    let mut stream = FieldStream::open(data)?;
+    let (n, d) = (stream.n, stream.dims);
     ensure!(
-        set.dims.c == run.info.dims.c,
+        d.c == run.info.dims.c,
         "{}: fields have {} channels, the run {} was trained on {}",
         data.display(),
-        set.dims.c,
+        d.c,
         run_dir.display(),
         run.info.dims.c
     );
-    let mut norm_set = set.clone();
-    run.norm.apply(&mut norm_set);
-
-    let den = NetDenoiser {
-        net: &run.net,
-        max_batch: 64,
-    };
+    let max_batch = super::resources::inference_batch(&run.config.model, d, 64)?;
+    let den = NetDenoiser { net: &run.net, max_batch };
     let device = run.net.device();
-    let d = set.dims;
     let len = d.len();
-    let s_count = if opts.steps >= 2 {
-        opts.samples.max(1)
-    } else {
-        0
-    };
-    let mut mean = vec![0f32; set.n * len];
-    let mut samples = vec![0f32; set.n * s_count * len];
+    let s_count = if opts.steps >= 2 { opts.samples.max(1) } else { 0 };
+    let shape = vec![n, d.c, d.h, d.w];
+    let mut writer = NpzWriter::new(out);
+    let mean_slot = writer.add_f32("mean", shape.clone())?;
+    let mask_slot = writer.add_bool("mask", shape.clone())?;
+    let samples_slot =
+        if s_count > 0 { Some(writer.add_f32("samples", vec![n, s_count, d.c, d.h, d.w])?) } else { None };
+    let std_slot = if s_count > 1 { Some(writer.add_f32("std", shape)?) } else { None };
+
     let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(opts.seed, 7, 0));
     tch::manual_seed(mix_seed(opts.seed, 7, 1) as i64);
-    let progress = Progress::new("impute", 0, set.n, quiet);
-    let inf = Inference {
-        ensemble: opts.ensemble,
-        steps: opts.steps,
-        weighting: opts.weighting,
-    };
-    let chunk = opts.chunk.max(1);
-    for start in (0..set.n).step_by(chunk) {
-        let end = (start + chunk).min(set.n);
-        let nb = end - start;
-        let masks: Vec<Vec<u8>> = set.mask[start * len..end * len]
-            .chunks_exact(len)
-            .map(<[u8]>::to_vec)
-            .collect();
-        let u = Tensor::from_slice(&norm_set.values[start * len..end * len])
+    let progress = Progress::new("impute", 0, n, quiet);
+    let inf = Inference { ensemble: opts.ensemble, steps: opts.steps, weighting: opts.weighting };
+    let (mut done, mut missing) = (0usize, 0usize);
+    while let Some(set) = stream.next_chunk(opts.chunk.max(1))? {
+        let nb = set.n;
+        let mut norm_set = set.clone();
+        run.norm.apply(&mut norm_set);
+        let masks: Vec<Vec<u8>> = set.mask.chunks_exact(len).map(<[u8]>::to_vec).collect();
+        let u = Tensor::from_slice(&norm_set.values)
             .view([nb as i64, d.c as i64, d.h as i64, d.w as i64])
             .to_device(device);
+        let mut mean = vec![0f32; nb * len];
+        let mut samples = vec![0f32; nb * s_count * len];
         if opts.steps == 1 {
-            let m = ensemble::single_step(
-                &den,
-                &run.config.schedule,
-                &run.config.partition,
-                &u,
-                &masks,
-                opts.ensemble,
-                &mut rng,
-            )?;
-            copy_out(&m, &mut mean[start * len..end * len])?;
+            let (sched, part) = (&run.config.schedule, &run.config.partition);
+            let m = ensemble::single_step(&den, sched, part, &u, &masks, opts.ensemble, &mut rng)?;
+            copy_out(&m, &mut mean)?;
         } else {
             // S samples of each field, batched: rows ordered field-major.
             let u_rep = u.repeat_interleave_self_int(s_count as i64, 0, None);
-            let m_rep: Vec<Vec<u8>> = masks
-                .iter()
-                .flat_map(|m| std::iter::repeat_n(m.clone(), s_count))
-                .collect();
-            let x = ensemble::multi_step(
-                &den,
-                &run.config.schedule,
-                &run.config.partition,
-                &u_rep,
-                &m_rep,
-                &inf,
-                &mut rng,
-            )?;
-            copy_out(&x, &mut samples[start * s_count * len..end * s_count * len])?;
-            let avg = x
-                .view([
-                    nb as i64,
-                    s_count as i64,
-                    d.c as i64,
-                    d.h as i64,
-                    d.w as i64,
-                ])
-                .mean_dim(1, false, tch::Kind::Float);
-            copy_out(&avg, &mut mean[start * len..end * len])?;
+            let m_rep: Vec<Vec<u8>> = masks.iter().flat_map(|m| std::iter::repeat_n(m.clone(), s_count)).collect();
+            let (sched, part) = (&run.config.schedule, &run.config.partition);
+            let x = ensemble::multi_step(&den, sched, part, &u_rep, &m_rep, &inf, &mut rng)?;
+            copy_out(&x, &mut samples)?;
+            let avg = x.view([nb as i64, s_count as i64, d.c as i64, d.h as i64, d.w as i64]).mean_dim(
+                1,
+                false,
+                tch::Kind::Float,
+            );
+            copy_out(&avg, &mut mean)?;
         }
-        progress.update(end, "", end == set.n);
-    }
-    run.norm.invert(&mut mean, d.c, d.sites());
-    run.norm.invert(&mut samples, d.c, d.sites());
-    // Paste the observations back exactly (no round trip through normalisation).
-    for (k, (&o, &v)) in set.mask.iter().zip(&set.values).enumerate() {
-        if o != 0 {
-            mean[k] = v;
-        }
-    }
-    let shape = vec![set.n, d.c, d.h, d.w];
-    let mut arrays = BTreeMap::new();
-    arrays.insert("mean".to_string(), Array::from_f32(shape.clone(), &mean));
-    arrays.insert("mask".to_string(), Array::from_bool(shape, &set.mask));
-    if s_count > 0 {
-        for i in 0..set.n {
-            for s in 0..s_count {
-                for k in 0..len {
-                    if set.mask[i * len + k] != 0 {
-                        samples[(i * s_count + s) * len + k] = set.values[i * len + k];
-                    }
+        run.norm.invert(&mut mean, d.c, d.sites());
+        run.norm.invert(&mut samples, d.c, d.sites());
+        // Paste the observations back exactly (no round trip through normalisation).
+        for (k, (&o, &v)) in set.mask.iter().zip(&set.values).enumerate() {
+            if o != 0 {
+                mean[k] = v;
+                for s in 0..s_count {
+                    samples[((k / len) * s_count + s) * len + k % len] = v;
                 }
             }
         }
-        if s_count > 1 {
-            let std: Vec<f32> = (0..set.n * len)
+        writer.append_f32(mean_slot, &mean)?;
+        writer.append_bool(mask_slot, &set.mask)?;
+        if let Some(slot) = samples_slot {
+            writer.append_f32(slot, &samples)?;
+        }
+        if let Some(slot) = std_slot {
+            let std: Vec<f32> = (0..nb * len)
                 .map(|j| {
                     let (i, k) = (j / len, j % len);
                     let vals = (0..s_count).map(|s| samples[(i * s_count + s) * len + k] as f64);
-                    let var = vals.map(|v| (v - mean[j] as f64).powi(2)).sum::<f64>()
-                        / (s_count - 1) as f64;
+                    let var = vals.map(|v| (v - mean[j] as f64).powi(2)).sum::<f64>() / (s_count - 1) as f64;
                     var.sqrt() as f32
                 })
                 .collect();
-            arrays.insert(
-                "std".to_string(),
-                Array::from_f32(vec![set.n, d.c, d.h, d.w], &std),
-            );
+            writer.append_f32(slot, &std)?;
         }
-        arrays.insert(
-            "samples".to_string(),
-            Array::from_f32(vec![set.n, s_count, d.c, d.h, d.w], &samples),
-        );
+        missing += set.mask.iter().filter(|&&m| m == 0).count();
+        done += nb;
+        progress.update(done, "", done == n);
     }
-    write_npz(out, &arrays)?;
-    Ok(ImputeSummary {
-        fields: set.n,
-        missing_entries: set.mask.iter().filter(|&&m| m == 0).count(),
-        seconds: progress.elapsed(),
-    })
+    writer.finish()?;
+    Ok(ImputeSummary { fields: n, missing_entries: missing, seconds: progress.elapsed() })
 }
 
 fn copy_out(t: &Tensor, dst: &mut [f32]) -> Result<()> {
-    let v: Vec<f32> = Vec::try_from(
-        t.to_device(tch::Device::Cpu)
-            .to_kind(tch::Kind::Float)
-            .flatten(0, -1),
-    )?;
+    let v: Vec<f32> = Vec::try_from(t.to_device(tch::Device::Cpu).to_kind(tch::Kind::Float).flatten(0, -1))?;
     ensure!(v.len() == dst.len(), "internal: output size mismatch");
     dst.copy_from_slice(&v);
     Ok(())

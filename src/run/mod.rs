@@ -7,6 +7,7 @@ pub mod eval;
 pub mod impute;
 pub mod optim;
 pub mod progress;
+pub mod resources;
 pub mod train;
 
 use anyhow::{bail, Result};
@@ -59,10 +60,7 @@ pub fn parse_device(s: &str) -> Result<Device> {
         "cpu" => Device::Cpu,
         "auto" => Device::cuda_if_available(),
         "cuda" => Device::Cuda(0),
-        _ => match s
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-        {
+        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
             Some(n) => Device::Cuda(n),
             None => bail!("unknown device {s:?}; use cpu, cuda, cuda:N or auto"),
         },
@@ -85,9 +83,7 @@ pub fn open_device(s: &str) -> Result<Device> {
 /// reproducible on its own and a resumed run draws exactly what the uninterrupted one would.
 pub fn mix_seed(seed: u64, stream: u64, index: u64) -> u64 {
     // SplitMix64 finaliser over the combined words.
-    let mut z = seed
-        ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)

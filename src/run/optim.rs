@@ -30,15 +30,7 @@ impl AdamW {
         let params = named_vars(vs);
         let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
         let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        AdamW {
-            params,
-            m,
-            v,
-            t: 0,
-            beta1,
-            beta2,
-            weight_decay,
-        }
+        AdamW { params, m, v, t: 0, beta1, beta2, weight_decay }
     }
 
     pub fn zero_grad(&mut self) {
@@ -51,23 +43,12 @@ impl AdamW {
     /// the norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
         tch::no_grad(|| {
-            let grads: Vec<Tensor> = self
-                .params
-                .iter()
-                .map(|(_, p)| p.grad())
-                .filter(|g| g.defined())
-                .collect();
+            let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).filter(|g| g.defined()).collect();
             if grads.is_empty() {
                 return 0.0;
             }
-            let sq: Vec<Tensor> = grads
-                .iter()
-                .map(|g| g.square().sum(tch::Kind::Float))
-                .collect();
-            let norm = Tensor::stack(&sq, 0)
-                .sum(tch::Kind::Float)
-                .sqrt()
-                .double_value(&[]);
+            let sq: Vec<Tensor> = grads.iter().map(|g| g.square().sum(tch::Kind::Float)).collect();
+            let norm = Tensor::stack(&sq, 0).sum(tch::Kind::Float).sqrt().double_value(&[]);
             if max_norm > 0.0 && norm > max_norm {
                 let scale = max_norm / (norm + 1e-6);
                 for mut g in grads {
@@ -84,11 +65,7 @@ impl AdamW {
         let bc1 = 1.0 - b1.powi(self.t as i32);
         let bc2 = 1.0 - b2.powi(self.t as i32);
         tch::no_grad(|| {
-            for ((_, p), (m, v)) in self
-                .params
-                .iter_mut()
-                .zip(self.m.iter_mut().zip(self.v.iter_mut()))
-            {
+            for ((_, p), (m, v)) in self.params.iter_mut().zip(self.m.iter_mut().zip(self.v.iter_mut())) {
                 let g = p.grad();
                 if !g.defined() {
                     continue;

@@ -14,14 +14,7 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(label: &'static str, start_step: usize, total: usize, quiet: bool) -> Progress {
-        Progress {
-            total,
-            start_step,
-            started: Instant::now(),
-            tty: std::io::stderr().is_terminal(),
-            quiet,
-            label,
-        }
+        Progress { total, start_step, started: Instant::now(), tty: std::io::stderr().is_terminal(), quiet, label }
     }
 
     /// Steps per second since the start of this session.
@@ -35,17 +28,8 @@ impl Progress {
             return;
         }
         let rate = self.rate(step);
-        let eta = if rate > 0.0 {
-            (self.total - step) as f64 / rate
-        } else {
-            0.0
-        };
-        let line = format!(
-            "{} {step}/{}  {detail}  {rate:.2} steps/s  ETA {}",
-            self.label,
-            self.total,
-            fmt_secs(eta)
-        );
+        let eta = if rate > 0.0 { (self.total - step) as f64 / rate } else { 0.0 };
+        let line = format!("{} {step}/{}  {detail}  {rate:.2} steps/s  ETA {}", self.label, self.total, fmt_secs(eta));
         let mut err = std::io::stderr();
         if self.tty {
             let _ = write!(err, "\r\x1b[2K{line}");

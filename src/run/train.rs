@@ -12,10 +12,10 @@
 use super::checkpoint::{self, LoopState};
 use super::optim::{ema_update, named_vars, AdamW};
 use super::progress::Progress;
-use super::{mix_seed, open_device, RunDir, RunInfo};
+use super::{mix_seed, open_device, resources, RunDir, RunInfo};
 use crate::config::{LrSchedule, TrainConfig};
 use crate::data::{Dims, FieldSet, Normalizer, Truth};
-use crate::method::{mask_tensor, Partition, VpSchedule};
+use crate::method::mask_tensor;
 use crate::model::UNet;
 use anyhow::{bail, ensure, Context, Result};
 use rand::seq::SliceRandom;
@@ -45,39 +45,27 @@ struct Fields {
 impl Fields {
     fn new(set: &FieldSet, device: Device) -> Fields {
         let d = set.dims;
-        let values = Tensor::from_slice(&set.values)
-            .view([set.n as i64, d.c as i64, d.h as i64, d.w as i64])
-            .to_device(device);
+        let values =
+            Tensor::from_slice(&set.values).view([set.n as i64, d.c as i64, d.h as i64, d.w as i64]).to_device(device);
         let masks = set.mask.chunks_exact(d.len()).map(<[u8]>::to_vec).collect();
-        Fields {
-            values,
-            masks,
-            dims: d,
-        }
+        Fields { values, masks, dims: d }
     }
 }
 
 /// The context–query loss of a batch `idx` (see the module doc); returns (loss, query count).
-fn batch_loss(
-    net: &UNet,
-    schedule: &VpSchedule,
-    partition: &Partition,
-    f: &Fields,
-    idx: &[usize],
-    rng: &mut ChaCha8Rng,
-) -> Tensor {
+fn batch_loss(net: &UNet, cfg: &TrainConfig, f: &Fields, idx: &[usize], rng: &mut ChaCha8Rng) -> Tensor {
+    let (schedule, partition) = (&cfg.schedule, &cfg.partition);
     let device = f.values.device();
-    let index =
-        Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+    let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
     let x = f.values.index_select(0, &index);
-    let splits: Vec<_> = idx
-        .iter()
-        .map(|&i| partition.split(&f.masks[i], f.dims, rng))
-        .collect();
+    let splits: Vec<_> = idx.iter().map(|&i| partition.split(&f.masks[i], f.dims, rng)).collect();
     let ctx = mask_tensor(splits.iter().map(|s| s.context.as_slice()), f.dims, device);
     let qry = mask_tensor(splits.iter().map(|s| s.query.as_slice()), f.dims, device);
-    let t = Tensor::rand([idx.len() as i64], (Kind::Float, device)) * (1.0 - schedule.t_eps)
-        + schedule.t_eps;
+    // t = t_eps + (1 − t_eps) U^p: p = 1 is uniform (the paper); p > 1 spends more steps at low
+    // noise, where the single-step ensemble evaluates the model.
+    let u = Tensor::rand([idx.len() as i64], (Kind::Float, device));
+    let u = if cfg.time_power == 1.0 { u } else { u.pow_tensor_scalar(cfg.time_power) };
+    let t = u * (1.0 - schedule.t_eps) + schedule.t_eps;
     let (a, s) = schedule.alpha_sigma(&t);
     let x_t = &x * a + x.randn_like() * s;
     let pred = net.forward(&t, &(&ctx * x_t), &ctx);
@@ -87,11 +75,7 @@ fn batch_loss(
 /// Learning rate at `step` (1-based) for the cosine and constant schedules.
 fn scheduled_lr(cfg: &TrainConfig, step: usize, plateau_lr: f64) -> f64 {
     let o = &cfg.optim;
-    let warm = if o.warmup > 0 {
-        (step as f64 / o.warmup as f64).min(1.0)
-    } else {
-        1.0
-    };
+    let warm = if o.warmup > 0 { (step as f64 / o.warmup as f64).min(1.0) } else { 1.0 };
     match o.lr_schedule {
         LrSchedule::Constant => o.lr * warm,
         LrSchedule::Plateau => plateau_lr * warm,
@@ -112,11 +96,7 @@ fn batch_indices(seed: u64, step: usize, batch: usize, n: usize) -> Vec<usize> {
         let epoch = pos / n;
         if cache.as_ref().map(|c| c.0) != Some(epoch) {
             let mut perm: Vec<usize> = (0..n).collect();
-            perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(
-                seed,
-                3,
-                epoch as u64,
-            )));
+            perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(seed, 3, epoch as u64)));
             cache = Some((epoch, perm));
         }
         out.push(cache.as_ref().map(|c| c.1[pos % n]).unwrap_or(0));
@@ -134,8 +114,7 @@ fn validation_loss(net: &UNet, cfg: &TrainConfig, f: &Fields) -> f64 {
     let mut count = 0.0;
     tch::no_grad(|| {
         for chunk in idx.chunks(cfg.batch.max(1)) {
-            total += batch_loss(net, &cfg.schedule, &cfg.partition, f, chunk, &mut rng)
-                .double_value(&[])
+            total += batch_loss(net, cfg, f, chunk, &mut rng).double_value(&[])
                 * chunk.len() as f64;
             count += chunk.len() as f64;
         }
@@ -193,23 +172,16 @@ pub fn build_model(cfg: &TrainConfig, channels: usize, device: Device) -> Result
 }
 
 /// Trains on `data` into `run_dir` (or continues the run there with `resume`).
-pub fn train(
-    data: &Path,
-    run_dir: &Path,
-    cfg: &TrainConfig,
-    resume: bool,
-    quiet: bool,
-) -> Result<TrainSummary> {
+pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet: bool) -> Result<TrainSummary> {
     cfg.validate()?;
     let run = RunDir(run_dir.to_path_buf());
     if resume {
-        ensure!(
-            run.checkpoint().exists(),
-            "{}: no checkpoint to resume from",
-            run.checkpoint().display()
-        );
+        ensure!(run.checkpoint().exists(), "{}: no checkpoint to resume from", run.checkpoint().display());
     } else if run.checkpoint().exists() || run.model().exists() {
-        bail!("{}: already holds a trained run; pass --resume to continue it, or choose another --out", run_dir.display());
+        bail!(
+            "{}: already holds a trained run; pass --resume to continue it, or choose another --out",
+            run_dir.display()
+        );
     }
     let set = FieldSet::load(data, Truth::Never)?;
     let (train_idx, val_idx) = split_validation(set.n, cfg.val_fraction, cfg.seed);
@@ -217,11 +189,18 @@ pub fn train(
     let mut val_set = set.select(&val_idx);
     let norm = if resume {
         let info: RunInfo = serde_json::from_str(
-            &std::fs::read_to_string(run.info())
-                .with_context(|| format!("{}: cannot read", run.info().display()))?,
+            &std::fs::read_to_string(run.info()).with_context(|| format!("{}: cannot read", run.info().display()))?,
         )
         .with_context(|| format!("{}: corrupt run info", run.info().display()))?;
-        ensure!(info.dims == set.dims && info.n_train == train_idx.len(), "{}: the run was trained on {} fields of {:?}, this file gives {} of {:?}; resume with the same data", data.display(), info.n_train, info.dims, train_idx.len(), set.dims);
+        ensure!(
+            info.dims == set.dims && info.n_train == train_idx.len(),
+            "{}: the run was trained on {} fields of {:?}, this file gives {} of {:?}; resume with the same data",
+            data.display(),
+            info.n_train,
+            info.dims,
+            train_idx.len(),
+            set.dims
+        );
         Normalizer::load(&run.norm())?
     } else {
         std::fs::create_dir_all(run_dir)
@@ -244,15 +223,16 @@ pub fn train(
     norm.apply(&mut train_set);
     norm.apply(&mut val_set);
 
+    let field_bytes = resources::unet_bytes_per_field(&cfg.model, set.dims, true);
+    resources::check_fits(
+        &format!("training with batch {} on {}×{}×{} fields", cfg.batch, set.dims.c, set.dims.h, set.dims.w),
+        cfg.batch as u64 * field_bytes + (set.values.len() as u64) * 8,
+        "lower --batch or the model size (model.channels, model.mults)",
+    )?;
     let device = open_device(&cfg.device)?;
     let (vs, net) = build_model(cfg, set.dims.c, device)?;
     let (ema_vs, ema_net) = build_model(cfg, set.dims.c, device)?;
-    let mut opt = AdamW::new(
-        &vs,
-        cfg.optim.beta1,
-        cfg.optim.beta2,
-        cfg.optim.weight_decay,
-    );
+    let mut opt = AdamW::new(&vs, cfg.optim.beta1, cfg.optim.beta2, cfg.optim.weight_decay);
     let ema = named_vars(&ema_vs);
     let mut state = if resume {
         let s = checkpoint::load(&run.checkpoint(), &mut opt, &ema)?;
@@ -267,12 +247,7 @@ pub fn train(
                 e.shallow_clone().copy_(p);
             }
         });
-        LoopState {
-            step: 0,
-            lr: cfg.optim.lr,
-            best_val: None,
-            plateau_bad: 0,
-        }
+        LoopState { step: 0, lr: cfg.optim.lr, best_val: None, plateau_bad: 0 }
     };
     ensure!(
         state.step <= cfg.steps,
@@ -295,16 +270,11 @@ pub fn train(
         let idx = batch_indices(cfg.seed, step, cfg.batch, train_set.n);
         let lr = scheduled_lr(cfg, step, state.lr);
         opt.zero_grad();
-        let loss = batch_loss(
-            &net,
-            &cfg.schedule,
-            &cfg.partition,
-            &train_f,
-            &idx,
-            &mut rng,
-        );
-        loss.backward();
-        let loss_v = loss.double_value(&[]);
+        let loss_v = resources::torch(&format!("training step {step}"), || {
+            let loss = batch_loss(&net, cfg, &train_f, &idx, &mut rng);
+            loss.backward();
+            loss.double_value(&[])
+        })?;
         if !loss_v.is_finite() {
             bail!("training loss became {loss_v} at step {step}; the last checkpoint is kept. Lower optim.lr or check the data scale");
         }
@@ -329,16 +299,14 @@ pub fn train(
         }
         if let Some(vf) = &val_f {
             if step % cfg.val_every == 0 || step == cfg.steps {
-                let v = validation_loss(&ema_net, cfg, vf);
+                let v = resources::torch("validation", || validation_loss(&ema_net, cfg, vf))?;
                 let improved = state.best_val.is_none_or(|b| v < b * (1.0 - 1e-4));
                 if improved {
                     state.best_val = Some(v);
                     state.plateau_bad = 0;
                 } else {
                     state.plateau_bad += 1;
-                    if cfg.optim.lr_schedule == LrSchedule::Plateau
-                        && state.plateau_bad > cfg.optim.plateau_patience
-                    {
+                    if cfg.optim.lr_schedule == LrSchedule::Plateau && state.plateau_bad > cfg.optim.plateau_patience {
                         state.lr = (state.lr * cfg.optim.plateau_factor).max(cfg.optim.min_lr);
                         state.plateau_bad = 0;
                     }
@@ -388,10 +356,7 @@ mod tests {
 
     #[test]
     fn cosine_schedule_warms_up_and_decays() {
-        let cfg = TrainConfig {
-            steps: 1000,
-            ..Default::default()
-        };
+        let cfg = TrainConfig { steps: 1000, ..Default::default() };
         assert!(scheduled_lr(&cfg, 1, 0.0) < 1e-4);
         assert!((scheduled_lr(&cfg, 100, 0.0) - 1e-3).abs() < 1e-9);
         assert!((scheduled_lr(&cfg, 1000, 0.0) - 1e-5).abs() < 1e-9);
