@@ -135,7 +135,7 @@ struct DemoArgs {
     /// Directory for the generated data, runs and predictions.
     #[arg(long, default_value = "demo-out")]
     out: PathBuf,
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 1000)]
     steps: usize,
     #[arg(long, default_value_t = 2000)]
     train_fields: usize,
@@ -372,7 +372,7 @@ fn run_demo(a: &DemoArgs, quiet: bool) -> Result<()> {
     };
     let rows = demo::demo(&a.out, &opts, quiet)?;
     println!(
-        "\nGaussian random fields {0}×{0}, observed {1:?}; {2} test fields, scored on the missing entries:\n",
+        "\nGaussian random fields {0}×{0}, observed {1}; {2} test fields, scored on the missing entries:\n",
         a.size, a.mask, a.test_fields
     );
     println!("| method | MSE missing | MSE / prior variance | whole-field MSE | train s |");
@@ -459,11 +459,15 @@ fn main() -> ExitCode {
         Command::Data(c) => run_data(c),
     });
     let result = caught.unwrap_or_else(|payload| {
-        let msg = payload
+        let msg: String = payload
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
+        if msg.contains("failed printing to stdout") {
+            // The reader went away (`lacuna … | head`): stop quietly, like other command-line tools.
+            std::process::exit(0);
+        }
         Err(anyhow::anyhow!("internal error (please report): {}", msg.lines().next().unwrap_or("")))
     });
     match result.context("lacuna") {

@@ -249,6 +249,24 @@ fn same_seed_gives_identical_runs_and_resume_continues_exactly() {
     ok(&["impute", "--run", s(&f.p("full")), "--data", s(&f.p("test.npz")), "--out", s(&f.p("p1.npz")), "--seed", "3"]);
     ok(&["impute", "--run", s(&f.p("full")), "--data", s(&f.p("test.npz")), "--out", s(&f.p("p2.npz")), "--seed", "3"]);
     assert_eq!(std::fs::read(f.p("p1.npz")).unwrap(), std::fs::read(f.p("p2.npz")).unwrap());
+    // Chunked processing (bounded memory for large files) gives the same numbers.
+    ok(&[
+        "impute",
+        "--run",
+        s(&f.p("full")),
+        "--data",
+        s(&f.p("test.npz")),
+        "--out",
+        s(&f.p("p3.npz")),
+        "--seed",
+        "3",
+        "--chunk",
+        "2",
+    ]);
+    // Same random draws per field; only floating-point summation order may differ with the batch size.
+    let (a, b) = (read(&f.p("p1.npz"), "mean").to_f32(), read(&f.p("p3.npz"), "mean").to_f32());
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-4, "chunking changed the imputation by {worst}");
 }
 
 #[test]
@@ -283,14 +301,35 @@ fn bad_inputs_give_one_line_errors() {
     assert!(train(&f.p("corrupt.npz")).contains("corrupt.npz"));
     assert!(train(&f.p("missing.npz")).contains("cannot open"));
 
+    write(&f.p("ints.npz"), vec![("values", Array::from_bool(vec![2, 1, 4, 4], &[1; 32]))]);
+    assert!(train(&f.p("ints.npz")).contains("expected a float type"));
+    let mut truncated = std::fs::read(f.p("train.npz")).unwrap();
+    truncated.truncate(truncated.len() / 2);
+    std::fs::write(f.p("truncated.npz"), truncated).unwrap();
+    assert!(train(&f.p("truncated.npz")).contains("truncated.npz"));
+
     // Missing and corrupt checkpoints.
     f.train("run", &[]);
     std::fs::remove_file(f.p("run/model.safetensors")).unwrap();
     let impute =
         || fails(&["impute", "--run", s(&f.p("run")), "--data", s(&f.p("test.npz")), "--out", s(&f.p("x.npz"))]);
     assert!(impute().contains("model.safetensors: missing"));
+    let full = vec![1u8; 5 * 144];
+    write(
+        &f.p("complete.npz"),
+        vec![("values", read(&f.p("test.npz"), "truth")), ("mask", Array::from_bool(vec![5, 1, 12, 12], &full))],
+    );
     std::fs::write(f.p("run/model.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
     assert!(impute().contains("corrupt or unreadable checkpoint"));
+    std::fs::copy(f.p("run/checkpoint.safetensors"), f.p("run/model.safetensors")).unwrap();
+    assert!(fails(&["impute", "--run", s(&f.p("run")), "--data", s(&f.p("test.npz")), "--out", s(&f.p("x.npz"))])
+        .contains("lacks tensor"));
+    f.train("run2", &[]);
+    let e = fails(&["impute", "--run", s(&f.p("run2")), "--data", s(&f.p("complete.npz")), "--out", s(&f.p("x.npz"))]);
+    assert!(e.contains("nothing is missing"), "{e}");
+    std::fs::remove_file(f.p("run2/config.toml")).unwrap();
+    assert!(fails(&["impute", "--run", s(&f.p("run2")), "--data", s(&f.p("test.npz")), "--out", s(&f.p("x.npz"))])
+        .contains("config.toml"));
     assert!(fails(&["impute", "--run", s(&f.p("nope")), "--data", s(&f.p("test.npz")), "--out", s(&f.p("x.npz"))])
         .contains("no such run directory"));
 

@@ -38,6 +38,15 @@ impl std::str::FromStr for Pattern {
     }
 }
 
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pattern::Pixel { observed } => write!(f, "pixel:{observed}"),
+            Pattern::Block { grid, missing } => write!(f, "block:{grid}:{missing}"),
+        }
+    }
+}
+
 impl Pattern {
     /// Draws one mask `[C, H, W]` (the same for every channel).
     pub fn draw<R: Rng>(&self, dims: Dims, rng: &mut R) -> Vec<u8> {
@@ -126,6 +135,7 @@ mod tests {
     fn parses_patterns_and_rejects_nonsense() {
         assert_eq!("pixel:0.2".parse::<Pattern>().unwrap(), Pattern::Pixel { observed: 0.2 });
         assert_eq!("block:3:1".parse::<Pattern>().unwrap(), Pattern::Block { grid: 3, missing: 1 });
+        assert_eq!("block:3:1".parse::<Pattern>().unwrap().to_string(), "block:3:1");
         for bad in ["pixel", "pixel:2", "block:3:9", "cloud", "pixel:x"] {
             assert!(bad.parse::<Pattern>().is_err(), "{bad}");
         }

@@ -26,7 +26,9 @@ use super::mask_tensor;
 use super::partition::Partition;
 use super::schedule::VpSchedule;
 use anyhow::{ensure, Result};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 use tch::{Kind, Tensor};
 
 /// How ω_t, the weight of `E[u0 | u_t]`, grows as sampling proceeds.
@@ -69,22 +71,36 @@ fn masks_like(masks: &[Vec<u8>], like: &Tensor) -> Tensor {
 }
 
 /// The K context masks for every sample, member-major within a sample: `[B·K, C, H, W]`.
+/// Row b draws from `rngs[b]`, so results do not depend on how rows are batched.
 fn contexts(
     partition: &Partition,
     masks: &[Vec<u8>],
     k: usize,
     like: &Tensor,
-    rng: &mut ChaCha8Rng,
+    rngs: &mut [ChaCha8Rng],
     random: bool,
 ) -> Tensor {
     let d = dims_of(like);
     let mut all = Vec::with_capacity(masks.len() * k);
-    for m in masks {
+    for (m, rng) in masks.iter().zip(rngs.iter_mut()) {
         for _ in 0..k {
             all.push(if random { partition.random_context(m, d, rng) } else { partition.split(m, d, rng).context });
         }
     }
     masks_like(&all, like)
+}
+
+/// Standard normal noise `[B·K, C, H, W]`, K members per row drawn from that row's stream (in
+/// Rust, so the numbers are the same on every device and for every chunking).
+fn noise(rngs: &mut [ChaCha8Rng], k: usize, like: &Tensor) -> Tensor {
+    let d = dims_of(like);
+    let flat: Vec<f32> = rngs
+        .iter_mut()
+        .flat_map(|rng| (0..k * d.len()).map(|_| rng.sample::<f32, _>(StandardNormal)).collect::<Vec<_>>())
+        .collect();
+    Tensor::from_slice(&flat)
+        .view([(rngs.len() * k) as i64, d.c as i64, d.h as i64, d.w as i64])
+        .to_device(like.device())
 }
 
 /// `[B, ...]` → `[B·K, ...]`, each sample repeated K times in a row.
@@ -109,11 +125,12 @@ pub fn single_step(
     u_obs: &Tensor,
     masks: &[Vec<u8>],
     k: usize,
-    rng: &mut ChaCha8Rng,
+    rngs: &mut [ChaCha8Rng],
 ) -> Result<Tensor> {
     ensure!(k >= 1, "the ensemble needs K ≥ 1");
+    ensure!(rngs.len() == masks.len(), "internal: one random stream per row is needed");
     let m = masks_like(masks, u_obs);
-    let mu = ensemble_at_delta(den, schedule, partition, u_obs, masks, k, rng)?;
+    let mu = ensemble_at_delta(den, schedule, partition, u_obs, masks, k, rngs)?;
     Ok(&m * u_obs + (1.0 - &m) * mu)
 }
 
@@ -125,12 +142,12 @@ fn ensemble_at_delta(
     u_obs: &Tensor,
     masks: &[Vec<u8>],
     k: usize,
-    rng: &mut ChaCha8Rng,
+    rngs: &mut [ChaCha8Rng],
 ) -> Result<Tensor> {
-    let ctx = contexts(partition, masks, k, u_obs, rng, false);
+    let ctx = contexts(partition, masks, k, u_obs, rngs, false);
     let x = repeat_members(u_obs, k);
     let delta = schedule.t_eps;
-    let u_delta = &x * schedule.alpha(delta) + x.randn_like() * schedule.sigma(delta);
+    let u_delta = &x * schedule.alpha(delta) + noise(rngs, k, u_obs) * schedule.sigma(delta);
     let t = Tensor::full([ctx.size()[0]], delta, (Kind::Float, u_obs.device()));
     let pred = denoise_chunked(den, &t, &(&ctx * u_delta), &ctx)?;
     Ok(member_mean(&pred, k))
@@ -144,18 +161,19 @@ pub fn multi_step(
     u_obs: &Tensor,
     masks: &[Vec<u8>],
     inf: &Inference,
-    rng: &mut ChaCha8Rng,
+    rngs: &mut [ChaCha8Rng],
 ) -> Result<Tensor> {
     ensure!(inf.steps >= 2, "the multi-step sampler needs at least 2 steps");
+    ensure!(rngs.len() == masks.len(), "internal: one random stream per row is needed");
     let m = masks_like(masks, u_obs);
-    let mu0 = ensemble_at_delta(den, schedule, partition, u_obs, masks, inf.ensemble, rng)?;
+    let mu0 = ensemble_at_delta(den, schedule, partition, u_obs, masks, inf.ensemble, rngs)?;
     let grid = schedule.grid(inf.steps);
     let b = u_obs.size()[0];
     // Start from the forward process at s = 1 everywhere (the official code starts unobserved entries at 0).
-    let mut x = u_obs * schedule.alpha(grid[0]) + u_obs.randn_like() * schedule.sigma(grid[0]);
+    let mut x = u_obs * schedule.alpha(grid[0]) + noise(rngs, 1, u_obs) * schedule.sigma(grid[0]);
     for win in grid.windows(2) {
         let (s, t) = (win[0], win[1]);
-        let ctx = contexts(partition, masks, 1, u_obs, rng, true);
+        let ctx = contexts(partition, masks, 1, u_obs, rngs, true);
         let ts = Tensor::full([b], s, (Kind::Float, u_obs.device()));
         let pred = denoise_chunked(den, &ts, &(&ctx * &x), &ctx)?;
         let w = match inf.weighting {
@@ -172,7 +190,7 @@ pub fn multi_step(
     }
     // Final estimate: a K-member ensemble at δ on the last state, with random contexts.
     let k = inf.ensemble;
-    let ctx = contexts(partition, masks, k, u_obs, rng, true);
+    let ctx = contexts(partition, masks, k, u_obs, rngs, true);
     let delta = *grid.last().unwrap_or(&schedule.t_eps);
     let t = Tensor::full([b * k as i64], delta, (Kind::Float, u_obs.device()));
     let pred = member_mean(&denoise_chunked(den, &t, &(&ctx * repeat_members(&x, k)), &ctx)?, k);
@@ -207,13 +225,14 @@ mod tests {
                 den.krige(&fields[i * 64..(i + 1) * 64], &observed).unwrap().0
             })
             .collect();
+        let mut rngs: Vec<ChaCha8Rng> = (0..4).map(|i| ChaCha8Rng::seed_from_u64(100 + i)).collect();
         let ks = [1usize, 2, 4, 8, 16];
         let reps = 40;
         let mut mse = Vec::new();
         for &k in &ks {
             let mut acc = 0.0;
             for _ in 0..reps {
-                let est = single_step(&den, &VpSchedule::default(), &part, &u_obs, &masks, k, &mut rng).unwrap();
+                let est = single_step(&den, &VpSchedule::default(), &part, &u_obs, &masks, k, &mut rngs).unwrap();
                 let est: Vec<f32> = Vec::try_from(est.flatten(0, -1)).unwrap();
                 acc += est.iter().zip(&target).map(|(&e, &t)| (e as f64 - t).powi(2)).sum::<f64>() / est.len() as f64;
             }
@@ -245,7 +264,16 @@ mod tests {
         let u = Tensor::from_slice(&obs).view([1, 1, 8, 8]).repeat([2, 1, 1, 1]);
         let masks = vec![m.clone(), m.clone()];
         let inf = Inference { ensemble: 4, steps: 10, weighting: Weighting::Linear };
-        let out = multi_step(&den, &VpSchedule::default(), &Partition::default(), &u, &masks, &inf, &mut rng).unwrap();
+        let out = multi_step(
+            &den,
+            &VpSchedule::default(),
+            &Partition::default(),
+            &u,
+            &masks,
+            &inf,
+            &mut [ChaCha8Rng::seed_from_u64(1), ChaCha8Rng::seed_from_u64(2)],
+        )
+        .unwrap();
         let out: Vec<f32> = Vec::try_from(out.flatten(0, -1)).unwrap();
         for j in 0..64 {
             if m[j] != 0 {

@@ -33,7 +33,7 @@ impl Default for DemoOptions {
             train_fields: 2000,
             test_fields: 100,
             pattern: Pattern::Pixel { observed: 0.2 },
-            steps: 1500,
+            steps: 1000,
             ensemble: 10,
             seed: 0,
             compare: false,

@@ -9,7 +9,7 @@ use crate::data::npy::NpzWriter;
 use crate::data::Normalizer;
 use crate::method::ensemble::{self, Inference, Weighting};
 use crate::model::NetDenoiser;
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -117,13 +117,13 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         if s_count > 0 { Some(writer.add_f32("samples", vec![n, s_count, d.c, d.h, d.w])?) } else { None };
     let std_slot = if s_count > 1 { Some(writer.add_f32("std", shape)?) } else { None };
 
-    let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(opts.seed, 7, 0));
-    tch::manual_seed(mix_seed(opts.seed, 7, 1) as i64);
     let progress = Progress::new("impute", 0, n, quiet);
     let inf = Inference { ensemble: opts.ensemble, steps: opts.steps, weighting: opts.weighting };
     let (mut done, mut missing) = (0usize, 0usize);
     while let Some(set) = stream.next_chunk(opts.chunk.max(1))? {
         let nb = set.n;
+        // One random stream per field (and per sample), so chunking never changes the numbers.
+        let field_seed = |i: usize| mix_seed(opts.seed, 7, (done + i) as u64);
         let mut norm_set = set.clone();
         run.norm.apply(&mut norm_set);
         let masks: Vec<Vec<u8>> = set.mask.chunks_exact(len).map(<[u8]>::to_vec).collect();
@@ -134,14 +134,18 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         let mut samples = vec![0f32; nb * s_count * len];
         if opts.steps == 1 {
             let (sched, part) = (&run.config.schedule, &run.config.partition);
-            let m = ensemble::single_step(&den, sched, part, &u, &masks, opts.ensemble, &mut rng)?;
+            let mut rngs: Vec<ChaCha8Rng> = (0..nb).map(|i| ChaCha8Rng::seed_from_u64(field_seed(i))).collect();
+            let m = ensemble::single_step(&den, sched, part, &u, &masks, opts.ensemble, &mut rngs)?;
             copy_out(&m, &mut mean)?;
         } else {
             // S samples of each field, batched: rows ordered field-major.
             let u_rep = u.repeat_interleave_self_int(s_count as i64, 0, None);
             let m_rep: Vec<Vec<u8>> = masks.iter().flat_map(|m| std::iter::repeat_n(m.clone(), s_count)).collect();
             let (sched, part) = (&run.config.schedule, &run.config.partition);
-            let x = ensemble::multi_step(&den, sched, part, &u_rep, &m_rep, &inf, &mut rng)?;
+            let mut rngs: Vec<ChaCha8Rng> = (0..nb * s_count)
+                .map(|r| ChaCha8Rng::seed_from_u64(mix_seed(field_seed(r / s_count), 8, (r % s_count) as u64)))
+                .collect();
+            let x = ensemble::multi_step(&den, sched, part, &u_rep, &m_rep, &inf, &mut rngs)?;
             copy_out(&x, &mut samples)?;
             let avg = x.view([nb as i64, s_count as i64, d.c as i64, d.h as i64, d.w as i64]).mean_dim(
                 1,
@@ -180,6 +184,9 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         missing += set.mask.iter().filter(|&&m| m == 0).count();
         done += nb;
         progress.update(done, "", done == n);
+    }
+    if missing == 0 {
+        bail!("{}: every entry is observed, nothing is missing; there is nothing to impute", data.display());
     }
     writer.finish()?;
     Ok(ImputeSummary { fields: n, missing_entries: missing, seconds: progress.elapsed() })

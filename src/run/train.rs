@@ -114,8 +114,7 @@ fn validation_loss(net: &UNet, cfg: &TrainConfig, f: &Fields) -> f64 {
     let mut count = 0.0;
     tch::no_grad(|| {
         for chunk in idx.chunks(cfg.batch.max(1)) {
-            total += batch_loss(net, cfg, f, chunk, &mut rng).double_value(&[])
-                * chunk.len() as f64;
+            total += batch_loss(net, cfg, f, chunk, &mut rng).double_value(&[]) * chunk.len() as f64;
             count += chunk.len() as f64;
         }
     });
