@@ -109,6 +109,19 @@ fn read(path: &Path, name: &str) -> Array {
     Npz::open(path).unwrap().get(name).unwrap().unwrap_or_else(|| panic!("{} lacks {name}", path.display()))
 }
 
+/// (step, loss) of every training-step line of a run's metrics log.
+fn step_losses(run: &Path) -> Vec<(u64, String)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"loss\""))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["step"].as_u64().unwrap(), v["loss"].to_string())
+        })
+        .collect()
+}
+
 fn write(path: &Path, arrays: Vec<(&str, Array)>) {
     write_npz(path, &arrays.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>()).unwrap();
 }
@@ -228,17 +241,7 @@ fn same_seed_gives_identical_runs_and_resume_continues_exactly() {
     train_with("full_const", "12");
     train_with("part", "6");
     ok(&["train", "--data", s(&f.p("train.npz")), "--out", s(&f.p("part")), "--resume", "--steps", "12"]);
-    let losses = |run: &str| -> Vec<String> {
-        std::fs::read_to_string(f.p(run).join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("\"loss\""))
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                format!("{} {}", v["step"], v["loss"])
-            })
-            .collect()
-    };
+    let losses = |run: &str| step_losses(&f.p(run));
     assert_eq!(losses("part").len(), 12);
     assert_eq!(losses("part"), losses("full_const"));
     assert_eq!(
@@ -424,17 +427,7 @@ fn killed_training_resumes_from_its_last_checkpoint() {
     assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
     let out = lacuna(&args("whole").iter().skip(1).map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success());
-    let losses = |run: &str| -> Vec<(u64, String)> {
-        std::fs::read_to_string(f.p(run).join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("\"loss\""))
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                (v["step"].as_u64().unwrap(), v["loss"].to_string())
-            })
-            .collect()
-    };
+    let losses = |run: &str| step_losses(&f.p(run));
     let (killed, whole) = (losses("killed"), losses("whole"));
     assert_eq!(killed.len(), 400, "every step logged exactly once after the resume");
     assert_eq!(killed, whole, "the resumed run diverged from the uninterrupted one");
