@@ -408,7 +408,19 @@ impl Npz {
         };
         let header = Header::read(&mut reader).with_context(|| format!("{path}: array '{name}'"))?;
         if header.fortran && header.shape.len() > 1 {
-            bail!("{path}: array '{name}' is stored in Fortran order; save it with numpy.ascontiguousarray");
+            // Fortran order cannot be read a slice at a time in C order: reorder it in memory.
+            drop(reader);
+            let array = self.get(name)?.with_context(|| format!("{path}: array '{name}' vanished"))?;
+            let header = Header { shape: array.shape.clone(), dtype: array.dtype, big_endian: false, fortran: false };
+            let remaining = array.numel();
+            let reader: Box<dyn Read> = Box::new(std::io::Cursor::new(array.bytes));
+            return Ok(Some(ArrayReader {
+                shape: header.shape.clone(),
+                dtype: header.dtype,
+                header,
+                reader,
+                remaining,
+            }));
         }
         let remaining = header.numel().with_context(|| format!("{path}: array '{name}'"))?;
         Ok(Some(ArrayReader { shape: header.shape.clone(), dtype: header.dtype, header, reader, remaining }))
@@ -606,6 +618,25 @@ mod tests {
         }
         let a = Array::from_npy_bytes(&bytes).unwrap();
         assert_eq!(a.to_f32(), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn fortran_order_arrays_stream_in_c_order() {
+        let header = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        for v in [0.0f32, 3.0, 1.0, 4.0, 2.0, 5.0] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.npz");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+        zip.start_file("values.npy", zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(&bytes).unwrap();
+        zip.finish().unwrap();
+        let mut r = Npz::open(&p).unwrap().stream("values").unwrap().unwrap();
+        assert_eq!(r.read_f32(6).unwrap(), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
     }
 
     #[test]

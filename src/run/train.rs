@@ -230,6 +230,7 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
     )?;
     let device = open_device(&cfg.device)?;
     let (vs, net) = build_model(cfg, set.dims.c, device)?;
+    // The EMA store owns the tensors that `ema` refers to; it lives until the end of training.
     let (ema_vs, ema_net) = build_model(cfg, set.dims.c, device)?;
     let mut opt = AdamW::new(&vs, cfg.optim.beta1, cfg.optim.beta2, cfg.optim.weight_decay);
     let ema = named_vars(&ema_vs);
@@ -261,7 +262,6 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
     let mut last_loss = f64::NAN;
     let mut window = (0.0, 0usize);
     let start_step = state.step;
-    let _ = ema_vs; // the EMA store owns the tensors in `ema`
     while state.step < cfg.steps {
         let step = state.step + 1;
         let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(cfg.seed, 1, step as u64));
