@@ -605,30 +605,29 @@ mod tests {
         assert_eq!((bytes.len() - 20) % 64, 0);
     }
 
-    #[test]
-    fn parses_big_endian_f64_in_fortran_order() {
-        // numpy: np.asfortranarray(np.arange(6, dtype='>f8').reshape(2, 3))
-        let header = "{'descr': '>f8', 'fortran_order': True, 'shape': (2, 3), }";
+    /// A version-1 `.npy` file with a hand-written header (for layouts our writer never makes).
+    fn npy_v1(header: &str, data: &[u8]) -> Vec<u8> {
         let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
         bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
         bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(data);
+        bytes
+    }
+
+    #[test]
+    fn parses_big_endian_f64_in_fortran_order() {
+        // numpy: np.asfortranarray(np.arange(6, dtype='>f8').reshape(2, 3))
         // Fortran order: column by column: 0,3,1,4,2,5
-        for v in [0.0f64, 3.0, 1.0, 4.0, 2.0, 5.0] {
-            bytes.extend_from_slice(&v.to_be_bytes());
-        }
+        let data: Vec<u8> = [0.0f64, 3.0, 1.0, 4.0, 2.0, 5.0].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let bytes = npy_v1("{'descr': '>f8', 'fortran_order': True, 'shape': (2, 3), }", &data);
         let a = Array::from_npy_bytes(&bytes).unwrap();
         assert_eq!(a.to_f32(), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
     }
 
     #[test]
     fn fortran_order_arrays_stream_in_c_order() {
-        let header = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }";
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        bytes.extend_from_slice(header.as_bytes());
-        for v in [0.0f32, 3.0, 1.0, 4.0, 2.0, 5.0] {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
+        let data: Vec<u8> = [0.0f32, 3.0, 1.0, 4.0, 2.0, 5.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = npy_v1("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", &data);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.npz");
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());

@@ -212,7 +212,6 @@ mod tests {
         let den = GaussianDenoiser::new(spec, VpSchedule::default());
         let dims = Dims { c: 1, h: 8, w: 8 };
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        tch::manual_seed(11);
         let part = Partition::Pixel { context_ratio: 0.5, query_ratio: None };
         // A few fixed fields and observations; the error is averaged over context draws.
         let fields = spec.sample(4, &mut rng);
@@ -257,7 +256,6 @@ mod tests {
         let den = GaussianDenoiser::new(spec, VpSchedule::default());
         let dims = Dims { c: 1, h: 8, w: 8 };
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        tch::manual_seed(5);
         let f = spec.sample(1, &mut rng);
         let m = Pattern::Pixel { observed: 0.3 }.draw(dims, &mut rng);
         let obs: Vec<f32> = f.iter().zip(&m).map(|(&v, &o)| v * o as f32).collect();
