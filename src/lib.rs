@@ -10,4 +10,5 @@ pub mod data;
 pub mod linalg;
 pub mod method;
 pub mod model;
+pub mod plot;
 pub mod run;

@@ -3,8 +3,11 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lacuna::config::TrainConfig;
+use lacuna::data::advection::AdvectionSpec;
 use lacuna::data::grf::GrfSpec;
-use lacuna::data::synth::{grf_oracle, grf_set};
+use lacuna::data::kolmogorov::KolmogorovSpec;
+use lacuna::data::shallow_water::ShallowWaterSpec;
+use lacuna::data::synth::{generate, grf_oracle, Generator};
 use lacuna::data::{FieldSet, Pattern, Truth};
 use lacuna::method::{Partition, Weighting};
 use lacuna::run::{demo, eval, impute, train};
@@ -38,6 +41,25 @@ enum Command {
     /// Make and inspect data sets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// PNG of the first fields of a data file: truth, observed, completions and their errors.
+    Plot(PlotArgs),
+}
+
+#[derive(Args)]
+struct PlotArgs {
+    /// Data file (`values`, `mask`, and `truth` if present).
+    data: PathBuf,
+    /// Imputation outputs (`mean`) of the same file, one column each.
+    #[arg(long = "pred")]
+    preds: Vec<PathBuf>,
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of fields (rows; one row per channel).
+    #[arg(long, default_value_t = 4)]
+    n: usize,
+    /// Pixels per grid cell (default: panels about 128 pixels wide).
+    #[arg(long)]
+    zoom: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -128,6 +150,10 @@ struct EvalArgs {
     /// Where to write the metrics as JSON (default: next to --pred, `.eval.json`).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// The Bayes-optimal completion of the same data (`lacuna data krige` output): also report
+    /// its MSE and the prediction's MSE as a ratio to it.
+    #[arg(long)]
+    oracle: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -164,30 +190,35 @@ enum DataCommand {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum DataKind {
+    /// Gaussian random field, Matérn spectrum (default 32×32).
     Grf,
+    /// Navier–Stokes vorticity, Kolmogorov forcing, Re 1000 (default 64×64 from 128²).
+    Kolmogorov,
+    /// Linearised rotating shallow water, channels h, u, v (default 32×32).
+    ShallowWater,
+    /// A random field carried by a random constant velocity (default 64×64).
+    Advection,
 }
 
 #[derive(Args, Clone)]
 struct GrfArgs {
-    /// Grid side (fields are size×size, periodic).
-    #[arg(long, default_value_t = 32)]
-    size: usize,
-    /// Matérn length scale in grid cells (default size/8).
+    /// GRF: Matérn length scale in grid cells (default size/8).
     #[arg(long)]
     length_scale: Option<f64>,
-    /// Matérn smoothness ν.
+    /// GRF: Matérn smoothness ν.
     #[arg(long, default_value_t = 1.5)]
     smoothness: f64,
+    /// GRF: variance of each site.
     #[arg(long, default_value_t = 1.0)]
     variance: f64,
 }
 
 impl GrfArgs {
-    fn spec(&self) -> Result<GrfSpec> {
-        if self.size < 2 || self.smoothness <= 0.0 || self.variance <= 0.0 {
+    fn spec(&self, size: usize) -> Result<GrfSpec> {
+        if size < 2 || self.smoothness <= 0.0 || self.variance <= 0.0 {
             bail!("GRF needs size ≥ 2, smoothness > 0 and variance > 0");
         }
-        let mut s = GrfSpec::new(self.size);
+        let mut s = GrfSpec::new(size);
         if let Some(l) = self.length_scale {
             if l <= 0.0 {
                 bail!("--length-scale must be positive");
@@ -200,6 +231,25 @@ impl GrfArgs {
     }
 }
 
+#[derive(Args, Clone)]
+struct FlowArgs {
+    /// Kolmogorov: simulation grid side (default 2 × size); snapshots are its spectral truncation.
+    #[arg(long)]
+    resolution: Option<usize>,
+    /// Kolmogorov: viscosity ν (Re = 1/ν).
+    #[arg(long, default_value_t = 1e-3)]
+    viscosity: f64,
+    /// Kolmogorov: simulated time before the first snapshot of a run.
+    #[arg(long, default_value_t = 30.0)]
+    spinup: f64,
+    /// Kolmogorov: time between snapshots of one run.
+    #[arg(long, default_value_t = 2.0)]
+    interval: f64,
+    /// Kolmogorov: snapshots taken from each simulation run.
+    #[arg(long, default_value_t = 20)]
+    per_run: usize,
+}
+
 #[derive(Args)]
 struct GenArgs {
     #[arg(value_enum)]
@@ -210,16 +260,66 @@ struct GenArgs {
     n: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Observation pattern: pixel:P or block:G:M.
+    /// Observation pattern: pixel:P, block:G:M, swath:P, sensors:N or cloud:COVER.
     #[arg(long, default_value = "pixel:0.2")]
     mask: Pattern,
+    /// Grid side (fields are size×size, periodic); the default depends on the kind.
+    #[arg(long)]
+    size: Option<usize>,
+    /// Divide the generated values by this (e.g. 38 for the official code's vorticity units).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
     #[command(flatten)]
     grf: GrfArgs,
+    #[command(flatten)]
+    flow: FlowArgs,
+}
+
+impl GenArgs {
+    fn generator(&self) -> Result<Generator> {
+        let size = self.size.unwrap_or(match self.kind {
+            DataKind::Grf | DataKind::ShallowWater => 32,
+            DataKind::Kolmogorov | DataKind::Advection => 64,
+        });
+        if size < 4 {
+            bail!("--size must be at least 4");
+        }
+        Ok(match self.kind {
+            DataKind::Grf => Generator::Grf(self.grf.spec(size)?),
+            DataKind::Kolmogorov => {
+                let f = &self.flow;
+                let resolution = f.resolution.unwrap_or(2 * size);
+                let positive = |v: f64| v.is_finite() && v > 0.0;
+                let valid = resolution >= size
+                    && positive(f.viscosity)
+                    && f.spinup.is_finite()
+                    && f.spinup >= 0.0
+                    && positive(f.interval)
+                    && f.per_run > 0;
+                if !valid {
+                    bail!(
+                        "Kolmogorov needs --resolution ≥ --size, --viscosity > 0, --spinup ≥ 0, --interval > 0, --per-run ≥ 1"
+                    );
+                }
+                let spec = KolmogorovSpec {
+                    resolution,
+                    size,
+                    viscosity: f.viscosity,
+                    spinup: f.spinup,
+                    interval: f.interval,
+                    ..Default::default()
+                };
+                Generator::Kolmogorov { spec, per_run: f.per_run }
+            }
+            DataKind::ShallowWater => Generator::ShallowWater(ShallowWaterSpec { size, ..Default::default() }),
+            DataKind::Advection => Generator::Advection(AdvectionSpec { size, ..Default::default() }),
+        })
+    }
 }
 
 #[derive(Args)]
 struct KrigeArgs {
-    /// GRF data (`values`, `mask`) made with the same field parameters.
+    /// GRF data (`values`, `mask`) made with the same field parameters (its size is read from it).
     #[arg(long)]
     data: PathBuf,
     #[arg(long)]
@@ -348,10 +448,18 @@ fn print_metrics(m: &eval::Metrics) {
     println!("relative L2, missing entries:           {:.4}", m.rel_l2_missing);
     println!("MSE / variance, missing entries:        {:.4}", m.nmse_missing);
     println!("missing entries: {} of {}", m.missing_entries, m.entries);
+    if let (Some(o), Some(r)) = (m.oracle_mse_missing, m.ratio_to_oracle) {
+        println!("Bayes oracle MSE, missing entries:      {o:.6}");
+        println!("MSE / oracle MSE:                       {r:.3}");
+    }
 }
 
 fn run_eval(a: &EvalArgs) -> Result<()> {
-    let m = eval::eval_files(&a.pred, &a.truth)?;
+    let mut m = eval::eval_files(&a.pred, &a.truth)?;
+    if let Some(o) = &a.oracle {
+        let om = eval::eval_files(o, &a.truth).with_context(|| format!("scoring the oracle {}", o.display()))?;
+        eval::add_oracle(&mut m, &om)?;
+    }
     print_metrics(&m);
     let json = a.json.clone().unwrap_or_else(|| a.pred.with_extension("eval.json"));
     lacuna::atomic::write_bytes(&json, serde_json::to_string_pretty(&m)?.as_bytes())?;
@@ -388,23 +496,39 @@ fn run_demo(a: &DemoArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn run_data(c: &DataCommand) -> Result<()> {
+fn run_data(c: &DataCommand, quiet: bool) -> Result<()> {
     match c {
         DataCommand::Gen(a) => {
             if a.n == 0 {
                 bail!("--n must be at least 1");
             }
-            let spec = a.grf.spec()?;
-            let DataKind::Grf = a.kind;
-            let set = grf_set(&spec, a.n, &a.mask, a.seed)?;
+            let generator = a.generator()?;
+            let started = std::time::Instant::now();
+            let progress = |done: usize, total: usize| {
+                // Only long generations report (Kolmogorov runs take seconds each).
+                let slow = started.elapsed().as_secs_f64() > 2.0;
+                if !quiet && slow && (done.is_multiple_of((total / 20).max(1)) || done == total) {
+                    eprintln!(
+                        "  {done}/{total} {}  {:.0}s",
+                        if total == a.n { "fields" } else { "runs" },
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            };
+            let set = generate(&generator, a.n, &a.mask, a.seed, a.scale, &progress)?;
             set.save(&a.out)?;
+            let d = set.dims;
             println!(
-                "wrote {} GRF fields {}×{} ({:.1}% observed) to {}",
+                "wrote {} {} fields {}×{}×{} ({:.1}% observed, {}) to {} in {:.1}s",
                 a.n,
-                spec.size,
-                spec.size,
+                a.kind.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default(),
+                d.c,
+                d.h,
+                d.w,
                 100.0 * set.observed_fraction(),
-                a.out.display()
+                a.mask,
+                a.out.display(),
+                started.elapsed().as_secs_f64()
             );
         }
         DataCommand::Info { file } => {
@@ -420,27 +544,27 @@ fn run_data(c: &DataCommand) -> Result<()> {
             println!("truth: {}", if set.truth.is_some() { "present" } else { "absent" });
         }
         DataCommand::Krige(a) => {
-            let spec = a.grf.spec()?;
             let set = FieldSet::load(&a.data, Truth::Never)?;
-            if set.dims.c != 1 || set.dims.h != spec.size || set.dims.w != spec.size {
+            if set.dims.c != 1 || set.dims.h != set.dims.w {
                 bail!(
-                    "{}: fields are {}×{}×{}, the GRF is 1×{}×{}; pass the --size it was generated with",
+                    "{}: fields are {}×{}×{}; kriging with a GRF covariance needs one channel on a square grid",
                     a.data.display(),
                     set.dims.c,
                     set.dims.h,
-                    set.dims.w,
-                    spec.size,
-                    spec.size
+                    set.dims.w
                 );
             }
-            let (mean, bayes) = grf_oracle(&spec, &set)?;
+            let spec = a.grf.spec(set.dims.h)?;
+            let oracle = grf_oracle(&spec, &set)?;
             let shape = vec![set.n, 1, spec.size, spec.size];
+            let std: Vec<f32> = oracle.variance.iter().map(|v| v.max(0.0).sqrt()).collect();
             let mut arrays = std::collections::BTreeMap::new();
-            arrays.insert("mean".to_string(), lacuna::data::npy::Array::from_f32(shape.clone(), &mean));
+            arrays.insert("mean".to_string(), lacuna::data::npy::Array::from_f32(shape.clone(), &oracle.mean));
+            arrays.insert("std".to_string(), lacuna::data::npy::Array::from_f32(shape.clone(), &std));
             arrays.insert("mask".to_string(), lacuna::data::npy::Array::from_bool(shape, &set.mask));
             lacuna::data::npy::write_npz(&a.out, &arrays)?;
-            println!("Bayes MSE on missing entries (mean posterior variance): {bayes:.6}");
-            println!("posterior means written to {}", a.out.display());
+            println!("Bayes MSE on missing entries (mean posterior variance): {:.6}", oracle.bayes_mse);
+            println!("posterior means and standard deviations written to {}", a.out.display());
         }
     }
     Ok(())
@@ -456,7 +580,12 @@ fn main() -> ExitCode {
         Command::Impute(a) => run_impute(a, cli.quiet),
         Command::Eval(a) => run_eval(a),
         Command::Demo(a) => run_demo(a, cli.quiet),
-        Command::Data(c) => run_data(c),
+        Command::Data(c) => run_data(c, cli.quiet),
+        Command::Plot(a) => {
+            lacuna::run::figure::plot_files(&a.data, &a.preds, &a.out, a.n, a.zoom)?;
+            println!("wrote {}", a.out.display());
+            Ok(())
+        }
     });
     let result = caught.unwrap_or_else(|payload| {
         let msg: String = payload

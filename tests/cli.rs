@@ -184,7 +184,7 @@ fn train_impute_eval_end_to_end() {
     assert_eq!(read(&f.p("samples.npz"), "std").shape, vec![5, 1, 12, 12]);
 
     // The oracle is an imputation file too.
-    let out = ok(&["data", "krige", "--data", s(&f.p("test.npz")), "--out", s(&f.p("oracle.npz")), "--size", "12"]);
+    let out = ok(&["data", "krige", "--data", s(&f.p("test.npz")), "--out", s(&f.p("oracle.npz"))]);
     assert!(out.contains("Bayes MSE"), "{out}");
     ok(&["eval", "--pred", s(&f.p("oracle.npz")), "--truth", s(&f.p("test.npz"))]);
 }
@@ -435,4 +435,77 @@ fn killed_training_resumes_from_its_last_checkpoint() {
         std::fs::read(f.p("killed/model.safetensors")).unwrap(),
         std::fs::read(f.p("whole/model.safetensors")).unwrap()
     );
+}
+
+/// `ok` for a command written as one line (arguments split on whitespace; paths must not
+/// contain spaces, which temporary directories do not).
+fn ok_line(line: &str) -> String {
+    ok(&line.split_whitespace().collect::<Vec<_>>())
+}
+
+#[test]
+fn every_data_kind_and_pattern_generates_plots_and_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let cases = [
+        ("grf", "--size 12", "cloud:0.3", 1),
+        ("kolmogorov", "--size 16 --resolution 32 --spinup 1 --interval 0.5 --per-run 3", "pixel:0.5", 1),
+        ("shallow-water", "--size 12", "block:3:4", 3),
+        ("advection", "--size 16", "swath:0.4", 1),
+        ("advection", "--size 16", "sensors:20", 1),
+    ];
+    for (i, (kind, opts, mask, channels)) in cases.iter().enumerate() {
+        let f = format!("{d}/{kind}{i}.npz");
+        let said = ok_line(&format!("data gen {kind} --out {f} --n 7 --seed 3 {opts} --mask {mask}"));
+        assert!(said.contains(&format!("wrote 7 {kind} fields {channels}×")), "{said}");
+        let truth = read(Path::new(&f), "truth");
+        assert_eq!(truth.shape[..2], [7, *channels]);
+        let t = truth.to_f32();
+        assert!(t.iter().all(|v| v.is_finite()) && t.iter().any(|&v| v != 0.0));
+        assert!(ok_line(&format!("data info {f}")).contains("truth: present"));
+        // The same seed gives the same file.
+        ok_line(&format!("data gen {kind} --out {f}.again.npz --n 7 --seed 3 {opts} --mask {mask}"));
+        assert_eq!(read(Path::new(&format!("{f}.again.npz")), "truth").to_f32(), t);
+        ok_line(&format!("plot {f} --out {f}.png --n 2"));
+        let png = std::fs::read(format!("{f}.png")).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+    }
+    let sensors = read(Path::new(&format!("{d}/advection4.npz")), "mask").to_f32();
+    assert!(sensors.chunks_exact(256).all(|m| m == &sensors[..256]), "stations are fixed per file");
+    assert_eq!(sensors[..256].iter().filter(|&&v| v != 0.0).count(), 20);
+}
+
+#[test]
+fn oracle_ratio_is_one_for_the_oracle_and_above_for_a_worse_completion() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    ok_line(&format!("data gen grf --out {d}/t.npz --n 6 --size 10 --mask pixel:0.3"));
+    let said = ok_line(&format!("data krige --data {d}/t.npz --out {d}/oracle.npz"));
+    assert!(said.contains("Bayes MSE on missing entries"), "{said}");
+    let oracle = Path::new(&d).join("oracle.npz");
+    assert!(Npz::open(&oracle).unwrap().contains("std"));
+    let said = ok_line(&format!("eval --pred {d}/oracle.npz --truth {d}/t.npz --oracle {d}/oracle.npz"));
+    assert!(said.contains("MSE / oracle MSE:                       1.000"), "{said}");
+    // A completion by zeros (the prior mean) is worse than the oracle.
+    let mask = read(&oracle, "mask");
+    let t = read(&Path::new(&d).join("t.npz"), "truth").to_f32();
+    let m = mask.to_f32();
+    let z: Vec<f32> = t.iter().zip(&m).map(|(&v, &m)| if m != 0.0 { v } else { 0.0 }).collect();
+    write(&Path::new(&d).join("zeros.npz"), vec![("mean", Array::from_f32(mask.shape.clone(), &z)), ("mask", mask)]);
+    ok_line(&format!("eval --pred {d}/zeros.npz --truth {d}/t.npz --oracle {d}/oracle.npz --json {d}/z.json"));
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{d}/z.json")).unwrap()).unwrap();
+    assert!(j["ratio_to_oracle"].as_f64().unwrap() > 1.2, "{j}");
+    // An oracle of other data is refused.
+    ok_line(&format!("data gen grf --out {d}/u.npz --n 6 --size 10 --mask pixel:0.6 --seed 9"));
+    ok_line(&format!("data krige --data {d}/u.npz --out {d}/other.npz"));
+    let err = fails(&[
+        "eval",
+        "--pred",
+        &format!("{d}/zeros.npz"),
+        "--truth",
+        &format!("{d}/t.npz"),
+        "--oracle",
+        &format!("{d}/other.npz"),
+    ]);
+    assert!(err.contains("same data"), "{err}");
 }

@@ -9,12 +9,11 @@
 //!
 //! so each site has variance σ² exactly, and the covariance is circulant.
 
+use super::spectral::{wavenumber, Fft2, C64};
 use crate::linalg;
 use anyhow::Result;
 use rand::Rng;
 use rand_distr::StandardNormal;
-use rustfft::num_complex::Complex;
-use rustfft::FftPlanner;
 
 /// Parameters of the field: grid size, length scale ℓ (in grid cells), smoothness ν, variance σ².
 #[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
@@ -33,10 +32,7 @@ impl GrfSpec {
     /// Eigenvalues λ of the circulant covariance, row-major `[n, n]`.
     fn eigenvalues(&self) -> Vec<f64> {
         let n = self.size;
-        let freq = |m: usize| {
-            let m = if m <= n / 2 { m as f64 } else { m as f64 - n as f64 };
-            2.0 * std::f64::consts::PI * m / n as f64
-        };
+        let freq = |m: usize| 2.0 * std::f64::consts::PI * wavenumber(m, n) / n as f64;
         let mut s = vec![0f64; n * n];
         for a in 0..n {
             for b in 0..n {
@@ -52,16 +48,15 @@ impl GrfSpec {
     pub fn sample<R: Rng>(&self, count: usize, rng: &mut R) -> Vec<f32> {
         let n = self.size;
         let lam = self.eigenvalues();
-        let mut planner = FftPlanner::new();
+        let mut fft = Fft2::new(n);
         let mut out = Vec::with_capacity(count * n * n);
         for _ in 0..count {
-            let mut buf: Vec<Complex<f64>> =
-                (0..n * n).map(|_| Complex::new(rng.sample(StandardNormal), 0.0)).collect();
-            fft2(&mut planner, &mut buf, n, false);
+            let mut buf: Vec<C64> = (0..n * n).map(|_| C64::new(rng.sample(StandardNormal), 0.0)).collect();
+            fft.forward(&mut buf);
             for (z, l) in buf.iter_mut().zip(&lam) {
                 *z *= l.sqrt();
             }
-            fft2(&mut planner, &mut buf, n, true);
+            fft.inverse(&mut buf);
             out.extend(buf.iter().map(|z| z.re as f32));
         }
         out
@@ -70,8 +65,8 @@ impl GrfSpec {
     /// Covariance `C(Δ)` for every lag, `[n, n]` row-major (lag (dy, dx) at `dy * n + dx`).
     pub fn covariance(&self) -> Vec<f64> {
         let n = self.size;
-        let mut buf: Vec<Complex<f64>> = self.eigenvalues().into_iter().map(|l| Complex::new(l, 0.0)).collect();
-        fft2(&mut FftPlanner::new(), &mut buf, n, true);
+        let mut buf: Vec<C64> = self.eigenvalues().into_iter().map(|l| C64::new(l, 0.0)).collect();
+        Fft2::new(n).inverse(&mut buf);
         buf.iter().map(|z| z.re).collect()
     }
 
@@ -81,30 +76,6 @@ impl GrfSpec {
         let dy = (i / n + n - j / n) % n;
         let dx = (i % n + n - j % n) % n;
         table[dy * n + dx]
-    }
-}
-
-/// 2-D FFT in place on an `n×n` row-major buffer; the inverse is normalised by 1/n².
-fn fft2(planner: &mut FftPlanner<f64>, buf: &mut [Complex<f64>], n: usize, inverse: bool) {
-    let fft = if inverse { planner.plan_fft_inverse(n) } else { planner.plan_fft_forward(n) };
-    for row in buf.chunks_exact_mut(n) {
-        fft.process(row);
-    }
-    let mut col = vec![Complex::new(0.0, 0.0); n];
-    for c in 0..n {
-        for r in 0..n {
-            col[r] = buf[r * n + c];
-        }
-        fft.process(&mut col);
-        for r in 0..n {
-            buf[r * n + c] = col[r];
-        }
-    }
-    if inverse {
-        let s = 1.0 / (n * n) as f64;
-        for z in buf.iter_mut() {
-            *z *= s;
-        }
     }
 }
 

@@ -1,30 +1,141 @@
 //! Synthetic data sets with known truth: fields + observation pattern → the `.npz` contract.
 
+use super::advection::{self, AdvectionSpec};
 use super::field::{Dims, FieldSet};
 use super::grf::GrfSpec;
+use super::kolmogorov::{self, KolmogorovSpec};
 use super::pattern::Pattern;
+use super::shallow_water::{self, ShallowWaterSpec};
 use crate::method::denoiser::GaussianDenoiser;
 use crate::method::VpSchedule;
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
-/// `n` GRF fields (one channel) observed through `pattern`, with `truth` kept for evaluation.
-pub fn grf_set(spec: &GrfSpec, n: usize, pattern: &Pattern, seed: u64) -> Result<FieldSet> {
+/// A source of complete fields.
+#[derive(Clone, Debug)]
+pub enum Generator {
+    Grf(GrfSpec),
+    /// Vorticity snapshots, `per_run` of them from each simulation (after its spin-up).
+    Kolmogorov {
+        spec: KolmogorovSpec,
+        per_run: usize,
+    },
+    ShallowWater(ShallowWaterSpec),
+    Advection(AdvectionSpec),
+}
+
+impl Generator {
+    pub fn dims(&self) -> Dims {
+        match self {
+            Generator::Grf(s) => Dims { c: 1, h: s.size, w: s.size },
+            Generator::Kolmogorov { spec, .. } => Dims { c: 1, h: spec.size, w: spec.size },
+            Generator::ShallowWater(s) => Dims { c: 3, h: s.size, w: s.size },
+            Generator::Advection(s) => Dims { c: 1, h: s.size, w: s.size },
+        }
+    }
+
+    /// Fields produced per independent work item (one simulation run, or one sample).
+    fn per_item(&self) -> usize {
+        match self {
+            Generator::Kolmogorov { per_run, .. } => (*per_run).max(1),
+            _ => 1,
+        }
+    }
+
+    fn item(&self, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        match self {
+            Generator::Grf(s) => s.sample(1, rng),
+            Generator::Kolmogorov { spec, per_run } => kolmogorov::run(spec, *per_run, rng).concat(),
+            Generator::ShallowWater(s) => shallow_water::sample(s, rng),
+            Generator::Advection(s) => advection::sample(s, rng),
+        }
+    }
+
+    /// `n` complete fields `[n, C, H, W]`. Work item i draws from its own stream (i + 1) of
+    /// `seed`, so the result does not depend on the number of threads; `progress(done, total)`
+    /// is called as items finish.
+    pub fn fields(&self, n: usize, seed: u64, threads: usize, progress: &(dyn Fn(usize, usize) + Sync)) -> Vec<f32> {
+        let items = n.div_ceil(self.per_item());
+        let results: Mutex<Vec<Option<Vec<f32>>>> = Mutex::new(vec![None; items]);
+        let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..threads.clamp(1, items.max(1)) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= items {
+                        break;
+                    }
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    rng.set_stream(i as u64 + 1);
+                    let out = self.item(&mut rng);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(out);
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, items);
+                });
+            }
+        });
+        let len = self.dims().len();
+        let mut all: Vec<f32> =
+            results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten().flatten().collect();
+        all.truncate(n * len);
+        all
+    }
+}
+
+/// `n` fields of `generator` divided by `scale`, observed through `pattern` (masks from
+/// stream 0 of `seed`), with `truth` kept for evaluation.
+pub fn generate(
+    generator: &Generator,
+    n: usize,
+    pattern: &Pattern,
+    seed: u64,
+    scale: f64,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<FieldSet> {
+    ensure!(n >= 1, "need at least one field");
+    ensure!(scale.is_finite() && scale > 0.0, "scale must be positive");
+    let dims = generator.dims();
+    pattern.check(dims)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let dims = Dims { c: 1, h: spec.size, w: spec.size };
-    let truth = spec.sample(n, &mut rng);
-    let mask: Vec<u8> = (0..n).flat_map(|_| pattern.draw(dims, &mut rng)).collect();
+    let mut truth = match generator {
+        // GRFs are cheap: one stream for fields then masks (the demo's data since the start).
+        Generator::Grf(spec) => spec.sample(n, &mut rng),
+        _ => {
+            let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+            generator.fields(n, seed, threads, progress)
+        }
+    };
+    if scale != 1.0 {
+        truth.iter_mut().for_each(|v| *v = (*v as f64 / scale) as f32);
+    }
+    ensure!(truth.iter().all(|v| v.is_finite()), "the generator produced non-finite values (unstable settings?)");
+    let mask = pattern.draw_set(n, dims, &mut rng)?;
     FieldSet::new(n, dims, truth.clone(), mask, Some(truth))
 }
 
-/// The Bayes-optimal completion of a GRF set: the exact posterior mean `E[u0 | u_obs, M]`
-/// under the true covariance (observations pasted), and its mean posterior variance on the
-/// missing entries (the Bayes MSE).
-pub fn grf_oracle(spec: &GrfSpec, set: &FieldSet) -> Result<(Vec<f32>, f64)> {
+/// `n` GRF fields (one channel) observed through `pattern`, with `truth` kept for evaluation.
+pub fn grf_set(spec: &GrfSpec, n: usize, pattern: &Pattern, seed: u64) -> Result<FieldSet> {
+    generate(&Generator::Grf(*spec), n, pattern, seed, 1.0, &|_, _| {})
+}
+
+/// The Bayes-optimal completion of a GRF set under the true covariance.
+pub struct Oracle {
+    /// Posterior mean `E[u0 | u_obs, M]`, observations pasted, `[N, 1, H, W]`.
+    pub mean: Vec<f32>,
+    /// Posterior variance per entry (0 on observed entries).
+    pub variance: Vec<f32>,
+    /// Mean posterior variance over the missing entries: the Bayes MSE.
+    pub bayes_mse: f64,
+}
+
+/// Kriging of every field of `set` with the exact covariance of `spec`.
+pub fn grf_oracle(spec: &GrfSpec, set: &FieldSet) -> Result<Oracle> {
     let den = GaussianDenoiser::new(*spec, VpSchedule::default());
     let len = set.dims.len();
     let mut out = Vec::with_capacity(set.values.len());
+    let mut variance = Vec::with_capacity(set.values.len());
     let (mut var_sum, mut n_miss) = (0.0, 0usize);
     for i in 0..set.n {
         let vals = &set.values[i * len..(i + 1) * len];
@@ -34,12 +145,81 @@ pub fn grf_oracle(spec: &GrfSpec, set: &FieldSet) -> Result<(Vec<f32>, f64)> {
         for k in 0..len {
             if m[k] != 0 {
                 out.push(vals[k]);
+                variance.push(0.0);
             } else {
                 out.push(mean[k] as f32);
+                variance.push(var[k] as f32);
                 var_sum += var[k];
                 n_miss += 1;
             }
         }
     }
-    Ok((out, var_sum / n_miss.max(1) as f64))
+    Ok(Oracle { mean: out, variance, bayes_mse: var_sum / n_miss.max(1) as f64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linalg;
+
+    /// Inverse of an SPD matrix through its Cholesky factor, column by column.
+    fn inverse(a: &[f64], n: usize) -> Vec<f64> {
+        let l = linalg::cholesky(a, n).unwrap();
+        let mut inv = vec![0.0; n * n];
+        for j in 0..n {
+            let e: Vec<f64> = (0..n).map(|i| f64::from(u8::from(i == j))).collect();
+            for (i, v) in linalg::cholesky_solve(&l, n, &e).into_iter().enumerate() {
+                inv[i * n + j] = v;
+            }
+        }
+        inv
+    }
+
+    #[test]
+    fn oracle_matches_the_precision_matrix_formula_and_reproduces_observations() {
+        // An independent route to the same posterior: with Q = Σ⁻¹ of the whole field,
+        // E[u_M | u_O] = −Q_MM⁻¹ Q_MO u_O and Cov[u_M | u_O] = Q_MM⁻¹.
+        let spec = GrfSpec { size: 6, length_scale: 1.5, smoothness: 1.0, variance: 1.3 };
+        let set = grf_set(&spec, 2, &Pattern::Pixel { observed: 0.4 }, 11).unwrap();
+        let oracle = grf_oracle(&spec, &set).unwrap();
+        let d = 36;
+        let table = spec.covariance();
+        let sigma: Vec<f64> = (0..d * d).map(|k| spec.cov_at(&table, k / d, k % d)).collect();
+        let q = inverse(&sigma, d);
+        for f in 0..2 {
+            let (vals, m) = (&set.values[f * d..(f + 1) * d], &set.mask[f * d..(f + 1) * d]);
+            let miss: Vec<usize> = (0..d).filter(|&i| m[i] == 0).collect();
+            let obs: Vec<usize> = (0..d).filter(|&i| m[i] != 0).collect();
+            let k = miss.len();
+            let qmm: Vec<f64> = (0..k * k).map(|t| q[miss[t / k] * d + miss[t % k]]).collect();
+            let cov_m = inverse(&qmm, k);
+            for (a, &i) in miss.iter().enumerate() {
+                let mut mean = 0.0;
+                for (b, _) in miss.iter().enumerate() {
+                    let qmo_u: f64 = obs.iter().map(|&j| q[miss[b] * d + j] * vals[j] as f64).sum();
+                    mean -= cov_m[a * k + b] * qmo_u;
+                }
+                assert!((oracle.mean[f * d + i] as f64 - mean).abs() < 1e-4, "mean at {i}");
+                assert!((oracle.variance[f * d + i] as f64 - cov_m[a * k + a]).abs() < 1e-4, "variance at {i}");
+            }
+            for &j in &obs {
+                assert_eq!(oracle.mean[f * d + j], vals[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn generation_is_independent_of_thread_count() {
+        let g = Generator::Advection(AdvectionSpec { size: 8, ..Default::default() });
+        let one = g.fields(5, 3, 1, &|_, _| {});
+        let four = g.fields(5, 3, 4, &|_, _| {});
+        assert_eq!(one, four);
+        assert_eq!(one.len(), 5 * 64);
+        assert_ne!(one[..64], one[64..128]);
+        let runs = Generator::Kolmogorov {
+            spec: KolmogorovSpec { resolution: 16, size: 8, spinup: 0.5, interval: 0.5, ..Default::default() },
+            per_run: 2,
+        };
+        assert_eq!(runs.fields(3, 0, 2, &|_, _| {}), runs.fields(3, 0, 1, &|_, _| {}));
+    }
 }

@@ -67,7 +67,7 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<Vec<DemoR
         metrics: metrics(&zeros, &truth, &test.mask),
         train_seconds: 0.0,
     });
-    let (oracle, _) = grf_oracle(&spec, &test)?;
+    let oracle = grf_oracle(&spec, &test)?.mean;
     rows.push(DemoRow {
         method: "Bayes oracle (exact kriging)".into(),
         metrics: metrics(&oracle, &truth, &test.mask),

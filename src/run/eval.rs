@@ -4,7 +4,9 @@
 //!   paper's metric, so observed entries add zero);
 //! - `mse_missing`: mean over unobserved entries only;
 //! - `rel_l2_missing`: ‖pred − truth‖ / ‖truth‖ over unobserved entries;
-//! - `nmse_missing`: `mse_missing` divided by the variance of the truth on those entries.
+//! - `nmse_missing`: `mse_missing` divided by the variance of the truth on those entries;
+//! - with an oracle (the exact posterior mean of a GRF): its `mse_missing` on the same entries
+//!   and `ratio_to_oracle` = ours / oracle's (1 is the best any method can do on average).
 
 use crate::data::npy::Npz;
 use anyhow::{ensure, Context, Result};
@@ -18,6 +20,25 @@ pub struct Metrics {
     pub nmse_missing: f64,
     pub missing_entries: usize,
     pub entries: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle_mse_missing: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_to_oracle: Option<f64>,
+}
+
+/// Adds the oracle's score to `m`; both must have scored the same missing entries.
+pub fn add_oracle(m: &mut Metrics, oracle: &Metrics) -> Result<()> {
+    ensure!(
+        oracle.missing_entries == m.missing_entries && oracle.entries == m.entries,
+        "the oracle file scores {} missing of {} entries, the prediction {} of {}: are they from the same data?",
+        oracle.missing_entries,
+        oracle.entries,
+        m.missing_entries,
+        m.entries
+    );
+    m.oracle_mse_missing = Some(oracle.mse_missing);
+    m.ratio_to_oracle = Some(m.mse_missing / oracle.mse_missing.max(1e-300));
+    Ok(())
 }
 
 /// Metrics of `pred` (values) against `truth` where `mask` = 0 marks the entries that were missing.
@@ -43,6 +64,8 @@ pub fn metrics(pred: &[f32], truth: &[f32], mask: &[u8]) -> Metrics {
         nmse_missing: sse_miss / nm / var,
         missing_entries: n_miss,
         entries: pred.len(),
+        oracle_mse_missing: None,
+        ratio_to_oracle: None,
     }
 }
 

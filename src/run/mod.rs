@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod demo;
 pub mod eval;
+pub mod figure;
 pub mod impute;
 pub mod optim;
 pub mod progress;

@@ -1,0 +1,76 @@
+//! `lacuna plot`: the first fields of a data file, with completions and their errors, as a PNG.
+//!
+//! One row per (field, channel); columns: truth (if the file has it), observed (grey where
+//! missing), then for each prediction file its `mean`, then each prediction's absolute error
+//! (where truth exists). Colour limits are shared along a row so panels compare directly.
+
+use crate::data::field::FieldStream;
+use crate::data::npy::Npz;
+use crate::plot::{self, Panel, Scale};
+use anyhow::{ensure, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Reads the first `count` entries of `name` from `path`, if it has that array.
+fn head(path: &Path, name: &str, count: usize, want_shape_len: usize) -> Result<Option<Vec<f32>>> {
+    let mut npz = Npz::open(path)?;
+    let Some(mut r) = npz.stream(name)? else { return Ok(None) };
+    let total: usize = r.shape.iter().product();
+    ensure!(
+        total >= count && total.is_multiple_of(want_shape_len),
+        "{}: array '{name}' has shape {:?}, which does not match the data's fields",
+        path.display(),
+        r.shape
+    );
+    Ok(Some(r.read_f32(count).with_context(|| format!("{}: array '{name}'", path.display()))?))
+}
+
+pub fn plot_files(data: &Path, preds: &[PathBuf], out: &Path, n: usize, zoom: Option<usize>) -> Result<()> {
+    let mut stream = FieldStream::open(data)?;
+    let n = n.clamp(1, stream.n);
+    let set = stream.next_chunk(n)?.context("no fields")?;
+    let (dims, len) = (set.dims, set.dims.len());
+    let truth = head(data, "truth", n * len, len)?;
+    let mut means = Vec::new();
+    for p in preds {
+        let m = head(p, "mean", n * len, len)?
+            .with_context(|| format!("{}: no 'mean' array (is it an imputation output?)", p.display()))?;
+        means.push(m);
+    }
+    let sites = dims.sites();
+    let mut rows = Vec::new();
+    for i in 0..n {
+        for c in 0..dims.c {
+            let at = |v: &[f32]| v[i * len + c * sites..i * len + (c + 1) * sites].to_vec();
+            let shown = set.mask[i * len + c * sites..i * len + (c + 1) * sites].to_vec();
+            let observed = at(&set.values);
+            let reference = truth.as_ref().map(|t| at(t)).unwrap_or_else(|| observed.clone());
+            let lim = plot::robust_limit(&reference);
+            let field = |values: Vec<f32>, shown: Option<Vec<u8>>| Panel {
+                h: dims.h,
+                w: dims.w,
+                values,
+                shown,
+                scale: Scale::Diverging(lim),
+            };
+            let mut row = Vec::new();
+            if let Some(t) = &truth {
+                row.push(field(at(t), None));
+            }
+            row.push(field(observed, Some(shown)));
+            for m in &means {
+                row.push(field(at(m), None));
+            }
+            if let Some(t) = &truth {
+                let errs: Vec<Vec<f32>> =
+                    means.iter().map(|m| at(m).iter().zip(at(t)).map(|(a, b)| (a - b).abs()).collect()).collect();
+                let emax = errs.iter().map(|e| plot::robust_limit(e)).fold(1e-6f32, f32::max);
+                for e in errs {
+                    row.push(Panel { h: dims.h, w: dims.w, values: e, shown: None, scale: Scale::Sequential(emax) });
+                }
+            }
+            rows.push(row);
+        }
+    }
+    let zoom = zoom.unwrap_or((128 / dims.h.max(dims.w)).clamp(1, 8));
+    plot::write_png(out, &plot::grid(&rows, zoom, 4))
+}
