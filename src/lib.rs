@@ -5,6 +5,7 @@
 //! → `model` (networks) → `data` (fields, patterns, generators).
 
 pub mod atomic;
+pub mod baseline;
 pub mod config;
 pub mod data;
 pub mod linalg;

@@ -1,0 +1,143 @@
+//! Baselines with the same input/output contract as `impute`: classical per-field inpainting,
+//! kriging with a covariance estimated from the incomplete training data, and a low-rank +
+//! diagonal Gaussian fitted by EM on the gappy data. (MissDiff and Ambient Diffusion are
+//! partitions of the one training loop, see `method::partition`.)
+
+pub mod gaussian;
+pub mod inpaint;
+pub mod krige;
+
+pub use inpaint::Inpaint;
+
+use crate::data::npy::NpzWriter;
+use crate::data::{FieldSet, Truth};
+use anyhow::{ensure, Context, Result};
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Baseline {
+    Nearest,
+    Harmonic,
+    Biharmonic,
+    Telea,
+    /// Kriging with a Matérn covariance fitted to the training data (needs `--train`).
+    Krige,
+    /// Low-rank + diagonal Gaussian fitted by EM on the training data (needs `--train`).
+    EmGaussian,
+}
+
+#[derive(Clone, Debug)]
+pub struct BaselineOptions {
+    /// Rank of the EM Gaussian.
+    pub rank: usize,
+    pub iters: usize,
+    /// Moving-neighbourhood size for kriging fields with many observations.
+    pub neighbours: usize,
+    pub seed: u64,
+}
+
+impl Default for BaselineOptions {
+    fn default() -> Self {
+        BaselineOptions { rank: 32, iters: 20, neighbours: 100, seed: 0 }
+    }
+}
+
+/// One completed field: its mean and, for the probabilistic baselines, the variance per entry.
+type Completion = (Vec<f32>, Option<Vec<f32>>);
+
+enum Fitted {
+    Inpaint(Inpaint),
+    Krige(Vec<krige::CovModel>),
+    Gaussian(gaussian::LowRankGaussian),
+}
+
+/// Completes every field of `data` with `method` and writes `mean`, `mask` (and `std` for the
+/// probabilistic baselines) to `out`. Returns the number of fields.
+pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts: &BaselineOptions) -> Result<usize> {
+    let set = FieldSet::load(data, Truth::Never)?;
+    let load_train = || -> Result<FieldSet> {
+        let p = train.with_context(|| format!("the {method:?} baseline learns from data: pass --train TRAIN.npz"))?;
+        let t = FieldSet::load(p, Truth::Never)?;
+        ensure!(
+            t.dims == set.dims,
+            "{}: fields are {:?}, but {} has {:?}",
+            p.display(),
+            t.dims,
+            data.display(),
+            set.dims
+        );
+        Ok(t)
+    };
+    let fitted = match method {
+        Baseline::Nearest => Fitted::Inpaint(Inpaint::Nearest),
+        Baseline::Harmonic => Fitted::Inpaint(Inpaint::Harmonic),
+        Baseline::Biharmonic => Fitted::Inpaint(Inpaint::Biharmonic),
+        Baseline::Telea => Fitted::Inpaint(Inpaint::Telea),
+        Baseline::Krige => Fitted::Krige(krige::fit_set(&load_train()?, opts.neighbours)?),
+        Baseline::EmGaussian => {
+            let t = load_train()?;
+            let rank = opts.rank.min(t.n.saturating_sub(1)).max(1);
+            Fitted::Gaussian(gaussian::LowRankGaussian::fit(&t, rank, opts.iters, opts.seed)?)
+        }
+    };
+    let (dims, len, sites) = (set.dims, set.dims.len(), set.dims.sites());
+    let complete_one = |f: usize| -> Result<Completion> {
+        let (x, known) = (&set.values[f * len..(f + 1) * len], &set.mask[f * len..(f + 1) * len]);
+        match &fitted {
+            Fitted::Inpaint(m) => Ok((
+                (0..dims.c)
+                    .flat_map(|c| {
+                        m.fill(&x[c * sites..(c + 1) * sites], &known[c * sites..(c + 1) * sites], dims.h, dims.w)
+                    })
+                    .collect(),
+                None,
+            )),
+            Fitted::Krige(models) => {
+                let (mut mean, mut var) = (Vec::with_capacity(len), Vec::with_capacity(len));
+                for (c, model) in models.iter().enumerate() {
+                    let r = c * sites..(c + 1) * sites;
+                    let (m, v) =
+                        krige::krige_channel(model, &x[r.clone()], &known[r], dims.h, dims.w, opts.neighbours)?;
+                    mean.extend(m);
+                    var.extend(v);
+                }
+                Ok((mean, Some(var)))
+            }
+            Fitted::Gaussian(g) => {
+                let (m, v) = g.complete(x, known)?;
+                Ok((m, Some(v)))
+            }
+        }
+    };
+    // Fields are independent: spread them over the cores, keep the output in order.
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(set.n);
+    let results: Vec<Result<Completion>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let complete_one = &complete_one;
+                s.spawn(move || (t..set.n).step_by(threads).map(|f| (f, complete_one(f))).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut all: Vec<(usize, Result<_>)> =
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+        all.sort_by_key(|(f, _)| *f);
+        all.into_iter().map(|(_, r)| r).collect()
+    });
+    let shape = vec![set.n, dims.c, dims.h, dims.w];
+    let mut w = NpzWriter::new(out);
+    let mean_slot = w.add_f32("mean", shape.clone())?;
+    let mask_slot = w.add_bool("mask", shape.clone())?;
+    let probabilistic = matches!(fitted, Fitted::Krige(_) | Fitted::Gaussian(_));
+    let std_slot = if probabilistic { Some(w.add_f32("std", shape)?) } else { None };
+    for (f, r) in results.into_iter().enumerate() {
+        let (mean, var) = r.with_context(|| format!("field {f}"))?;
+        w.append_f32(mean_slot, &mean)?;
+        w.append_bool(mask_slot, &set.mask[f * len..(f + 1) * len])?;
+        if let (Some(slot), Some(v)) = (std_slot, var) {
+            w.append_f32(slot, &v.iter().map(|v| v.max(0.0).sqrt()).collect::<Vec<_>>())?;
+        }
+    }
+    w.finish()?;
+    Ok(set.n)
+}
