@@ -94,6 +94,8 @@ enum PartitionKind {
     Pixel,
     Block,
     Missdiff,
+    /// Ambient Diffusion: context drops 10% more sites, loss on all observed.
+    Ambient,
 }
 
 #[derive(Args)]
@@ -106,7 +108,7 @@ struct TrainArgs {
     out: PathBuf,
     #[arg(long, value_enum)]
     partition: Option<PartitionKind>,
-    /// Pixel partition: share of observed sites kept in the context.
+    /// Pixel and ambient partitions: share of observed sites kept in the context.
     #[arg(long)]
     context_ratio: Option<f64>,
     /// Pixel partition: draw the query independently with this ratio (official code) instead of
@@ -364,6 +366,7 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         Some(PartitionKind::Pixel) => cfg.partition = Partition::default(),
         Some(PartitionKind::Block) => cfg.partition = Partition::Block { grid: 3, drop: 1 },
         Some(PartitionKind::Missdiff) => cfg.partition = Partition::MissDiff,
+        Some(PartitionKind::Ambient) => cfg.partition = Partition::Ambient { keep: 0.9 },
         None => {}
     }
     match &mut cfg.partition {
@@ -392,6 +395,14 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         Partition::MissDiff => {
             if a.context_ratio.is_some() || a.query_ratio.is_some() || a.grid.is_some() || a.drop_blocks.is_some() {
                 bail!("--partition missdiff takes no partition parameters");
+            }
+        }
+        Partition::Ambient { keep } => {
+            if let Some(r) = a.context_ratio {
+                *keep = r;
+            }
+            if a.query_ratio.is_some() || a.grid.is_some() || a.drop_blocks.is_some() {
+                bail!("--partition ambient takes only --context-ratio (the share of observed sites kept)");
             }
         }
     }
@@ -475,6 +486,11 @@ fn print_metrics(m: &eval::Metrics) {
     println!("relative L2, missing entries:           {:.4}", m.rel_l2_missing);
     println!("MSE / variance, missing entries:        {:.4}", m.nmse_missing);
     println!("missing entries: {} of {}", m.missing_entries, m.entries);
+    println!("power-spectrum log10 error:             {:.4}", m.spectrum_log_error);
+    if let (Some(c), Some(r)) = (m.crps_missing, m.spread_skill) {
+        println!("CRPS, missing entries:                  {c:.6}");
+        println!("spread / skill, missing entries:        {r:.3}");
+    }
     if let (Some(o), Some(r)) = (m.oracle_mse_missing, m.ratio_to_oracle) {
         println!("Bayes oracle MSE, missing entries:      {o:.6}");
         println!("MSE / oracle MSE:                       {r:.3}");

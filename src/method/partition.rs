@@ -7,6 +7,7 @@
 //! | pixel | `M ⊙ Bernoulli(r)` per site | `M ⊙ (1 − M_ctx)`, or `M ⊙ Bernoulli(q)` drawn independently (official code) |
 //! | block | M minus `n` more observed blocks of a g×g grid | the removed blocks |
 //! | missdiff | M | M |
+//! | ambient | `M ⊙ Bernoulli(keep)` per site (further corruption, keep 0.9) | M (Ambient Diffusion) |
 //!
 //! Masks are `[C, H, W]` bytes. Pixel and block draws are per site and shared by all channels
 //! (a sensor observes every channel it carries).
@@ -34,6 +35,9 @@ pub enum Partition {
     Block { grid: usize, drop: usize },
     /// MissDiff baseline: context = query = M.
     MissDiff,
+    /// Ambient Diffusion baseline: the context drops each observed site with probability
+    /// 1 − `keep`, the loss covers all of M (the context included).
+    Ambient { keep: f64 },
 }
 
 impl Default for Partition {
@@ -48,6 +52,7 @@ impl Partition {
             Partition::Pixel { .. } => "pixel",
             Partition::Block { .. } => "block",
             Partition::MissDiff => "missdiff",
+            Partition::Ambient { .. } => "ambient",
         }
     }
 
@@ -72,6 +77,9 @@ impl Partition {
                 );
             }
             Partition::MissDiff => {}
+            Partition::Ambient { keep } => {
+                anyhow::ensure!(*keep > 0.0 && *keep < 1.0, "ambient keep ratio must be in (0, 1), got {keep}")
+            }
         }
         Ok(())
     }
@@ -106,6 +114,10 @@ impl Partition {
                 Split { context, query }
             }
             Partition::MissDiff => Split { context: m.to_vec(), query: m.to_vec() },
+            Partition::Ambient { keep } => {
+                let kept: Vec<bool> = (0..dims.sites()).map(|_| rng.gen::<f64>() < *keep).collect();
+                Split { context: per_site(m, dims, |i| kept[i]), query: m.to_vec() }
+            }
         }
     }
 
@@ -269,6 +281,7 @@ mod tests {
             Partition::Pixel { context_ratio: 0.5, query_ratio: Some(0.5) },
             Partition::Block { grid: 3, drop: 2 },
             Partition::MissDiff,
+            Partition::Ambient { keep: 0.9 },
         ] {
             for pattern in [Pattern::Pixel { observed: 0.3 }, Pattern::Block { grid: 3, missing: 3 }] {
                 let m = pattern.draw(dims, &mut rng);
@@ -280,5 +293,21 @@ mod tests {
                 assert_eq!(r.len(), dims.len());
             }
         }
+    }
+
+    #[test]
+    fn ambient_queries_all_of_m_from_a_further_corrupted_context() {
+        let dims = Dims { c: 1, h: 30, w: 30 };
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        let m = Pattern::Pixel { observed: 0.5 }.draw(dims, &mut rng);
+        let (mut kept, mut seen) = (0usize, 0usize);
+        for _ in 0..200 {
+            let s = Partition::Ambient { keep: 0.9 }.split(&m, dims, &mut rng);
+            assert_eq!(s.query, m);
+            kept += s.context.iter().filter(|&&v| v != 0).count();
+            seen += m.iter().filter(|&&v| v != 0).count();
+        }
+        let rate = kept as f64 / seen as f64;
+        assert!((rate - 0.9).abs() < 0.01, "{rate}");
     }
 }
