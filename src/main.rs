@@ -45,6 +45,24 @@ enum Command {
     Plot(PlotArgs),
     /// Complete fields with a classical or Gaussian baseline (same output as `impute`).
     Baseline(BaselineArgs),
+    /// Run a suite of data × pattern × method end to end and tabulate the scores.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// `quick` (under 30 min on 2 cores), `paper` (the paper's tables; hours) or a suite TOML file.
+    #[arg(long, default_value = "quick")]
+    suite: String,
+    /// Output directory; an interrupted bench continues where it stopped when run again.
+    #[arg(long, default_value = "bench-out")]
+    out: PathBuf,
+    /// Override the suite's number of seeds.
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// Override the suite's training steps per learned method.
+    #[arg(long)]
+    steps: Option<usize>,
 }
 
 #[derive(Args)]
@@ -637,6 +655,26 @@ fn main() -> ExitCode {
                 "completed {n} fields with {:?} in {:.1}s → {}",
                 a.method,
                 started.elapsed().as_secs_f64(),
+                a.out.display()
+            );
+            Ok(())
+        }
+        Command::Bench(a) => {
+            let mut suite = lacuna::run::bench::Suite::load(&a.suite)?;
+            if let Some(s) = a.seeds {
+                suite.seeds = s;
+            }
+            if let Some(s) = a.steps {
+                suite.steps = s;
+            }
+            let started = std::time::Instant::now();
+            lacuna::run::bench::run(&suite, &a.out, cli.quiet)?;
+            let md = std::fs::read_to_string(a.out.join("results.md")).context("reading results.md")?;
+            println!("{md}");
+            println!(
+                "bench {} finished in {}; tables in {}",
+                suite.name,
+                lacuna::run::progress::fmt_secs(started.elapsed().as_secs_f64()),
                 a.out.display()
             );
             Ok(())

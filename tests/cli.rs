@@ -509,3 +509,80 @@ fn oracle_ratio_is_one_for_the_oracle_and_above_for_a_worse_completion() {
     ]);
     assert!(err.contains("same data"), "{err}");
 }
+
+#[test]
+fn bench_runs_a_suite_writes_tables_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let suite = format!("{d}/suite.toml");
+    std::fs::write(
+        &suite,
+        r#"
+name = "tiny"
+seeds = 2
+steps = 4
+ensemble = 2
+[[cases]]
+name = "GRF pixel"
+kind = "grf"
+size = 10
+mask = "pixel:0.3"
+train = 24
+test = 4
+methods = ["pixel", "exact-pixel", "oracle", "harmonic", "krige"]
+"#,
+    )
+    .unwrap();
+    let said = ok_line(&format!("bench --suite {suite} --out {d}/b"));
+    assert!(said.contains("| oracle |") && said.contains("| exact-pixel |"), "{said}");
+    let csv = std::fs::read_to_string(format!("{d}/b/results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 5, "{csv}");
+    let row = |m: &str| -> f64 {
+        let vals: Vec<f64> = csv
+            .lines()
+            .filter(|l| l.split(',').nth(1) == Some(m))
+            .map(|l| l.split(',').nth(3).unwrap().parse().unwrap())
+            .collect();
+        vals.iter().sum::<f64>() / vals.len() as f64
+    };
+    // The exact denoiser through a partition cannot beat the exact posterior mean.
+    assert!(row("oracle") <= row("exact-pixel") + 1e-9);
+    assert!(std::fs::read(format!("{d}/b/grf-pixel.png")).unwrap().starts_with(b"\x89PNG"));
+    // A second run finds every record and recomputes nothing: same table.
+    let before = std::fs::read_to_string(format!("{d}/b/results.md")).unwrap();
+    std::fs::remove_dir_all(format!("{d}/b/grf-pixel/seed-0/run-pixel")).unwrap();
+    ok_line(&format!("bench --suite {suite} --out {d}/b"));
+    assert_eq!(std::fs::read_to_string(format!("{d}/b/results.md")).unwrap(), before);
+    assert!(!Path::new(&format!("{d}/b/grf-pixel/seed-0/run-pixel")).exists(), "nothing was retrained");
+    let err = fails(&["bench", "--suite", "nonsense", "--out", &format!("{d}/c")]);
+    assert!(err.contains("unknown suite"), "{err}");
+}
+
+#[test]
+fn baselines_complete_fields_with_the_impute_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    ok_line(&format!("data gen grf --out {d}/train.npz --n 40 --size 12 --mask pixel:0.4"));
+    ok_line(&format!("data gen grf --out {d}/test.npz --n 5 --size 12 --mask pixel:0.4 --seed 5"));
+    let values = read(Path::new(&format!("{d}/test.npz")), "values").to_f32();
+    let mask = read(Path::new(&format!("{d}/test.npz")), "mask").to_f32();
+    for m in ["nearest", "harmonic", "biharmonic", "telea", "krige", "em-gaussian"] {
+        let out = format!("{d}/{m}.npz");
+        ok_line(&format!("baseline {m} --data {d}/test.npz --train {d}/train.npz --out {out}"));
+        let mean = read(Path::new(&out), "mean").to_f32();
+        assert_eq!(mean.len(), values.len());
+        for i in 0..mean.len() {
+            assert!(mean[i].is_finite());
+            if mask[i] != 0.0 {
+                assert_eq!(mean[i], values[i], "{m} changed an observation");
+            }
+        }
+        let said = ok_line(&format!("eval --pred {out} --truth {d}/test.npz"));
+        assert!(said.contains("MSE, missing entries"));
+        if m == "krige" || m == "em-gaussian" {
+            assert!(said.contains("CRPS"), "{m}: {said}");
+        }
+    }
+    let err = fails(&["baseline", "krige", "--data", &format!("{d}/test.npz"), "--out", &format!("{d}/x.npz")]);
+    assert!(err.contains("--train"), "{err}");
+}

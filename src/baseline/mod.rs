@@ -77,7 +77,8 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
         Baseline::Krige => Fitted::Krige(krige::fit_set(&load_train()?, opts.neighbours)?),
         Baseline::EmGaussian => {
             let t = load_train()?;
-            let rank = opts.rank.min(t.n.saturating_sub(1)).max(1);
+            // More factors than a quarter of the fields would fit noise.
+            let rank = opts.rank.min(t.n / 4).max(1);
             Fitted::Gaussian(gaussian::LowRankGaussian::fit(&t, rank, opts.iters, opts.seed)?)
         }
     };

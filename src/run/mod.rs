@@ -1,6 +1,7 @@
 //! Commands: train, impute, eval, demo. Each takes paths and settings and returns a summary;
 //! the CLI only parses and prints.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod demo;
 pub mod eval;

@@ -1,0 +1,453 @@
+//! `lacuna bench`: a declared suite of (data × observation pattern × method), run end to end —
+//! generate, train every learned method with the same budget and seed, impute, run the
+//! baselines, evaluate — over several seeds, written as a Markdown table, a CSV of every run
+//! and PNG panels (truth / observed / each method / errors).
+//!
+//! Every finished piece is kept on disk (data, runs, predictions, scores), so an interrupted
+//! bench started again with the same `--out` continues where it stopped.
+//!
+//! Methods: the partitions of the one training loop (`pixel`, `block`, `missdiff`, `ambient`),
+//! the baselines (`nearest`, `harmonic`, `biharmonic`, `telea`, `krige`, `em-gaussian`) and, on
+//! GRFs, `oracle` (exact kriging, the Bayes floor) and `exact-pixel` / `exact-block`: the exact
+//! conditional-mean denoiser run through the same partition and K-ensemble, whose excess over
+//! the oracle is the information gap of the partition and K alone (the learned model's excess
+//! over it is model error).
+
+use super::eval::{add_probabilistic, metrics, spectrum_log_error, Metrics};
+use super::impute::{impute, ImputeOptions};
+use super::train::train;
+use crate::baseline::{self, Baseline, BaselineOptions};
+use crate::config::TrainConfig;
+use crate::data::advection::AdvectionSpec;
+use crate::data::grf::GrfSpec;
+use crate::data::kolmogorov::KolmogorovSpec;
+use crate::data::npy::Npz;
+use crate::data::shallow_water::ShallowWaterSpec;
+use crate::data::synth::{generate, grf_oracle, Generator};
+use crate::data::{FieldSet, Pattern, Truth};
+use crate::method::denoiser::GaussianDenoiser;
+use crate::method::ensemble::single_step;
+use crate::method::{Partition, VpSchedule};
+use anyhow::{bail, ensure, Context, Result};
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A suite: cases run with every seed in `0..seeds`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    pub name: String,
+    pub seeds: usize,
+    /// Training steps of every learned method.
+    pub steps: usize,
+    /// K of the single-step ensemble.
+    pub ensemble: usize,
+    pub cases: Vec<Case>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    /// `grf`, `kolmogorov`, `shallow-water` or `advection`.
+    pub kind: String,
+    pub size: usize,
+    /// Observation pattern, e.g. `pixel:0.2` or `block:3:1`.
+    pub mask: String,
+    pub train: usize,
+    pub test: usize,
+    pub methods: Vec<String>,
+}
+
+impl Suite {
+    /// The built-in suites: `quick` (under 30 minutes on 2 cores) and `paper` (Tables 1–2 of the
+    /// paper on our generated data; hours).
+    pub fn builtin(name: &str) -> Result<Suite> {
+        let case = |name: &str, kind: &str, size, mask: &str, train, test, methods: &[&str]| Case {
+            name: name.into(),
+            kind: kind.into(),
+            size,
+            mask: mask.into(),
+            train,
+            test,
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+        };
+        let pixel_methods = ["pixel", "missdiff", "ambient", "telea", "harmonic", "biharmonic", "krige", "em-gaussian"];
+        let block_methods = ["block", "pixel", "missdiff", "ambient", "telea", "harmonic", "biharmonic", "krige"];
+        match name {
+            "quick" => Ok(Suite {
+                name: "quick".into(),
+                seeds: 2,
+                steps: 300,
+                ensemble: 10,
+                cases: vec![
+                    case(
+                        "GRF 32² pixel 20%",
+                        "grf",
+                        32,
+                        "pixel:0.2",
+                        2000,
+                        100,
+                        &["pixel", "missdiff", "ambient", "exact-pixel", "oracle", "biharmonic", "krige", "nearest"],
+                    ),
+                    case(
+                        "GRF 32² block 8/9",
+                        "grf",
+                        32,
+                        "block:3:1",
+                        2000,
+                        100,
+                        &["block", "pixel", "exact-block", "oracle", "biharmonic", "krige"],
+                    ),
+                ],
+            }),
+            "paper" => {
+                let mut cases = Vec::new();
+                for p in ["0.8", "0.6", "0.2"] {
+                    let pct = (p.parse::<f64>().unwrap_or(0.0) * 100.0).round();
+                    cases.push(case(
+                        &format!("NS pixel {pct}%"),
+                        "kolmogorov",
+                        64,
+                        &format!("pixel:{p}"),
+                        1000,
+                        100,
+                        &pixel_methods,
+                    ));
+                }
+                for (kind, size, label) in
+                    [("shallow-water", 32, "SW"), ("advection", 64, "Adv"), ("kolmogorov", 64, "NS")]
+                {
+                    for (m, frac) in [(1, "8/9"), (4, "5/9")] {
+                        if label == "NS" && m == 4 {
+                            continue; // the paper reports NS at 8/9 only
+                        }
+                        cases.push(case(
+                            &format!("{label} block {frac}"),
+                            kind,
+                            size,
+                            &format!("block:3:{m}"),
+                            1000,
+                            100,
+                            &block_methods,
+                        ));
+                    }
+                }
+                cases.push(case(
+                    "GRF 32² pixel 20%",
+                    "grf",
+                    32,
+                    "pixel:0.2",
+                    2000,
+                    100,
+                    &["pixel", "missdiff", "ambient", "exact-pixel", "oracle", "biharmonic", "krige", "em-gaussian"],
+                ));
+                Ok(Suite { name: "paper".into(), seeds: 3, steps: 4000, ensemble: 10, cases })
+            }
+            _ => bail!("unknown suite {name:?}; the built-in suites are quick and paper (or pass a TOML file)"),
+        }
+    }
+
+    pub fn load(spec: &str) -> Result<Suite> {
+        if spec.ends_with(".toml") {
+            let text = std::fs::read_to_string(spec).with_context(|| format!("{spec}: cannot read"))?;
+            return toml::from_str(&text).with_context(|| format!("{spec}: not a valid suite"));
+        }
+        Suite::builtin(spec)
+    }
+}
+
+fn generator(kind: &str, size: usize) -> Result<Generator> {
+    Ok(match kind {
+        "grf" => Generator::Grf(GrfSpec::new(size)),
+        "kolmogorov" => Generator::Kolmogorov {
+            spec: KolmogorovSpec { size, resolution: 2 * size, ..Default::default() },
+            per_run: 20,
+        },
+        "shallow-water" => Generator::ShallowWater(ShallowWaterSpec { size, ..Default::default() }),
+        "advection" => Generator::Advection(AdvectionSpec { size, ..Default::default() }),
+        _ => bail!("unknown data kind {kind:?}"),
+    })
+}
+
+/// One scored run.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub case: String,
+    pub method: String,
+    pub seed: usize,
+    pub metrics: Metrics,
+    pub seconds: f64,
+}
+
+fn slug(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+fn learned_partition(method: &str, pattern: &Pattern) -> Option<Partition> {
+    Some(match method {
+        "pixel" => Partition::default(),
+        "block" => match pattern {
+            Pattern::Block { grid, .. } => Partition::Block { grid: *grid, drop: 1 },
+            _ => Partition::Block { grid: 3, drop: 1 },
+        },
+        "missdiff" => Partition::MissDiff,
+        "ambient" => Partition::Ambient { keep: 0.9 },
+        _ => return None,
+    })
+}
+
+/// Scores the prediction file `pred` against the test set (with CRPS etc. where it has them).
+fn score(pred: &Path, test: &FieldSet) -> Result<Metrics> {
+    let truth = test.truth.as_ref().context("bench test data has truth")?;
+    let mut npz = Npz::open(pred)?;
+    let mean = npz.get("mean")?.context("prediction without 'mean'")?.to_f32();
+    let mut m = metrics(&mean, truth, &test.mask);
+    m.spectrum_log_error = spectrum_log_error(&mean, truth, &test.mask, test.dims.h, test.dims.w);
+    if let Some(std) = npz.get("std")? {
+        add_probabilistic(&mut m, &mean, truth, &test.mask, test.dims.len(), None, Some(&std.to_f32()));
+    }
+    Ok(m)
+}
+
+/// Runs `method` of `case` for one seed in `dir`; returns its metrics and seconds.
+#[allow(clippy::too_many_arguments)]
+fn run_method(
+    suite: &Suite,
+    case: &Case,
+    method: &str,
+    seed: usize,
+    dir: &Path,
+    pattern: &Pattern,
+    test: &FieldSet,
+    quiet: bool,
+) -> Result<(Metrics, f64)> {
+    let (train_path, test_path) = (dir.join("train.npz"), dir.join("test.npz"));
+    let pred = dir.join(format!("pred-{method}.npz"));
+    let started = std::time::Instant::now();
+    if let Some(partition) = learned_partition(method, pattern) {
+        let run_dir = dir.join(format!("run-{method}"));
+        if run_dir.exists() {
+            std::fs::remove_dir_all(&run_dir).with_context(|| format!("{}: cannot clear", run_dir.display()))?;
+        }
+        let cfg = TrainConfig {
+            steps: suite.steps,
+            seed: seed as u64,
+            partition,
+            val_every: suite.steps.max(1),
+            checkpoint_every: suite.steps.max(1),
+            ..Default::default()
+        };
+        train(&train_path, &run_dir, &cfg, false, quiet)?;
+        let iopts = ImputeOptions { ensemble: suite.ensemble, seed: seed as u64, ..Default::default() };
+        impute(&run_dir, &test_path, &pred, &iopts, true)?;
+        return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
+    }
+    let baseline = match method {
+        "nearest" => Some(Baseline::Nearest),
+        "harmonic" => Some(Baseline::Harmonic),
+        "biharmonic" => Some(Baseline::Biharmonic),
+        "telea" => Some(Baseline::Telea),
+        "krige" => Some(Baseline::Krige),
+        "em-gaussian" => Some(Baseline::EmGaussian),
+        _ => None,
+    };
+    if let Some(b) = baseline {
+        let opts = BaselineOptions { seed: seed as u64, ..Default::default() };
+        baseline::run(b, &test_path, Some(&train_path), &pred, &opts)?;
+        return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
+    }
+    ensure!(case.kind == "grf", "method {method:?} needs GRF data (it uses the true covariance)");
+    let spec = GrfSpec::new(case.size);
+    let truth = test.truth.as_ref().context("bench test data has truth")?;
+    let mean = match method {
+        "oracle" => grf_oracle(&spec, test)?.mean,
+        "exact-pixel" | "exact-block" => {
+            let partition = learned_partition(&method["exact-".len()..], pattern).context("partition")?;
+            exact_ensemble(&spec, &partition, test, suite.ensemble, seed as u64)?
+        }
+        _ => bail!(
+            "unknown method {method:?}; methods: pixel, block, missdiff, ambient, nearest, harmonic, biharmonic, telea, krige, em-gaussian, oracle, exact-pixel, exact-block"
+        ),
+    };
+    let mut m = metrics(&mean, truth, &test.mask);
+    m.spectrum_log_error = spectrum_log_error(&mean, truth, &test.mask, test.dims.h, test.dims.w);
+    Ok((m, started.elapsed().as_secs_f64()))
+}
+
+/// The single-step K-ensemble of the exact Gaussian denoiser through `partition`, per field with
+/// the same per-field random streams as `impute`.
+pub fn exact_ensemble(spec: &GrfSpec, partition: &Partition, set: &FieldSet, k: usize, seed: u64) -> Result<Vec<f32>> {
+    let den = GaussianDenoiser::new(*spec, VpSchedule::default());
+    let len = set.dims.len();
+    let mut out = Vec::with_capacity(set.values.len());
+    for i in 0..set.n {
+        let x = tch::Tensor::from_slice(&set.values[i * len..(i + 1) * len]).view([
+            1,
+            set.dims.c as i64,
+            set.dims.h as i64,
+            set.dims.w as i64,
+        ]);
+        let masks = vec![set.mask[i * len..(i + 1) * len].to_vec()];
+        let mut rngs = vec![rand_chacha::ChaCha8Rng::seed_from_u64(super::mix_seed(seed, 7, i as u64))];
+        let est = single_step(&den, &den.schedule, partition, &x, &masks, k, &mut rngs)?;
+        out.extend(Vec::<f32>::try_from(est.flatten(0, -1))?);
+    }
+    Ok(out)
+}
+
+/// Runs the suite into `out`; returns every record (old ones from an earlier, interrupted run
+/// included).
+pub fn run(suite: &Suite, out: &Path, quiet: bool) -> Result<Vec<Record>> {
+    ensure!(suite.seeds >= 1 && suite.steps >= 1 && suite.ensemble >= 1, "a suite needs seeds, steps and K ≥ 1");
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    crate::atomic::write_bytes(&out.join("suite.toml"), toml::to_string(suite)?.as_bytes())?;
+    let mut records = Vec::new();
+    let total: usize = suite.cases.iter().map(|c| c.methods.len()).sum::<usize>() * suite.seeds;
+    let mut done = 0;
+    let started = std::time::Instant::now();
+    for case in &suite.cases {
+        let pattern: Pattern = case.mask.parse()?;
+        let gen = generator(&case.kind, case.size)?;
+        for seed in 0..suite.seeds {
+            let dir = out.join(slug(&case.name)).join(format!("seed-{seed}"));
+            std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+            for (name, n, s) in
+                [("train.npz", case.train, seed as u64), ("test.npz", case.test, seed as u64 + 1_000_003)]
+            {
+                if !dir.join(name).exists() {
+                    generate(&gen, n, &pattern, s, 1.0, &|_, _| {})?.save(&dir.join(name))?;
+                }
+            }
+            let test = FieldSet::load(&dir.join("test.npz"), Truth::IfPresent)?;
+            for method in &case.methods {
+                done += 1;
+                let record_path = dir.join(format!("{method}.json"));
+                if let Ok(text) = std::fs::read_to_string(&record_path) {
+                    if let Ok(r) = serde_json::from_str::<Record>(&text) {
+                        records.push(r);
+                        continue;
+                    }
+                }
+                if !quiet {
+                    eprintln!(
+                        "[{done}/{total}, {}] {} · seed {seed} · {method}",
+                        super::progress::fmt_secs(started.elapsed().as_secs_f64()),
+                        case.name
+                    );
+                }
+                let (metrics, seconds) = run_method(suite, case, method, seed, &dir, &pattern, &test, true)
+                    .with_context(|| format!("{} · seed {seed} · {method}", case.name))?;
+                let r = Record { case: case.name.clone(), method: method.clone(), seed, metrics, seconds };
+                crate::atomic::write_bytes(&record_path, serde_json::to_string_pretty(&r)?.as_bytes())?;
+                records.push(r);
+            }
+        }
+        // Panels from seed 0: truth, observed, then each method that wrote a prediction file.
+        let dir0 = out.join(slug(&case.name)).join("seed-0");
+        let preds: Vec<PathBuf> =
+            case.methods.iter().map(|m| dir0.join(format!("pred-{m}.npz"))).filter(|p| p.exists()).collect();
+        super::figure::plot_files(
+            &dir0.join("test.npz"),
+            &preds,
+            &out.join(format!("{}.png", slug(&case.name))),
+            2,
+            None,
+        )?;
+    }
+    write_tables(suite, &records, out)?;
+    Ok(records)
+}
+
+/// `n` fields of `case` observed through `pattern`. Simulated fields are cached under
+/// `out/fields` by (kind, size, n, seed), so cases that differ only in the pattern share them;
+/// the masks are drawn exactly as `lacuna data gen` draws them (stream 0 of the seed).
+fn dataset(gen: &Generator, case: &Case, n: usize, pattern: &Pattern, seed: u64, out: &Path, quiet: bool) -> Result<FieldSet> {
+    if case.kind == "grf" {
+        return generate(gen, n, pattern, seed, 1.0, &|_, _| {});
+    }
+    let cache = out.join("fields").join(format!("{}-{}-n{n}-seed{seed}.npz", case.kind, case.size));
+    let truth = match FieldSet::load(&cache, Truth::IfPresent).ok().and_then(|f| f.truth) {
+        Some(t) if t.len() == n * gen.dims().len() => t,
+        _ => {
+            if !quiet {
+                eprintln!("  simulating {n} {} fields (seed {seed}) …", case.kind);
+            }
+            let full = generate(gen, n, &Pattern::Pixel { observed: 1.0 }, seed, 1.0, &|_, _| {})?;
+            std::fs::create_dir_all(cache.parent().unwrap_or(out))?;
+            full.save(&cache)?;
+            full.truth.context("generated fields have truth")?
+        }
+    };
+    let dims = gen.dims();
+    let mask = pattern.draw_set(n, dims, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed))?;
+    FieldSet::new(n, dims, truth.clone(), mask, Some(truth))
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let s = if v.len() > 1 { (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+    (m, s)
+}
+
+/// `results.csv` (one line per run) and `results.md` (per case: mean ± std over seeds).
+pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()> {
+    let mut csv = String::from(
+        "case,method,seed,mse_missing,mse_field,nmse_missing,rel_l2_missing,spectrum_log_error,crps_missing,spread_skill,seconds\n",
+    );
+    for r in records {
+        let m = &r.metrics;
+        let opt = |v: Option<f64>| v.map(|x| format!("{x:.6e}")).unwrap_or_default();
+        csv += &format!(
+            "{},{},{},{:.6e},{:.6e},{:.6e},{:.6e},{:.4},{},{},{:.1}\n",
+            r.case,
+            r.method,
+            r.seed,
+            m.mse_missing,
+            m.mse_field,
+            m.nmse_missing,
+            m.rel_l2_missing,
+            m.spectrum_log_error,
+            opt(m.crps_missing),
+            opt(m.spread_skill),
+            r.seconds
+        );
+    }
+    crate::atomic::write_bytes(&out.join("results.csv"), csv.as_bytes())?;
+    let mut md = format!(
+        "# Bench `{}`: {} seed(s), {} training steps per learned method, K = {}\n\n\
+         MSE on the missing entries (mean ± std over seeds); whole-field MSE with observations pasted\n\
+         (the paper's metric); power-spectrum log error; seconds per seed (train + impute).\n",
+        suite.name, suite.seeds, suite.steps, suite.ensemble
+    );
+    for case in &suite.cases {
+        md += &format!(
+            "\n## {}\n\n`{}` {}×{}, `{}`, {} training / {} test fields. Panels: `{}.png`.\n\n",
+            case.name,
+            case.kind,
+            case.size,
+            case.size,
+            case.mask,
+            case.train,
+            case.test,
+            slug(&case.name)
+        );
+        md += "| method | MSE missing | whole-field MSE | spectrum error | s |\n|---|---|---|---|---|\n";
+        let mut rows: BTreeMap<usize, String> = BTreeMap::new();
+        for (order, method) in case.methods.iter().enumerate() {
+            let rs: Vec<&Record> = records.iter().filter(|r| r.case == case.name && &r.method == method).collect();
+            if rs.is_empty() {
+                continue;
+            }
+            let (mm, ms) = mean_std(&rs.iter().map(|r| r.metrics.mse_missing).collect::<Vec<_>>());
+            let (fm, fs) = mean_std(&rs.iter().map(|r| r.metrics.mse_field).collect::<Vec<_>>());
+            let (sm, _) = mean_std(&rs.iter().map(|r| r.metrics.spectrum_log_error).collect::<Vec<_>>());
+            let (tm, _) = mean_std(&rs.iter().map(|r| r.seconds).collect::<Vec<_>>());
+            rows.insert(order, format!("| {method} | {mm:.4} ± {ms:.4} | {fm:.4} ± {fs:.4} | {sm:.3} | {tm:.0} |\n"));
+        }
+        md += &rows.into_values().collect::<String>();
+    }
+    crate::atomic::write_bytes(&out.join("results.md"), md.as_bytes())
+}
