@@ -51,7 +51,8 @@ enum Command {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// `quick` (under 30 min on 2 cores), `paper` (the paper's tables; hours) or a suite TOML file.
+    /// `quick` (under 30 min on 2 cores), `decompose` (information gap vs model error on GRFs),
+    /// `paper` (the paper's tables; hours) or a suite TOML file.
     #[arg(long, default_value = "quick")]
     suite: String,
     /// Output directory; an interrupted bench continues where it stopped when run again.

@@ -586,3 +586,27 @@ fn baselines_complete_fields_with_the_impute_contract() {
     let err = fails(&["baseline", "krige", "--data", &format!("{d}/test.npz"), "--out", &format!("{d}/x.npz")]);
     assert!(err.contains("--train"), "{err}");
 }
+
+#[test]
+fn bench_data_equals_data_gen_output() {
+    // The bench caches simulated fields and draws masks itself; the files must be what
+    // `lacuna data gen` writes for the same seed, so bench numbers can be reproduced by hand.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let suite = format!("{d}/s.toml");
+    std::fs::write(
+        &suite,
+        "name = \"t\"\nseeds = 1\nsteps = 1\nensemble = 1\n[[cases]]\nname = \"adv\"\nkind = \"advection\"\nsize = 8\nmask = \"block:2:1\"\ntrain = 6\ntest = 3\nmethods = [\"harmonic\"]\n",
+    )
+    .unwrap();
+    ok_line(&format!("bench --suite {suite} --out {d}/b"));
+    ok_line(&format!("data gen advection --out {d}/train.npz --n 6 --size 8 --mask block:2:1 --seed 0"));
+    ok_line(&format!("data gen advection --out {d}/test.npz --n 3 --size 8 --mask block:2:1 --seed 1000003"));
+    for f in ["train", "test"] {
+        for a in ["truth", "mask"] {
+            let bench = read(Path::new(&format!("{d}/b/adv/seed-0/{f}.npz")), a).to_f32();
+            let gen = read(Path::new(&format!("{d}/{f}.npz")), a).to_f32();
+            assert_eq!(bench, gen, "{f} {a}");
+        }
+    }
+}

@@ -145,8 +145,71 @@ impl Suite {
                 ));
                 Ok(Suite { name: "paper".into(), seeds: 3, steps: 4000, ensemble: 10, cases })
             }
-            _ => bail!("unknown suite {name:?}; the built-in suites are quick and paper (or pass a TOML file)"),
+            "decompose" => {
+                // Information gap vs model error on GRFs: the exact denoiser and the learned one
+                // through the same pixel partition, over context ratios and ensemble sizes.
+                let mut methods = vec!["oracle".to_string()];
+                for r in ["0.3", "0.5", "0.7", "0.9"] {
+                    methods.push(format!("exact-pixel@{r}"));
+                    methods.push(format!("pixel@{r}"));
+                }
+                for k in [1, 3, 30] {
+                    methods.push(format!("exact-pixel@0.7/{k}"));
+                    methods.push(format!("pixel@0.7/{k}"));
+                }
+                let mut c = case("GRF 32² pixel 20%", "grf", 32, "pixel:0.2", 2000, 100, &[]);
+                c.methods = methods;
+                Ok(Suite { name: "decompose".into(), seeds: 2, steps: 600, ensemble: 10, cases: vec![c] })
+            }
+            _ => bail!(
+                "unknown suite {name:?}; the built-in suites are quick, decompose and paper (or pass a TOML file)"
+            ),
         }
+    }
+
+    /// Checks every case and method before any work starts.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.seeds >= 1 && self.steps >= 1 && self.ensemble >= 1, "a suite needs seeds, steps and K ≥ 1");
+        const KNOWN: [&str; 11] = [
+            "pixel",
+            "block",
+            "missdiff",
+            "ambient",
+            "nearest",
+            "harmonic",
+            "biharmonic",
+            "telea",
+            "krige",
+            "em-gaussian",
+            "oracle",
+        ];
+        for case in &self.cases {
+            let pattern: Pattern = case.mask.parse().with_context(|| format!("case {:?}", case.name))?;
+            let gen = generator(&case.kind, case.size).with_context(|| format!("case {:?}", case.name))?;
+            pattern.check(gen.dims()).with_context(|| format!("case {:?}", case.name))?;
+            ensure!(
+                case.train >= 2 && case.test >= 1,
+                "case {:?}: needs at least 2 training and 1 test field",
+                case.name
+            );
+            for m in &case.methods {
+                let spec: MethodSpec = m.parse()?;
+                let base = spec.name.strip_prefix("exact-").unwrap_or(&spec.name);
+                ensure!(
+                    KNOWN.contains(&base),
+                    "case {:?}: unknown method {m:?}; methods: {}",
+                    case.name,
+                    KNOWN.join(", ")
+                );
+                spec.partition(&pattern).with_context(|| format!("case {:?}", case.name))?;
+                ensure!(
+                    case.kind == "grf" || !(spec.name.starts_with("exact-") || spec.name == "oracle"),
+                    "case {:?}: {m} needs GRF data (it uses the true covariance)",
+                    case.name
+                );
+            }
+        }
+        Ok(())
     }
 
     pub fn load(spec: &str) -> Result<Suite> {
@@ -181,21 +244,73 @@ pub struct Record {
     pub seconds: f64,
 }
 
+/// A file-name-safe form of a label: lower-case alphanumerics, '.', '@', single dashes.
 fn slug(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+    let mapped: String = s
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '@' { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    mapped.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
 }
 
-fn learned_partition(method: &str, pattern: &Pattern) -> Option<Partition> {
-    Some(match method {
-        "pixel" => Partition::default(),
-        "block" => match pattern {
-            Pattern::Block { grid, .. } => Partition::Block { grid: *grid, drop: 1 },
-            _ => Partition::Block { grid: 3, drop: 1 },
-        },
-        "missdiff" => Partition::MissDiff,
-        "ambient" => Partition::Ambient { keep: 0.9 },
-        _ => return None,
-    })
+/// A method of a suite: `NAME[@P][/K]`. P is the partition parameter (pixel: context ratio,
+/// block: blocks dropped, ambient: share kept), K the ensemble size (default: the suite's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodSpec {
+    pub name: String,
+    pub param: Option<f64>,
+    pub k: Option<usize>,
+}
+
+impl std::str::FromStr for MethodSpec {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<MethodSpec> {
+        let (rest, k) = match s.split_once('/') {
+            Some((a, k)) => {
+                (a, Some(k.parse::<usize>().with_context(|| format!("method {s:?}: K {k:?} is not a whole number"))?))
+            }
+            None => (s, None),
+        };
+        let (name, param) = match rest.split_once('@') {
+            Some((n, p)) => {
+                (n, Some(p.parse::<f64>().with_context(|| format!("method {s:?}: {p:?} is not a number"))?))
+            }
+            None => (rest, None),
+        };
+        ensure!(k != Some(0), "method {s:?}: K must be at least 1");
+        Ok(MethodSpec { name: name.to_string(), param, k })
+    }
+}
+
+impl MethodSpec {
+    /// The training partition of a learned (or `exact-`) method, with its parameter.
+    fn partition(&self, pattern: &Pattern) -> Result<Option<Partition>> {
+        let base = self.name.strip_prefix("exact-").unwrap_or(&self.name);
+        let p = self.param;
+        let part = match base {
+            "pixel" => Partition::Pixel { context_ratio: p.unwrap_or(0.7), query_ratio: None },
+            "block" => Partition::Block {
+                grid: match pattern {
+                    Pattern::Block { grid, .. } => *grid,
+                    _ => 3,
+                },
+                drop: p.map_or(1, |d| d.round() as usize),
+            },
+            "missdiff" => Partition::MissDiff,
+            "ambient" => Partition::Ambient { keep: p.unwrap_or(0.9) },
+            _ => return Ok(None),
+        };
+        part.validate().with_context(|| format!("method {}", self.name))?;
+        Ok(Some(part))
+    }
+
+    /// The run directory name: methods that differ only in K share one trained model.
+    fn run_name(&self) -> String {
+        match self.param {
+            Some(p) => format!("run-{}@{p}", self.name),
+            None => format!("run-{}", self.name),
+        }
+    }
 }
 
 /// Scores the prediction file `pred` against the test set (with CRPS etc. where it has them).
@@ -224,27 +339,34 @@ fn run_method(
     quiet: bool,
 ) -> Result<(Metrics, f64)> {
     let (train_path, test_path) = (dir.join("train.npz"), dir.join("test.npz"));
-    let pred = dir.join(format!("pred-{method}.npz"));
+    let pred = dir.join(format!("pred-{}.npz", slug(method)));
     let started = std::time::Instant::now();
-    if let Some(partition) = learned_partition(method, pattern) {
-        let run_dir = dir.join(format!("run-{method}"));
-        if run_dir.exists() {
-            std::fs::remove_dir_all(&run_dir).with_context(|| format!("{}: cannot clear", run_dir.display()))?;
+    let spec: MethodSpec = method.parse()?;
+    let k = spec.k.unwrap_or(suite.ensemble);
+    let partition = spec.partition(pattern)?;
+    if let (Some(partition), false) = (&partition, spec.name.starts_with("exact-")) {
+        let run_dir = dir.join(slug(&spec.run_name()));
+        let done = run_dir.join("bench-trained");
+        if !done.exists() {
+            if run_dir.exists() {
+                std::fs::remove_dir_all(&run_dir).with_context(|| format!("{}: cannot clear", run_dir.display()))?;
+            }
+            let cfg = TrainConfig {
+                steps: suite.steps,
+                seed: seed as u64,
+                partition: partition.clone(),
+                val_every: suite.steps.max(1),
+                checkpoint_every: suite.steps.max(1),
+                ..Default::default()
+            };
+            train(&train_path, &run_dir, &cfg, false, quiet)?;
+            crate::atomic::write_bytes(&done, b"")?;
         }
-        let cfg = TrainConfig {
-            steps: suite.steps,
-            seed: seed as u64,
-            partition,
-            val_every: suite.steps.max(1),
-            checkpoint_every: suite.steps.max(1),
-            ..Default::default()
-        };
-        train(&train_path, &run_dir, &cfg, false, quiet)?;
-        let iopts = ImputeOptions { ensemble: suite.ensemble, seed: seed as u64, ..Default::default() };
+        let iopts = ImputeOptions { ensemble: k, seed: seed as u64, ..Default::default() };
         impute(&run_dir, &test_path, &pred, &iopts, true)?;
         return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
     }
-    let baseline = match method {
+    let baseline = match spec.name.as_str() {
         "nearest" => Some(Baseline::Nearest),
         "harmonic" => Some(Baseline::Harmonic),
         "biharmonic" => Some(Baseline::Biharmonic),
@@ -259,16 +381,13 @@ fn run_method(
         return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
     }
     ensure!(case.kind == "grf", "method {method:?} needs GRF data (it uses the true covariance)");
-    let spec = GrfSpec::new(case.size);
+    let grf = GrfSpec::new(case.size);
     let truth = test.truth.as_ref().context("bench test data has truth")?;
-    let mean = match method {
-        "oracle" => grf_oracle(&spec, test)?.mean,
-        "exact-pixel" | "exact-block" => {
-            let partition = learned_partition(&method["exact-".len()..], pattern).context("partition")?;
-            exact_ensemble(&spec, &partition, test, suite.ensemble, seed as u64)?
-        }
+    let mean = match (spec.name.as_str(), &partition) {
+        ("oracle", _) => grf_oracle(&grf, test)?.mean,
+        (_, Some(partition)) => exact_ensemble(&grf, partition, test, k, seed as u64)?,
         _ => bail!(
-            "unknown method {method:?}; methods: pixel, block, missdiff, ambient, nearest, harmonic, biharmonic, telea, krige, em-gaussian, oracle, exact-pixel, exact-block"
+            "unknown method {method:?}; methods: pixel, block, missdiff, ambient (each also as exact-NAME on GRFs, and NAME@PARAM/K), nearest, harmonic, biharmonic, telea, krige, em-gaussian, oracle"
         ),
     };
     let mut m = metrics(&mean, truth, &test.mask);
@@ -300,7 +419,7 @@ pub fn exact_ensemble(spec: &GrfSpec, partition: &Partition, set: &FieldSet, k: 
 /// Runs the suite into `out`; returns every record (old ones from an earlier, interrupted run
 /// included).
 pub fn run(suite: &Suite, out: &Path, quiet: bool) -> Result<Vec<Record>> {
-    ensure!(suite.seeds >= 1 && suite.steps >= 1 && suite.ensemble >= 1, "a suite needs seeds, steps and K ≥ 1");
+    suite.validate()?;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     crate::atomic::write_bytes(&out.join("suite.toml"), toml::to_string(suite)?.as_bytes())?;
     let mut records = Vec::new();
@@ -317,7 +436,7 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool) -> Result<Vec<Record>> {
                 [("train.npz", case.train, seed as u64), ("test.npz", case.test, seed as u64 + 1_000_003)]
             {
                 if !dir.join(name).exists() {
-                    generate(&gen, n, &pattern, s, 1.0, &|_, _| {})?.save(&dir.join(name))?;
+                    dataset(&gen, case, n, &pattern, s, out, quiet)?.save(&dir.join(name))?;
                 }
             }
             let test = FieldSet::load(&dir.join("test.npz"), Truth::IfPresent)?;
@@ -347,7 +466,7 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool) -> Result<Vec<Record>> {
         // Panels from seed 0: truth, observed, then each method that wrote a prediction file.
         let dir0 = out.join(slug(&case.name)).join("seed-0");
         let preds: Vec<PathBuf> =
-            case.methods.iter().map(|m| dir0.join(format!("pred-{m}.npz"))).filter(|p| p.exists()).collect();
+            case.methods.iter().map(|m| dir0.join(format!("pred-{}.npz", slug(m)))).filter(|p| p.exists()).collect();
         super::figure::plot_files(
             &dir0.join("test.npz"),
             &preds,
@@ -363,7 +482,15 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool) -> Result<Vec<Record>> {
 /// `n` fields of `case` observed through `pattern`. Simulated fields are cached under
 /// `out/fields` by (kind, size, n, seed), so cases that differ only in the pattern share them;
 /// the masks are drawn exactly as `lacuna data gen` draws them (stream 0 of the seed).
-fn dataset(gen: &Generator, case: &Case, n: usize, pattern: &Pattern, seed: u64, out: &Path, quiet: bool) -> Result<FieldSet> {
+fn dataset(
+    gen: &Generator,
+    case: &Case,
+    n: usize,
+    pattern: &Pattern,
+    seed: u64,
+    out: &Path,
+    quiet: bool,
+) -> Result<FieldSet> {
     if case.kind == "grf" {
         return generate(gen, n, pattern, seed, 1.0, &|_, _| {});
     }
@@ -450,4 +577,28 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
         md += &rows.into_values().collect::<String>();
     }
     crate::atomic::write_bytes(&out.join("results.md"), md.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_specs_parse_and_map_to_partitions() {
+        let m: MethodSpec = "exact-pixel@0.5/3".parse().unwrap();
+        assert_eq!(m, MethodSpec { name: "exact-pixel".into(), param: Some(0.5), k: Some(3) });
+        let block = Pattern::Block { grid: 4, missing: 2 };
+        assert_eq!("block@2".parse::<MethodSpec>().unwrap().partition(&block).unwrap(), Some(Partition::Block { grid: 4, drop: 2 }));
+        assert_eq!("krige".parse::<MethodSpec>().unwrap().partition(&block).unwrap(), None);
+        assert!("pixel@1.5".parse::<MethodSpec>().unwrap().partition(&block).is_err());
+        assert!("pixel/0".parse::<MethodSpec>().is_err());
+        assert_eq!(slug("GRF 32² pixel 20%"), "grf-32-pixel-20");
+        assert_eq!(slug("pixel@0.7/30"), "pixel@0.7-30");
+        for name in ["quick", "decompose", "paper"] {
+            Suite::builtin(name).unwrap().validate().unwrap();
+        }
+        let mut bad = Suite::builtin("quick").unwrap();
+        bad.cases[0].methods.push("magic".into());
+        assert!(bad.validate().unwrap_err().to_string().contains("unknown method"));
+    }
 }
