@@ -64,7 +64,7 @@ impl Denoiser for GaussianDenoiser {
             let (a, s) = (self.schedule.alpha(tb as f64), self.schedule.sigma(tb as f64));
             let obs: Vec<usize> = (0..d).filter(|&i| mask[b * d + i] > 0.5).collect();
             let y: Vec<f64> = obs.iter().map(|&i| vals[b * d + i] as f64).collect();
-            let (mean, _) = grf::condition(|i, j| self.spec.cov_at(&self.table, i, j), d, &obs, &y, a, s)?;
+            let mean = grf::condition_mean(|i, j| self.spec.cov_at(&self.table, i, j), d, &obs, &y, a, s)?;
             out.extend(mean.iter().map(|&v| v as f32));
         }
         Ok(Tensor::from_slice(&out).view(shape.as_slice()))
