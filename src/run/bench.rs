@@ -346,21 +346,24 @@ fn run_method(
     let partition = spec.partition(pattern)?;
     if let (Some(partition), false) = (&partition, spec.name.starts_with("exact-")) {
         let run_dir = dir.join(slug(&spec.run_name()));
-        let done = run_dir.join("bench-trained");
-        if !done.exists() {
+        let cfg = TrainConfig {
+            steps: suite.steps,
+            seed: seed as u64,
+            partition: partition.clone(),
+            val_every: suite.steps.max(1),
+            checkpoint_every: suite.steps.max(1),
+            ..Default::default()
+        };
+        // A finished run is reused (methods differing only in K share it) only if it was
+        // trained with exactly this configuration.
+        let done = run_dir.join("bench-trained.toml");
+        let stamp = toml::to_string(&cfg)?;
+        if std::fs::read_to_string(&done).ok().as_deref() != Some(stamp.as_str()) {
             if run_dir.exists() {
                 std::fs::remove_dir_all(&run_dir).with_context(|| format!("{}: cannot clear", run_dir.display()))?;
             }
-            let cfg = TrainConfig {
-                steps: suite.steps,
-                seed: seed as u64,
-                partition: partition.clone(),
-                val_every: suite.steps.max(1),
-                checkpoint_every: suite.steps.max(1),
-                ..Default::default()
-            };
             train(&train_path, &run_dir, &cfg, false, quiet)?;
-            crate::atomic::write_bytes(&done, b"")?;
+            crate::atomic::write_bytes(&done, stamp.as_bytes())?;
         }
         let iopts = ImputeOptions { ensemble: k, seed: seed as u64, ..Default::default() };
         impute(&run_dir, &test_path, &pred, &iopts, true)?;
