@@ -130,6 +130,22 @@ pub struct Oracle {
     pub bayes_mse: f64,
 }
 
+/// The posterior mean of [`grf_oracle`] alone (no per-site variances: several times faster when
+/// most sites are observed).
+pub fn grf_oracle_mean(spec: &GrfSpec, set: &FieldSet) -> Result<Vec<f32>> {
+    let table = spec.covariance();
+    let len = set.dims.len();
+    let mut out = Vec::with_capacity(set.values.len());
+    for i in 0..set.n {
+        let (vals, m) = (&set.values[i * len..(i + 1) * len], &set.mask[i * len..(i + 1) * len]);
+        let observed: Vec<usize> = (0..len).filter(|&k| m[k] != 0).collect();
+        let y: Vec<f64> = observed.iter().map(|&k| vals[k] as f64).collect();
+        let mean = super::grf::condition_mean(|a, b| spec.cov_at(&table, a, b), len, &observed, &y, 1.0, 0.0)?;
+        out.extend((0..len).map(|k| if m[k] != 0 { vals[k] } else { mean[k] as f32 }));
+    }
+    Ok(out)
+}
+
 /// Kriging of every field of `set` with the exact covariance of `spec`.
 pub fn grf_oracle(spec: &GrfSpec, set: &FieldSet) -> Result<Oracle> {
     let den = GaussianDenoiser::new(*spec, VpSchedule::default());
@@ -205,6 +221,10 @@ mod tests {
             for &j in &obs {
                 assert_eq!(oracle.mean[f * d + j], vals[j]);
             }
+        }
+        let fast = grf_oracle_mean(&spec, &set).unwrap();
+        for (a, b) in fast.iter().zip(&oracle.mean) {
+            assert!((a - b).abs() < 1e-6);
         }
     }
 

@@ -23,7 +23,7 @@ use crate::data::grf::GrfSpec;
 use crate::data::kolmogorov::KolmogorovSpec;
 use crate::data::npy::Npz;
 use crate::data::shallow_water::ShallowWaterSpec;
-use crate::data::synth::{generate, grf_oracle, Generator};
+use crate::data::synth::{generate, grf_oracle_mean, Generator};
 use crate::data::{FieldSet, Pattern, Truth};
 use crate::method::denoiser::GaussianDenoiser;
 use crate::method::ensemble::single_step;
@@ -387,7 +387,7 @@ fn run_method(
     let grf = GrfSpec::new(case.size);
     let truth = test.truth.as_ref().context("bench test data has truth")?;
     let mean = match (spec.name.as_str(), &partition) {
-        ("oracle", _) => grf_oracle(&grf, test)?.mean,
+        ("oracle", _) => grf_oracle_mean(&grf, test)?,
         (_, Some(partition)) => exact_ensemble(&grf, partition, test, k, seed as u64)?,
         _ => bail!(
             "unknown method {method:?}; methods: pixel, block, missdiff, ambient (each also as exact-NAME on GRFs, and NAME@PARAM/K), nearest, harmonic, biharmonic, telea, krige, em-gaussian, oracle"
