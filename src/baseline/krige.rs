@@ -171,6 +171,20 @@ pub fn krige_channel(
     w: usize,
     neighbours: usize,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
+    krige_channel_with(model, values, known, h, w, neighbours, true)
+}
+
+/// [`krige_channel`], optionally without the variances (zeros then; the model selection needs
+/// only means).
+pub fn krige_channel_with(
+    model: &CovModel,
+    values: &[f32],
+    known: &[u8],
+    h: usize,
+    w: usize,
+    neighbours: usize,
+    with_variance: bool,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let n = h * w;
     let observed: Vec<usize> = (0..n).filter(|&i| known[i] != 0).collect();
     let dist = |i: usize, j: usize| {
@@ -190,10 +204,10 @@ pub fn krige_channel(
     let total = model.variance + model.nugget;
     if observed.len() <= GLOBAL_MAX.max(neighbours) {
         let y: Vec<f64> = observed.iter().map(|&i| resid(i)).collect();
-        let (m, v) = grf::condition(cov, n, &observed, &y, 1.0, model.nugget.sqrt())?;
-        for &i in &missing {
-            mean[i] = (model.mean + m[i]) as f32;
-            var[i] = (v[i] + model.nugget).min(total) as f32;
+        let (m, v) = grf::condition_at(cov, &observed, &y, 1.0, model.nugget.sqrt(), &missing, with_variance)?;
+        for (t, &i) in missing.iter().enumerate() {
+            mean[i] = (model.mean + m[t]) as f32;
+            var[i] = (v[t] + model.nugget).min(total) as f32;
         }
         return Ok((mean, var));
     }
@@ -266,7 +280,7 @@ pub fn fit_set(train: &FieldSet, neighbours: usize) -> Result<Vec<CovModel>> {
             let mut k2 = known.to_vec();
             hidden.iter().for_each(|&i| k2[i] = 0);
             for (score, model) in scores.iter_mut().zip(&candidates) {
-                let (pred, _) = krige_channel(model, values, &k2, h, w, neighbours)?;
+                let (pred, _) = krige_channel_with(model, values, &k2, h, w, neighbours, false)?;
                 *score += hidden.iter().map(|&i| (pred[i] as f64 - values[i] as f64).powi(2)).sum::<f64>();
             }
         }
