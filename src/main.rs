@@ -64,6 +64,9 @@ struct BenchArgs {
     /// Override the suite's training steps per learned method.
     #[arg(long)]
     steps: Option<usize>,
+    /// Compute nothing: write the tables from the results already in --out.
+    #[arg(long)]
+    report: bool,
 }
 
 #[derive(Args)]
@@ -669,7 +672,7 @@ fn main() -> ExitCode {
                 suite.steps = s;
             }
             let started = std::time::Instant::now();
-            lacuna::run::bench::run(&suite, &a.out, cli.quiet)?;
+            lacuna::run::bench::run(&suite, &a.out, cli.quiet, a.report)?;
             let md = std::fs::read_to_string(a.out.join("results.md")).context("reading results.md")?;
             println!("{md}");
             println!(

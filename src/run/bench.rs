@@ -421,7 +421,9 @@ pub fn exact_ensemble(spec: &GrfSpec, partition: &Partition, set: &FieldSet, k: 
 
 /// Runs the suite into `out`; returns every record (old ones from an earlier, interrupted run
 /// included).
-pub fn run(suite: &Suite, out: &Path, quiet: bool) -> Result<Vec<Record>> {
+/// With `report_only`, nothing is computed: the tables are written from the records already
+/// in `out` (a bench still running, or interrupted, can be reported on).
+pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<Vec<Record>> {
     suite.validate()?;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     crate::atomic::write_bytes(&out.join("suite.toml"), toml::to_string(suite)?.as_bytes())?;
@@ -438,19 +440,26 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool) -> Result<Vec<Record>> {
             for (name, n, s) in
                 [("train.npz", case.train, seed as u64), ("test.npz", case.test, seed as u64 + 1_000_003)]
             {
-                if !dir.join(name).exists() {
+                if !report_only && !dir.join(name).exists() {
                     dataset(&gen, case, n, &pattern, s, out, quiet)?.save(&dir.join(name))?;
                 }
             }
-            let test = FieldSet::load(&dir.join("test.npz"), Truth::IfPresent)?;
+            let test = match FieldSet::load(&dir.join("test.npz"), Truth::IfPresent) {
+                Ok(t) => t,
+                Err(_) if report_only => continue,
+                Err(e) => return Err(e),
+            };
             for method in &case.methods {
                 done += 1;
-                let record_path = dir.join(format!("{method}.json"));
+                let record_path = dir.join(format!("{}.json", slug(method)));
                 if let Ok(text) = std::fs::read_to_string(&record_path) {
                     if let Ok(r) = serde_json::from_str::<Record>(&text) {
                         records.push(r);
                         continue;
                     }
+                }
+                if report_only {
+                    continue;
                 }
                 if !quiet {
                     eprintln!(
@@ -564,7 +573,7 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
             case.test,
             slug(&case.name)
         );
-        md += "| method | MSE missing | whole-field MSE | spectrum error | s |\n|---|---|---|---|---|\n";
+        md += "| method | MSE missing | whole-field MSE | spectrum error | s | seeds |\n|---|---|---|---|---|---|\n";
         let mut rows: BTreeMap<usize, String> = BTreeMap::new();
         for (order, method) in case.methods.iter().enumerate() {
             let rs: Vec<&Record> = records.iter().filter(|r| r.case == case.name && &r.method == method).collect();
@@ -575,7 +584,11 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
             let (fm, fs) = mean_std(&rs.iter().map(|r| r.metrics.mse_field).collect::<Vec<_>>());
             let (sm, _) = mean_std(&rs.iter().map(|r| r.metrics.spectrum_log_error).collect::<Vec<_>>());
             let (tm, _) = mean_std(&rs.iter().map(|r| r.seconds).collect::<Vec<_>>());
-            rows.insert(order, format!("| {method} | {mm:.4} ± {ms:.4} | {fm:.4} ± {fs:.4} | {sm:.3} | {tm:.0} |\n"));
+            let pm = |m: f64, s: f64| if rs.len() > 1 { format!("{m:.4} ± {s:.4}") } else { format!("{m:.4}") };
+            rows.insert(
+                order,
+                format!("| {method} | {} | {} | {sm:.3} | {tm:.0} | {} |\n", pm(mm, ms), pm(fm, fs), rs.len()),
+            );
         }
         md += &rows.into_values().collect::<String>();
     }
