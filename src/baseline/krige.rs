@@ -162,6 +162,12 @@ fn fit_one(mean: f64, bins: &[(f64, f64)], nu: f64, free_nugget: bool) -> Option
     best.map(|(_, m)| m)
 }
 
+/// Euclidean distance between flat sites `i` and `j` of a row-major grid `w` wide.
+fn distance(i: usize, j: usize, w: usize) -> f64 {
+    let (dy, dx) = ((i / w) as f64 - (j / w) as f64, (i % w) as f64 - (j % w) as f64);
+    (dy * dy + dx * dx).sqrt()
+}
+
 /// Kriging mean and variance of one h×w channel. Observed sites keep their values (variance 0).
 pub fn krige_channel(
     model: &CovModel,
@@ -187,10 +193,7 @@ pub fn krige_channel_with(
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let n = h * w;
     let observed: Vec<usize> = (0..n).filter(|&i| known[i] != 0).collect();
-    let dist = |i: usize, j: usize| {
-        let (dy, dx) = ((i / w) as f64 - (j / w) as f64, (i % w) as f64 - (j % w) as f64);
-        (dy * dy + dx * dx).sqrt()
-    };
+    let dist = |i: usize, j: usize| distance(i, j, w);
     let cov = |i: usize, j: usize| model.cov(dist(i, j));
     let mut mean: Vec<f32> = values.to_vec();
     let mut var = vec![0f32; n];
@@ -227,10 +230,7 @@ fn local(
     mean: &mut [f32],
     var: &mut [f32],
 ) -> Result<()> {
-    let dist = |i: usize, j: usize| {
-        let (dy, dx) = ((i / w) as f64 - (j / w) as f64, (i % w) as f64 - (j % w) as f64);
-        (dy * dy + dx * dx).sqrt()
-    };
+    let dist = |i: usize, j: usize| distance(i, j, w);
     let cov = |i: usize, j: usize| model.cov(dist(i, j));
     let resid = |i: usize| values[i] as f64 - model.mean;
     let total = model.variance + model.nugget;

@@ -97,8 +97,8 @@ pub fn condition<F: Fn(usize, usize) -> f64>(
     a: f64,
     s: f64,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let (mean, var) = conditioner(cov, d, observed, y, a, s, true)?;
-    Ok((mean, var.unwrap_or_default()))
+    let all: Vec<usize> = (0..d).collect();
+    condition_at(cov, observed, y, a, s, &all, true)
 }
 
 /// The mean of [`condition`] alone (a d·m² variance computation cheaper: the exact denoiser
@@ -111,21 +111,8 @@ pub fn condition_mean<F: Fn(usize, usize) -> f64>(
     a: f64,
     s: f64,
 ) -> Result<Vec<f64>> {
-    Ok(conditioner(cov, d, observed, y, a, s, false)?.0)
-}
-
-fn conditioner<F: Fn(usize, usize) -> f64>(
-    cov: F,
-    d: usize,
-    observed: &[usize],
-    y: &[f64],
-    a: f64,
-    s: f64,
-    with_variance: bool,
-) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
     let all: Vec<usize> = (0..d).collect();
-    let (mean, var) = condition_at(cov, observed, y, a, s, &all, with_variance)?;
-    Ok((mean, with_variance.then_some(var)))
+    Ok(condition_at(cov, observed, y, a, s, &all, false)?.0)
 }
 
 /// [`condition`] evaluated only at the `targets` sites: (mean, variance) per target (the

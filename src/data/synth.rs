@@ -6,8 +6,6 @@ use super::grf::GrfSpec;
 use super::kolmogorov::{self, KolmogorovSpec};
 use super::pattern::Pattern;
 use super::shallow_water::{self, ShallowWaterSpec};
-use crate::method::denoiser::GaussianDenoiser;
-use crate::method::VpSchedule;
 use anyhow::{ensure, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -133,44 +131,44 @@ pub struct Oracle {
 /// The posterior mean of [`grf_oracle`] alone (no per-site variances: several times faster when
 /// most sites are observed).
 pub fn grf_oracle_mean(spec: &GrfSpec, set: &FieldSet) -> Result<Vec<f32>> {
+    Ok(krige_set(spec, set, false)?.0)
+}
+
+/// Posterior mean (observations pasted) and variance (0 where observed) of every field, each
+/// conditioned only at its missing sites.
+fn krige_set(spec: &GrfSpec, set: &FieldSet, with_variance: bool) -> Result<(Vec<f32>, Vec<f32>)> {
     let table = spec.covariance();
     let len = set.dims.len();
-    let mut out = Vec::with_capacity(set.values.len());
+    let mut mean = set.values.clone();
+    let mut variance = vec![0f32; set.values.len()];
     for i in 0..set.n {
         let (vals, m) = (&set.values[i * len..(i + 1) * len], &set.mask[i * len..(i + 1) * len]);
         let observed: Vec<usize> = (0..len).filter(|&k| m[k] != 0).collect();
+        let missing: Vec<usize> = (0..len).filter(|&k| m[k] == 0).collect();
         let y: Vec<f64> = observed.iter().map(|&k| vals[k] as f64).collect();
-        let mean = super::grf::condition_mean(|a, b| spec.cov_at(&table, a, b), len, &observed, &y, 1.0, 0.0)?;
-        out.extend((0..len).map(|k| if m[k] != 0 { vals[k] } else { mean[k] as f32 }));
+        let (mu, var) = super::grf::condition_at(
+            |a, b| spec.cov_at(&table, a, b),
+            &observed,
+            &y,
+            1.0,
+            0.0,
+            &missing,
+            with_variance,
+        )?;
+        for (t, &k) in missing.iter().enumerate() {
+            mean[i * len + k] = mu[t] as f32;
+            variance[i * len + k] = var[t] as f32;
+        }
     }
-    Ok(out)
+    Ok((mean, variance))
 }
 
 /// Kriging of every field of `set` with the exact covariance of `spec`.
 pub fn grf_oracle(spec: &GrfSpec, set: &FieldSet) -> Result<Oracle> {
-    let den = GaussianDenoiser::new(*spec, VpSchedule::default());
-    let len = set.dims.len();
-    let mut out = Vec::with_capacity(set.values.len());
-    let mut variance = Vec::with_capacity(set.values.len());
-    let (mut var_sum, mut n_miss) = (0.0, 0usize);
-    for i in 0..set.n {
-        let vals = &set.values[i * len..(i + 1) * len];
-        let m = &set.mask[i * len..(i + 1) * len];
-        let observed: Vec<usize> = (0..len).filter(|&k| m[k] != 0).collect();
-        let (mean, var) = den.krige(vals, &observed)?;
-        for k in 0..len {
-            if m[k] != 0 {
-                out.push(vals[k]);
-                variance.push(0.0);
-            } else {
-                out.push(mean[k] as f32);
-                variance.push(var[k] as f32);
-                var_sum += var[k];
-                n_miss += 1;
-            }
-        }
-    }
-    Ok(Oracle { mean: out, variance, bayes_mse: var_sum / n_miss.max(1) as f64 })
+    let (mean, variance) = krige_set(spec, set, true)?;
+    let missing: Vec<f64> = variance.iter().zip(&set.mask).filter(|(_, &m)| m == 0).map(|(&v, _)| v as f64).collect();
+    let bayes_mse = missing.iter().sum::<f64>() / missing.len().max(1) as f64;
+    Ok(Oracle { mean, variance, bayes_mse })
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! the oracle is the information gap of the partition and K alone (the learned model's excess
 //! over it is model error).
 
-use super::eval::{add_probabilistic, metrics, spectrum_log_error, Metrics};
+use super::eval::{add_probabilistic, field_metrics, Metrics};
 use super::impute::{impute, ImputeOptions};
 use super::train::train;
 use crate::baseline::{self, Baseline, BaselineOptions};
@@ -73,6 +73,8 @@ impl Suite {
             test,
             methods: methods.iter().map(|m| m.to_string()).collect(),
         };
+        // The GRF pixel case shared by the suites, with its Bayes oracle available.
+        let grf_pixel = |methods: &[&str]| case("GRF 32² pixel 20%", "grf", 32, "pixel:0.2", 2000, 100, methods);
         let pixel_methods = ["pixel", "missdiff", "ambient", "telea", "harmonic", "biharmonic", "krige", "em-gaussian"];
         let block_methods = ["block", "pixel", "missdiff", "ambient", "telea", "harmonic", "biharmonic", "krige"];
         match name {
@@ -82,15 +84,16 @@ impl Suite {
                 steps: 300,
                 ensemble: 10,
                 cases: vec![
-                    case(
-                        "GRF 32² pixel 20%",
-                        "grf",
-                        32,
-                        "pixel:0.2",
-                        2000,
-                        100,
-                        &["pixel", "missdiff", "ambient", "exact-pixel", "oracle", "biharmonic", "krige", "nearest"],
-                    ),
+                    grf_pixel(&[
+                        "pixel",
+                        "missdiff",
+                        "ambient",
+                        "exact-pixel",
+                        "oracle",
+                        "biharmonic",
+                        "krige",
+                        "nearest",
+                    ]),
                     case(
                         "GRF 32² block 8/9",
                         "grf",
@@ -134,15 +137,16 @@ impl Suite {
                         ));
                     }
                 }
-                cases.push(case(
-                    "GRF 32² pixel 20%",
-                    "grf",
-                    32,
-                    "pixel:0.2",
-                    2000,
-                    100,
-                    &["pixel", "missdiff", "ambient", "exact-pixel", "oracle", "biharmonic", "krige", "em-gaussian"],
-                ));
+                cases.push(grf_pixel(&[
+                    "pixel",
+                    "missdiff",
+                    "ambient",
+                    "exact-pixel",
+                    "oracle",
+                    "biharmonic",
+                    "krige",
+                    "em-gaussian",
+                ]));
                 Ok(Suite { name: "paper".into(), seeds: 3, steps: 4000, ensemble: 10, cases })
             }
             "decompose" => {
@@ -157,7 +161,7 @@ impl Suite {
                     methods.push(format!("exact-pixel@0.7/{k}"));
                     methods.push(format!("pixel@0.7/{k}"));
                 }
-                let mut c = case("GRF 32² pixel 20%", "grf", 32, "pixel:0.2", 2000, 100, &[]);
+                let mut c = grf_pixel(&[]);
                 c.methods = methods;
                 Ok(Suite { name: "decompose".into(), seeds: 2, steps: 600, ensemble: 10, cases: vec![c] })
             }
@@ -318,8 +322,7 @@ fn score(pred: &Path, test: &FieldSet) -> Result<Metrics> {
     let truth = test.truth.as_ref().context("bench test data has truth")?;
     let mut npz = Npz::open(pred)?;
     let mean = npz.get("mean")?.context("prediction without 'mean'")?.to_f32();
-    let mut m = metrics(&mean, truth, &test.mask);
-    m.spectrum_log_error = spectrum_log_error(&mean, truth, &test.mask, test.dims.h, test.dims.w);
+    let mut m = field_metrics(&mean, truth, &test.mask, test.dims.h, test.dims.w);
     if let Some(std) = npz.get("std")? {
         add_probabilistic(&mut m, &mean, truth, &test.mask, test.dims.len(), None, Some(&std.to_f32()));
     }
@@ -369,15 +372,8 @@ fn run_method(
         impute(&run_dir, &test_path, &pred, &iopts, true)?;
         return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
     }
-    let baseline = match spec.name.as_str() {
-        "nearest" => Some(Baseline::Nearest),
-        "harmonic" => Some(Baseline::Harmonic),
-        "biharmonic" => Some(Baseline::Biharmonic),
-        "telea" => Some(Baseline::Telea),
-        "krige" => Some(Baseline::Krige),
-        "em-gaussian" => Some(Baseline::EmGaussian),
-        _ => None,
-    };
+    // Baseline names are the `lacuna baseline` command's.
+    let baseline = <Baseline as clap::ValueEnum>::from_str(&spec.name, false).ok();
     if let Some(b) = baseline {
         let opts = BaselineOptions { seed: seed as u64, ..Default::default() };
         baseline::run(b, &test_path, Some(&train_path), &pred, &opts)?;
@@ -393,9 +389,7 @@ fn run_method(
             "unknown method {method:?}; methods: pixel, block, missdiff, ambient (each also as exact-NAME on GRFs, and NAME@PARAM/K), nearest, harmonic, biharmonic, telea, krige, em-gaussian, oracle"
         ),
     };
-    let mut m = metrics(&mean, truth, &test.mask);
-    m.spectrum_log_error = spectrum_log_error(&mean, truth, &test.mask, test.dims.h, test.dims.w);
-    Ok((m, started.elapsed().as_secs_f64()))
+    Ok((field_metrics(&mean, truth, &test.mask, test.dims.h, test.dims.w), started.elapsed().as_secs_f64()))
 }
 
 /// The single-step K-ensemble of the exact Gaussian denoiser through `partition`, per field with

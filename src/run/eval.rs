@@ -85,6 +85,11 @@ pub fn metrics(pred: &[f32], truth: &[f32], mask: &[u8]) -> Metrics {
     }
 }
 
+/// [`metrics`] plus the spectrum error, for completions of h×w fields.
+pub fn field_metrics(pred: &[f32], truth: &[f32], mask: &[u8], h: usize, w: usize) -> Metrics {
+    Metrics { spectrum_log_error: spectrum_log_error(pred, truth, mask, h, w), ..metrics(pred, truth, mask) }
+}
+
 /// CRPS of an ensemble `xs` for the outcome `y` (sorted-sample form, O(S log S)).
 pub fn crps_ensemble(xs: &mut [f64], y: f64) -> f64 {
     let s = xs.len() as f64;
@@ -240,12 +245,11 @@ pub fn eval_files(pred_path: &Path, truth_path: &Path) -> Result<Metrics> {
     ensure!(mask.len() == pred.numel(), "'mask' has shape {:?}, expected {:?}", mask_arr.shape, pred.shape);
     let (p, t) = (pred.to_f32(), truth.to_f32());
     ensure!(p.iter().all(|v| v.is_finite()), "{}: 'mean' has non-finite entries", pred_path.display());
-    let mut m = metrics(&p, &t, &mask);
     let (h, w) = match pred.shape[..] {
         [.., h, w] if pred.shape.len() >= 3 => (h, w),
         _ => anyhow::bail!("{}: 'mean' has shape {:?}, expected [N, C, H, W]", pred_path.display(), pred.shape),
     };
-    m.spectrum_log_error = spectrum_log_error(&p, &t, &mask, h, w);
+    let mut m = field_metrics(&p, &t, &mask, h, w);
     let n = pred.shape[0].max(1);
     let d = pred.numel() / n;
     let samples = match pred_npz.get("samples")? {
