@@ -50,11 +50,17 @@ enum Command {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct BenchArgs {
+    #[command(subcommand)]
+    what: Option<BenchWhat>,
     /// `quick` (under 30 min on 2 cores), `decompose` (information gap vs model error on GRFs),
     /// `paper` (the paper's tables; hours) or a suite TOML file.
     #[arg(long, default_value = "quick")]
     suite: String,
+    /// Shorthand for `--suite quick`.
+    #[arg(long, conflicts_with = "suite")]
+    quick: bool,
     /// Output directory; an interrupted bench continues where it stopped when run again.
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
@@ -67,6 +73,54 @@ struct BenchArgs {
     /// Compute nothing: write the tables from the results already in --out.
     #[arg(long)]
     report: bool,
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Speed against the PyTorch reference (scripts/torch_reference.py) on the same network:
+    /// training step, single-step K-ensemble, multi-step sampler; checks equality first.
+    Perf(PerfArgs),
+}
+
+#[derive(Args)]
+struct PerfArgs {
+    /// Field side.
+    #[arg(long, default_value_t = 32)]
+    size: usize,
+    #[arg(long, default_value_t = 1)]
+    channels: usize,
+    /// Fields per training batch and per imputation call.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Timed repetitions per task and side.
+    #[arg(long, default_value_t = 7)]
+    reps: usize,
+    /// Untimed repetitions first.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// K of the context ensembles.
+    #[arg(long, default_value_t = 10)]
+    ensemble: usize,
+    /// Steps of the multi-step sampler.
+    #[arg(long, default_value_t = 50)]
+    sampler_steps: usize,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Python with torch (default: the set-up script's environment, or $LACUNA_PYTHON).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// The reference script (default: scripts/torch_reference.py of this checkout).
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Which tasks to time.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "train,ensemble,sampler")]
+    tasks: Vec<lacuna::run::perf::Task>,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// CPU inference worker threads (default: one per intra-op thread, as `impute`; 0 = off).
+    #[arg(long)]
+    workers: Option<usize>,
 }
 
 #[derive(Args)]
@@ -237,6 +291,24 @@ enum DataCommand {
     Info { file: PathBuf },
     /// Exact Bayes completion of a GRF set (kriging with the true covariance), as an imputation file.
     Krige(KrigeArgs),
+    /// Read variables of a NetCDF-3 file into an .npz (fill values → gaps, axes kept).
+    Import(ImportArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// NetCDF-3 file (classic or 64-bit offset).
+    file: PathBuf,
+    /// Variable to import, one channel each (repeat for several; same grid).
+    #[arg(long = "var", required = true)]
+    vars: Vec<String>,
+    /// Output .npz (default: the input name with .npz).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Sites that can ever be observed, written as `static_mask`: `all`, `ever-observed`, or
+    /// `FILE.nc:VAR<OP>VALUE` on the same grid (OP: <, <=, >, >=), e.g. `etopo120.cdf:ROSE<0`.
+    #[arg(long, default_value = "all")]
+    observable: lacuna::data::netcdf::Observable,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -596,6 +668,35 @@ fn run_data(c: &DataCommand, quiet: bool) -> Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
+        DataCommand::Import(a) => {
+            let im = lacuna::data::netcdf::import(&a.file, &a.vars, &a.observable)?;
+            let out = a.out.clone().unwrap_or_else(|| a.file.with_extension("npz"));
+            let mut arrays = im.set.arrays();
+            for (role, name, coord) in &im.axes {
+                arrays.insert(
+                    format!("coord_{role}_{name}"),
+                    lacuna::data::npy::Array::from_f64(vec![coord.len()], coord),
+                );
+            }
+            lacuna::data::npy::write_npz(&out, &arrays)?;
+            let s = &im.set;
+            let observable = s.observable.as_ref().map_or(s.dims.len(), |ok| ok.iter().filter(|&&o| o != 0).count());
+            let observed = s.mask.iter().filter(|&&m| m != 0).count();
+            println!(
+                "wrote {} field(s) of {}×{}×{} ({}) to {}: {:.1}% of sites never observable, {:.1}% of the observable entries missing",
+                s.n,
+                s.dims.c,
+                s.dims.h,
+                s.dims.w,
+                a.vars.join(", "),
+                out.display(),
+                100.0 * (1.0 - observable as f64 / s.dims.len() as f64),
+                100.0 * (1.0 - observed as f64 / (observable * s.n).max(1) as f64)
+            );
+            if im.dropped > 0 {
+                println!("{} observation(s) on never-observable sites were dropped", im.dropped);
+            }
+        }
         DataCommand::Info { file } => {
             let set = FieldSet::load(file, Truth::IfPresent)?;
             println!("{}: {} fields, {} channel(s), {}×{}", file.display(), set.n, set.dims.c, set.dims.h, set.dims.w);
@@ -661,6 +762,36 @@ fn main() -> ExitCode {
                 started.elapsed().as_secs_f64(),
                 a.out.display()
             );
+            Ok(())
+        }
+        Command::Bench(BenchArgs { what: Some(BenchWhat::Perf(p)), .. }) => {
+            let work = std::env::temp_dir().join(format!("lacuna-perf-{}", std::process::id()));
+            let opts = lacuna::run::perf::PerfOptions {
+                size: p.size,
+                channels: p.channels,
+                batch: p.batch,
+                reps: p.reps,
+                warmup: p.warmup,
+                ensemble: p.ensemble,
+                sampler_steps: p.sampler_steps,
+                device: p.device.clone(),
+                python: p.python.clone().unwrap_or_else(lacuna::run::perf::default_python),
+                reference: p.reference.clone().unwrap_or_else(lacuna::run::perf::default_reference),
+                work: work.clone(),
+                tasks: p.tasks.clone(),
+                workers: p.workers,
+            };
+            let report = lacuna::run::perf::run(&opts, cli.quiet);
+            let _ = std::fs::remove_dir_all(&work);
+            let report = report?;
+            println!(
+                "{} · {} threads · max |ours − reference| = {:.1e}\n",
+                report.device, report.threads, report.max_abs_diff
+            );
+            println!("{}", report.table());
+            if let Some(j) = &p.json {
+                lacuna::atomic::write_bytes(j, serde_json::to_string_pretty(&report)?.as_bytes())?;
+            }
             Ok(())
         }
         Command::Bench(a) => {

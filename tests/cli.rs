@@ -610,3 +610,42 @@ fn bench_data_equals_data_gen_output() {
         }
     }
 }
+
+#[test]
+fn perf_compares_with_the_torch_reference_only_when_both_compute_the_same_function() {
+    let tiny = [
+        "bench",
+        "perf",
+        "--size",
+        "8",
+        "--batch",
+        "2",
+        "--reps",
+        "1",
+        "--warmup",
+        "0",
+        "--ensemble",
+        "2",
+        "--sampler-steps",
+        "2",
+    ];
+    let out = ok(&tiny);
+    assert!(out.contains("max |ours − reference|") && out.contains("ours / reference"), "{out}");
+    for task in ["training step", "single-step ensemble", "multi-step sampler"] {
+        assert!(out.contains(task), "no {task} row in:\n{out}");
+    }
+    // A "reference" that computes something else must be refused before anything is timed.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake.py");
+    std::fs::write(
+        &fake,
+        "import sys, torch\nfrom safetensors.torch import load_file, save_file\na = sys.argv\n\
+         x = load_file(a[a.index('--inputs') + 1])['context']\n\
+         save_file({'out': torch.zeros_like(x)}, a[a.index('--out') + 1])\n",
+    )
+    .unwrap();
+    let mut args: Vec<&str> = tiny.to_vec();
+    args.extend(["--reference", s(&fake)]);
+    let e = fails(&args);
+    assert!(e.contains("different functions"), "{e}");
+}

@@ -3,6 +3,10 @@
 //! - `values`: float `[N, C, H, W]`; entries outside the mask are ignored (0 or NaN).
 //! - `mask`: bool/uint8 `[N, 1, H, W]` or `[N, C, H, W]`, 1 = observed; absent → `isfinite(values)`.
 //! - `truth` (optional): float `[N, C, H, W]`, complete fields, read only by evaluation.
+//! - `static_mask` (optional): bool/uint8 `[H, W]`, `[1|C, H, W]` or `[1, 1|C, H, W]`, 1 = the
+//!   site can ever be observed, 0 = never (land, outside a swath disc). Never-observable sites
+//!   are never observed (a `mask` entry there is dropped), never queried, never scored, and
+//!   imputation writes NaN there.
 //!
 //! In memory the mask is always expanded to `[N, C, H, W]` and unobserved values are 0.
 
@@ -51,6 +55,8 @@ pub struct FieldSet {
     /// `[N, C, H, W]`, 1 = observed.
     pub mask: Vec<u8>,
     pub truth: Option<Vec<f32>>,
+    /// `[C, H, W]`, 1 = can be observed; `None` = every site can.
+    pub observable: Option<Vec<u8>>,
 }
 
 impl FieldSet {
@@ -63,7 +69,31 @@ impl FieldSet {
                 *v = 0.0;
             }
         }
-        Ok(FieldSet { n, dims, values, mask, truth })
+        Ok(FieldSet { n, dims, values, mask, truth, observable: None })
+    }
+
+    /// Declares the never-observable sites (`ok` `[C, H, W]`, 1 = observable); observations
+    /// at the others are dropped. Returns how many were dropped.
+    pub fn set_observable(&mut self, ok: Vec<u8>) -> Result<usize> {
+        let len = self.dims.len();
+        ensure!(ok.len() == len, "static mask has {} entries, a field has {len}", ok.len());
+        ensure!(ok.iter().all(|&o| o <= 1), "static mask must be 0/1");
+        ensure!(ok.contains(&1), "the static mask makes every site never-observable");
+        let mut dropped = 0;
+        for (k, m) in self.mask.iter_mut().enumerate() {
+            if *m != 0 && ok[k % len] == 0 {
+                *m = 0;
+                self.values[k] = 0.0;
+                dropped += 1;
+            }
+        }
+        self.observable = Some(ok);
+        Ok(dropped)
+    }
+
+    /// Whether flat entry `k` (of `[N, C, H, W]`) can be observed.
+    pub fn is_observable(&self, k: usize) -> bool {
+        self.observable.as_ref().is_none_or(|ok| ok[k % self.dims.len()] != 0)
     }
 
     /// Loads and validates an `.npz` file (see the module doc for the contract).
@@ -97,8 +127,13 @@ impl FieldSet {
         Ok(set)
     }
 
-    /// Writes `values` (NaN outside the mask), `mask` and, if present, `truth`.
+    /// Writes `values` (NaN outside the mask), `mask` and, if present, `truth` and `static_mask`.
     pub fn save(&self, path: &Path) -> Result<()> {
+        super::npy::write_npz(path, &self.arrays())
+    }
+
+    /// The arrays [`FieldSet::save`] writes, for callers that add their own.
+    pub fn arrays(&self) -> BTreeMap<String, Array> {
         let shape = vec![self.n, self.dims.c, self.dims.h, self.dims.w];
         let values: Vec<f32> =
             self.values.iter().zip(&self.mask).map(|(&v, &m)| if m != 0 { v } else { f32::NAN }).collect();
@@ -108,7 +143,13 @@ impl FieldSet {
         if let Some(t) = &self.truth {
             arrays.insert("truth".to_string(), Array::from_f32(shape, t));
         }
-        super::npy::write_npz(path, &arrays)
+        if let Some(ok) = &self.observable {
+            arrays.insert(
+                "static_mask".to_string(),
+                Array::from_bool(vec![1, self.dims.c, self.dims.h, self.dims.w], ok),
+            );
+        }
+        arrays
     }
 
     /// The fields `idx` as a new set.
@@ -122,6 +163,7 @@ impl FieldSet {
             values: gather(&self.values),
             mask: idx.iter().flat_map(|&i| self.mask[i * len..(i + 1) * len].iter().copied()).collect(),
             truth: self.truth.as_ref().map(|t| gather(t)),
+            observable: self.observable.clone(),
         }
     }
 
@@ -140,6 +182,8 @@ pub struct FieldStream {
     values: ArrayReader,
     /// The mask reader and whether it has one plane per channel.
     mask: Option<(ArrayReader, bool)>,
+    /// `static_mask` broadcast to `[C, H, W]`.
+    pub observable: Option<Vec<u8>>,
     next: usize,
 }
 
@@ -191,7 +235,34 @@ impl FieldStream {
                 Some((m, per_channel))
             }
         };
-        Ok(FieldStream { file, n, dims, values, mask, next: 0 })
+        let observable = match npz.get("static_mask")? {
+            None => None,
+            Some(a) => {
+                let ok_shape = match a.shape[..] {
+                    [h, w] | [1, h, w] | [1, 1, h, w] => (h, w) == (dims.h, dims.w),
+                    [c, h, w] | [1, c, h, w] => c == dims.c && (h, w) == (dims.h, dims.w),
+                    _ => false,
+                };
+                ensure!(
+                    ok_shape,
+                    "{file}: array 'static_mask' has shape {:?}, expected [{h}, {w}] or [1|{c}, {h}, {w}]",
+                    a.shape,
+                    h = dims.h,
+                    w = dims.w,
+                    c = dims.c
+                );
+                let v = a.to_f32();
+                ensure!(v.iter().all(|&x| x == 0.0 || x == 1.0), "{file}: array 'static_mask' must be 0/1 (or bool)");
+                let ok = if v.len() == dims.len() {
+                    v.iter().map(|&x| x as u8).collect()
+                } else {
+                    (0..dims.c).flat_map(|_| v.iter().map(|&x| x as u8)).collect::<Vec<u8>>()
+                };
+                ensure!(ok.contains(&1), "{file}: array 'static_mask' marks every site never-observable");
+                Some(ok)
+            }
+        };
+        Ok(FieldStream { file, n, dims, values, mask, observable, next: 0 })
     }
 
     /// The next `k` fields (fewer at the end), validated; `None` when all were read.
@@ -239,7 +310,11 @@ impl FieldStream {
             );
         }
         self.next += k;
-        Ok(Some(FieldSet::new(k, dims, raw, mask, None)?))
+        let mut set = FieldSet::new(k, dims, raw, mask, None)?;
+        if let Some(ok) = &self.observable {
+            set.set_observable(ok.clone())?;
+        }
+        Ok(Some(set))
     }
 }
 

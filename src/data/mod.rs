@@ -4,6 +4,7 @@ pub mod advection;
 pub mod field;
 pub mod grf;
 pub mod kolmogorov;
+pub mod netcdf;
 pub mod norm;
 pub mod npy;
 pub mod pattern;

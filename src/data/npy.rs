@@ -77,6 +77,12 @@ impl Array {
         Array { shape, dtype: Dtype::F32, bytes }
     }
 
+    pub fn from_f64(shape: Vec<usize>, data: &[f64]) -> Array {
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "shape and data disagree");
+        let bytes = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Array { shape, dtype: Dtype::F64, bytes }
+    }
+
     pub fn from_bool(shape: Vec<usize>, data: &[u8]) -> Array {
         assert_eq!(shape.iter().product::<usize>(), data.len(), "shape and data disagree");
         let bytes = data.iter().map(|&v| u8::from(v != 0)).collect();

@@ -2,4 +2,4 @@
 
 pub mod unet;
 
-pub use unet::{NetDenoiser, UNet, UNetConfig};
+pub use unet::{prefer_channels_last, NetDenoiser, UNet, UNetConfig, Workers};

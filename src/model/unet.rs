@@ -7,7 +7,7 @@
 //! Fields whose sides are not multiples of 2^(levels−1) are zero-padded (mask 0) and cropped.
 
 use crate::method::Denoiser;
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
@@ -261,10 +261,121 @@ impl UNet {
     }
 }
 
-/// The network as a [`Denoiser`], with the batch size used for inference.
+/// Stores every 4-D weight of `vs` in channels-last (NHWC) order. oneDNN then runs every
+/// convolution in NHWC without reordering activations per call: on the 2-core EPYC of the
+/// perf bench this makes inference forwards about 1.2–1.5× faster (`lacuna bench perf`).
+/// Values are unchanged; only strides move. Call it after loading weights, for inference.
+pub fn prefer_channels_last(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (_, mut v) in vs.variables() {
+            if v.dim() == 4 {
+                let nhwc = v.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+                v.set_data(&nhwc);
+            }
+        }
+    });
+}
+
+/// Copies of a network sharing its weights (same storage, no copy), one per CPU worker thread.
+///
+/// On a CPU, libtorch parallelises each operation over its intra-op threads and synchronises
+/// after every one; for a U-Net on small fields those barriers cost about a fifth of the time.
+/// Splitting the batch over single-threaded workers instead keeps each core busy on its own
+/// rows (measured 1.2–1.3× on 2 cores, `lacuna bench perf`). `tch::Tensor` is `Send` but not
+/// `Sync`, so each worker owns its copy behind a mutex.
+pub struct Workers {
+    nets: Vec<std::sync::Mutex<UNet>>,
+    _stores: Vec<nn::VarStore>,
+}
+
+/// Rows a worker pushes through the network at once: small enough that a layer's activations
+/// stay in a core's L2 cache.
+const WORKER_ROWS: i64 = 16;
+
+impl Workers {
+    /// `n` copies of `net` (whose weights live in `vs`) on the CPU.
+    pub fn new(vs: &nn::VarStore, net: &UNet, n: usize) -> Result<Workers> {
+        ensure!(net.device == Device::Cpu, "CPU workers need a network on the CPU");
+        let source = vs.variables();
+        let mut nets = Vec::with_capacity(n);
+        let mut stores = Vec::with_capacity(n);
+        for _ in 0..n {
+            let store = nn::VarStore::new(Device::Cpu);
+            let copy = UNet::new(&store.root(), net.out_channels, &net.config)?;
+            tch::no_grad(|| -> Result<()> {
+                for (name, mut var) in store.variables() {
+                    let src =
+                        source.get(&name).with_context(|| format!("internal: worker weight {name} has no source"))?;
+                    var.set_data(src);
+                }
+                Ok(())
+            })?;
+            nets.push(std::sync::Mutex::new(copy));
+            stores.push(store);
+        }
+        Ok(Workers { nets, _stores: stores })
+    }
+
+    /// Worker threads available to `denoise`.
+    pub fn len(&self) -> usize {
+        self.nets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+
+    /// The forward pass of every row, rows split evenly over the workers, each worker
+    /// single-threaded. The intra-op thread count is restored afterwards.
+    fn forward(&self, t: &Tensor, context: &Tensor, context_mask: &Tensor) -> Result<Tensor> {
+        let b = context.size()[0];
+        let parts = (self.nets.len() as i64).min(b).max(1);
+        let per = (b + parts - 1) / parts;
+        let threads = tch::get_num_threads();
+        tch::set_num_threads(1);
+        let result = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..parts)
+                .filter(|p| p * per < b)
+                .map(|p| {
+                    let (start, len) = (p * per, per.min(b - p * per));
+                    let (t, c, m) =
+                        (t.narrow(0, start, len), context.narrow(0, start, len), context_mask.narrow(0, start, len));
+                    let worker = &self.nets[p as usize];
+                    scope.spawn(move || -> Result<Tensor> {
+                        // OpenMP's thread count is per thread: set it where the work runs.
+                        tch::set_num_threads(1);
+                        let net = worker.lock().map_err(|_| anyhow::anyhow!("a worker thread panicked earlier"))?;
+                        crate::run::resources::torch("model forward", || {
+                            tch::no_grad(|| {
+                                let mut outs = Vec::new();
+                                let mut s = 0;
+                                while s < len {
+                                    let l = WORKER_ROWS.min(len - s);
+                                    outs.push(net.forward(&t.narrow(0, s, l), &c.narrow(0, s, l), &m.narrow(0, s, l)));
+                                    s += l;
+                                }
+                                Tensor::cat(&outs, 0)
+                            })
+                        })
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| anyhow::anyhow!("a model worker thread panicked"))?)
+                .collect::<Result<Vec<Tensor>>>()
+        });
+        tch::set_num_threads(threads);
+        Ok(Tensor::cat(&result?, 0))
+    }
+}
+
+/// The network as a [`Denoiser`], with the batch size used for inference and, on a CPU,
+/// optional [`Workers`] that split each batch over cores.
 pub struct NetDenoiser<'a> {
     pub net: &'a UNet,
     pub max_batch: usize,
+    pub workers: Option<&'a Workers>,
 }
 
 impl Denoiser for NetDenoiser<'_> {
@@ -275,7 +386,12 @@ impl Denoiser for NetDenoiser<'_> {
             self.net.out_channels,
             context.size()[1]
         );
-        crate::run::resources::torch("model forward", || tch::no_grad(|| self.net.forward(t, context, context_mask)))
+        match self.workers {
+            Some(w) if w.len() >= 2 && context.size()[0] >= 2 => w.forward(t, context, context_mask),
+            _ => crate::run::resources::torch("model forward", || {
+                tch::no_grad(|| self.net.forward(t, context, context_mask))
+            }),
+        }
     }
 
     fn max_batch(&self) -> usize {
@@ -300,5 +416,38 @@ mod tests {
         let t = Tensor::rand([3], (Kind::Float, Device::Cpu));
         let y = net.forward(&t, &x, &x.ones_like());
         assert_eq!(y.size(), vec![3, 2, 13, 10]);
+    }
+
+    #[test]
+    fn channels_last_weights_compute_the_same_function() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = UNet::new(&vs.root(), 1, &UNetConfig::default()).unwrap();
+        let x = Tensor::randn([4, 1, 16, 16], (Kind::Float, Device::Cpu));
+        let m = x.rand_like().lt(0.5).to_kind(Kind::Float);
+        let t = Tensor::rand([4], (Kind::Float, Device::Cpu));
+        let before = tch::no_grad(|| net.forward(&t, &(&x * &m), &m));
+        prefer_channels_last(&vs);
+        let w = vs.variables().into_iter().find(|(n, _)| n == "conv_in.weight").unwrap().1;
+        assert_eq!(w.stride()[1], 1, "conv weights should be NHWC now: strides {:?}", w.stride());
+        let after = tch::no_grad(|| net.forward(&t, &(&x * &m), &m));
+        let diff = (before - after).abs().max().double_value(&[]);
+        assert!(diff < 1e-4, "channels-last changed the output by {diff}");
+    }
+
+    #[test]
+    fn workers_compute_what_the_network_computes() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = UNet::new(&vs.root(), 1, &UNetConfig::default()).unwrap();
+        let workers = Workers::new(&vs, &net, 3).unwrap();
+        // 37 rows: uneven split over 3 workers, several chunks per worker.
+        let x = Tensor::randn([37, 1, 16, 16], (Kind::Float, Device::Cpu));
+        let m = x.rand_like().lt(0.5).to_kind(Kind::Float);
+        let t = Tensor::rand([37], (Kind::Float, Device::Cpu));
+        let whole = tch::no_grad(|| net.forward(&t, &(&x * &m), &m));
+        let threads = tch::get_num_threads();
+        let split = workers.forward(&t, &(&x * &m), &m).unwrap();
+        assert_eq!(tch::get_num_threads(), threads, "the intra-op thread count must be restored");
+        let diff = (whole - split).abs().max().double_value(&[]);
+        assert!(diff < 1e-4, "workers changed the output by {diff}");
     }
 }

@@ -23,22 +23,27 @@ pub fn save(path: &Path, opt: &AdamW, ema: &[(String, Tensor)], state: &LoopStat
     let json = serde_json::to_vec(state)?;
     let mut named: Vec<(String, Tensor)> = Vec::new();
     for ((name, p), (m, v)) in opt.params.iter().zip(opt.m.iter().zip(&opt.v)) {
-        named.push((format!("param.{name}"), p.detach().to_device(tch::Device::Cpu)));
-        named.push((format!("adam_m.{name}"), m.to_device(tch::Device::Cpu)));
-        named.push((format!("adam_v.{name}"), v.to_device(tch::Device::Cpu)));
+        named.push((format!("param.{name}"), host(p)));
+        named.push((format!("adam_m.{name}"), host(m)));
+        named.push((format!("adam_v.{name}"), host(v)));
     }
     for (name, e) in ema {
-        named.push((format!("ema.{name}"), e.detach().to_device(tch::Device::Cpu)));
+        named.push((format!("ema.{name}"), host(e)));
     }
     named.push(("adam_t".into(), Tensor::from_slice(&[opt.t])));
     named.push((STATE_KEY.into(), Tensor::from_slice(&json)));
     crate::atomic::write_via_path(path, |tmp| Tensor::write_safetensors(&named, tmp).map_err(Into::into))
 }
 
+/// A contiguous host copy for writing (safetensors stores row-major bytes; weights may be
+/// channels-last).
+fn host(t: &Tensor) -> Tensor {
+    t.detach().to_device(tch::Device::Cpu).contiguous()
+}
+
 /// Writes plain-named inference weights (readable by `safetensors.torch.load_file`).
 pub fn save_weights(path: &Path, vars: &[(String, Tensor)]) -> Result<()> {
-    let named: Vec<(String, Tensor)> =
-        vars.iter().map(|(n, t)| (n.clone(), t.detach().to_device(tch::Device::Cpu))).collect();
+    let named: Vec<(String, Tensor)> = vars.iter().map(|(n, t)| (n.clone(), host(t))).collect();
     crate::atomic::write_via_path(path, |tmp| Tensor::write_safetensors(&named, tmp).map_err(Into::into))
 }
 

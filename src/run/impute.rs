@@ -59,6 +59,8 @@ pub struct LoadedRun {
     pub info: RunInfo,
     _vs: tch::nn::VarStore,
     pub net: crate::model::UNet,
+    /// CPU worker threads for inference (none on a GPU).
+    pub workers: Option<crate::model::Workers>,
 }
 
 impl LoadedRun {
@@ -81,8 +83,25 @@ impl LoadedRun {
         let device = open_device(device.unwrap_or(&config.device))?;
         let (vs, net) = super::train::build_model(&config, info.dims.c, device)?;
         super::checkpoint::load_weights(&run.model(), &super::optim::named_vars(&vs))?;
-        Ok(LoadedRun { config, norm, info, _vs: vs, net })
+        crate::model::prefer_channels_last(&vs);
+        let workers = cpu_workers(&vs, &net)?;
+        Ok(LoadedRun { config, norm, info, _vs: vs, net, workers })
     }
+}
+
+/// One inference worker per intra-op thread on a CPU with at least two; none otherwise.
+pub fn cpu_workers(vs: &tch::nn::VarStore, net: &crate::model::UNet) -> Result<Option<crate::model::Workers>> {
+    let n = tch::get_num_threads().max(1) as usize;
+    if net.device() != tch::Device::Cpu || n < 2 {
+        return Ok(None);
+    }
+    Ok(Some(crate::model::Workers::new(vs, net, n)?))
+}
+
+/// Rows per model call: CPU workers push at most 16 rows at a time through the network, so
+/// their calls may be larger (fewer thread launches) without more activation memory.
+pub fn max_batch(model: &crate::model::UNetConfig, d: crate::data::Dims, workers: bool) -> Result<usize> {
+    super::resources::inference_batch(model, d, if workers { 256 } else { 64 })
 }
 
 /// Fills the gaps of `data` with the run in `run_dir`; writes `mean`, `mask` and, when asked,
@@ -104,8 +123,8 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         run_dir.display(),
         run.info.dims.c
     );
-    let max_batch = super::resources::inference_batch(&run.config.model, d, 64)?;
-    let den = NetDenoiser { net: &run.net, max_batch };
+    let max_batch = max_batch(&run.config.model, d, run.workers.is_some())?;
+    let den = NetDenoiser { net: &run.net, max_batch, workers: run.workers.as_ref() };
     let device = run.net.device();
     let len = d.len();
     let s_count = if opts.steps >= 2 { opts.samples.max(1) } else { 0 };

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod figure;
 pub mod impute;
 pub mod optim;
+pub mod perf;
 pub mod progress;
 pub mod resources;
 pub mod train;

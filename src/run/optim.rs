@@ -70,16 +70,18 @@ impl AdamW {
                 if !g.defined() {
                     continue;
                 }
-                let _ = m.g_mul_scalar_(b1);
-                let _ = m.g_add_(&(&g * (1.0 - b1)));
+                // In place where libtorch allows it: m ← lerp(m, g, 1−β1), v ← β2 v + (1−β2) g²,
+                // p ← p − (lr/bc1) m / (√v/√bc2 + ε).
+                let _ = m.lerp_(&g, 1.0 - b1);
                 let _ = v.g_mul_scalar_(b2);
                 let _ = v.addcmul_(&(&g * (1.0 - b2)), &g);
-                let denom = (&*v / bc2).sqrt() + 1e-8;
+                let mut denom = v.sqrt();
+                let _ = denom.g_div_scalar_(bc2.sqrt());
+                let _ = denom.g_add_scalar_(1e-8);
                 if self.weight_decay > 0.0 {
                     let _ = p.g_mul_scalar_(1.0 - lr * self.weight_decay);
                 }
-                let update = (&*m / bc1) / denom * lr;
-                let _ = p.g_sub_(&update);
+                let _ = p.addcdiv_(&(&*m * (-lr / bc1)), &denom);
             }
         });
     }
@@ -91,9 +93,8 @@ pub fn ema_update(ema: &[(String, Tensor)], params: &[(String, Tensor)], decay: 
     let d = decay.min((1.0 + step as f64) / (10.0 + step as f64));
     tch::no_grad(|| {
         for ((_, e), (_, p)) in ema.iter().zip(params) {
-            let mut e = e.shallow_clone();
-            let _ = e.g_mul_scalar_(d);
-            let _ = e.g_add_(&(p * (1.0 - d)));
+            // e ← e + (1 − d)(p − e), one fused kernel.
+            let _ = e.shallow_clone().lerp_(p, 1.0 - d);
         }
     });
 }

@@ -36,14 +36,14 @@ pub struct TrainSummary {
 }
 
 /// A field set on the device plus its masks for the partition.
-struct Fields {
+pub(crate) struct Fields {
     values: Tensor,
     masks: Vec<Vec<u8>>,
     dims: Dims,
 }
 
 impl Fields {
-    fn new(set: &FieldSet, device: Device) -> Fields {
+    pub(crate) fn new(set: &FieldSet, device: Device) -> Fields {
         let d = set.dims;
         let values =
             Tensor::from_slice(&set.values).view([set.n as i64, d.c as i64, d.h as i64, d.w as i64]).to_device(device);
@@ -70,6 +70,37 @@ fn batch_loss(net: &UNet, cfg: &TrainConfig, f: &Fields, idx: &[usize], rng: &mu
     let x_t = &x * a + x.randn_like() * s;
     let pred = net.forward(&t, &(&ctx * x_t), &ctx);
     ((pred - x).square() * &qry).sum(Kind::Float) / qry.sum(Kind::Float).clamp_min(1.0)
+}
+
+/// One optimisation step on the fields `idx` of `f`: the context–query loss, backward,
+/// gradient clipping, AdamW and the EMA update; returns (loss, gradient norm before clipping).
+/// Its random streams depend only on `(cfg.seed, step)`, so a resumed run repeats it exactly.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn optimisation_step(
+    net: &UNet,
+    cfg: &TrainConfig,
+    opt: &mut AdamW,
+    ema: &[(String, Tensor)],
+    f: &Fields,
+    idx: &[usize],
+    step: usize,
+    lr: f64,
+) -> Result<(f64, f64)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(cfg.seed, 1, step as u64));
+    tch::manual_seed(mix_seed(cfg.seed, 6, step as u64) as i64);
+    opt.zero_grad();
+    let loss_v = resources::torch(&format!("training step {step}"), || {
+        let loss = batch_loss(net, cfg, f, idx, &mut rng);
+        loss.backward();
+        loss.double_value(&[])
+    })?;
+    if !loss_v.is_finite() {
+        bail!("training loss became {loss_v} at step {step}; the last checkpoint is kept. Lower optim.lr or check the data scale");
+    }
+    let grad_norm = opt.clip_grad_norm(cfg.optim.grad_clip);
+    opt.step(lr);
+    ema_update(ema, &opt.params, cfg.ema_decay, step);
+    Ok((loss_v, grad_norm))
 }
 
 /// Learning rate at `step` (1-based) for the cosine and constant schedules.
@@ -264,22 +295,9 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
     let start_step = state.step;
     while state.step < cfg.steps {
         let step = state.step + 1;
-        let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(cfg.seed, 1, step as u64));
-        tch::manual_seed(mix_seed(cfg.seed, 6, step as u64) as i64);
         let idx = batch_indices(cfg.seed, step, cfg.batch, train_set.n);
         let lr = scheduled_lr(cfg, step, state.lr);
-        opt.zero_grad();
-        let loss_v = resources::torch(&format!("training step {step}"), || {
-            let loss = batch_loss(&net, cfg, &train_f, &idx, &mut rng);
-            loss.backward();
-            loss.double_value(&[])
-        })?;
-        if !loss_v.is_finite() {
-            bail!("training loss became {loss_v} at step {step}; the last checkpoint is kept. Lower optim.lr or check the data scale");
-        }
-        let grad_norm = opt.clip_grad_norm(cfg.optim.grad_clip);
-        opt.step(lr);
-        ema_update(&ema, &opt.params, cfg.ema_decay, step);
+        let (loss_v, grad_norm) = optimisation_step(&net, cfg, &mut opt, &ema, &train_f, &idx, step, lr)?;
         state.step = step;
         last_loss = loss_v;
         window.0 += loss_v;

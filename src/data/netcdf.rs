@@ -1,0 +1,382 @@
+//! NetCDF-3 (classic and 64-bit offset) import into the field contract, with the pure-Rust
+//! `netcdf3` reader (no C library).
+//!
+//! Each imported variable is one channel. A variable's last two dimensions are the grid
+//! (Y, X); at most one leading dimension (usually time) becomes the field index N, and
+//! leading dimensions of size 1 are dropped. An entry is observed unless it equals the
+//! variable's `_FillValue` or `missing_value`, lies outside `valid_min`/`valid_max`, or is not
+//! finite; packed integers are unpacked with `scale_factor`/`add_offset` (CF conventions).
+//!
+//! Never-observable sites (land, outside a swath disc) come from `--observable`:
+//! `ever-observed` (sites observed at least once in the file, per channel) or
+//! `FILE.nc:VAR<OP>VALUE` with OP one of `<`, `<=`, `>`, `>=` (e.g. `etopo120.cdf:ROSE<0`
+//! for the ocean): the condition marks the observable sites, on the same grid.
+//!
+//! The output keeps the axes: `coord_n_<NAME>`, `coord_y_<NAME>`, `coord_x_<NAME>` hold the
+//! coordinate variable of each axis (or its index when the file has none), under the
+//! dimension's name in the file.
+
+use super::field::{Dims, FieldSet};
+use anyhow::{bail, ensure, Result};
+use netcdf3::{DataVector, FileReader};
+use std::path::{Path, PathBuf};
+
+/// One variable read as f64 with its observed flags.
+#[derive(Debug)]
+struct Read {
+    /// Names and sizes of its dimensions in file order.
+    dims: Vec<(String, usize)>,
+    values: Vec<f64>,
+    observed: Vec<bool>,
+}
+
+fn open(path: &Path) -> Result<FileReader> {
+    FileReader::open(path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: cannot read as NetCDF-3 ({e:?}); NetCDF-4/HDF5 files need conversion (see tools/)",
+            path.display()
+        )
+    })
+}
+
+fn to_f64(data: DataVector) -> Vec<f64> {
+    match data {
+        DataVector::I8(v) => v.into_iter().map(f64::from).collect(),
+        DataVector::U8(v) => v.into_iter().map(f64::from).collect(),
+        DataVector::I16(v) => v.into_iter().map(f64::from).collect(),
+        DataVector::I32(v) => v.into_iter().map(f64::from).collect(),
+        DataVector::F32(v) => v.into_iter().map(f64::from).collect(),
+        DataVector::F64(v) => v,
+    }
+}
+
+/// A numeric attribute of a variable as f64 values (any numeric type).
+fn attr(var: &netcdf3::Variable, name: &str) -> Option<Vec<f64>> {
+    let a = var.get_attr(name)?;
+    if let Some(v) = a.get_f64() {
+        return Some(v.to_vec());
+    }
+    if let Some(v) = a.get_f32() {
+        return Some(v.iter().map(|&x| f64::from(x)).collect());
+    }
+    if let Some(v) = a.get_i32() {
+        return Some(v.iter().map(|&x| f64::from(x)).collect());
+    }
+    if let Some(v) = a.get_i16() {
+        return Some(v.iter().map(|&x| f64::from(x)).collect());
+    }
+    if let Some(v) = a.get_i8() {
+        return Some(v.iter().map(|&x| f64::from(x)).collect());
+    }
+    None
+}
+
+/// Reads `name` from `reader`, flagging fill values (see the module doc).
+fn read_var(reader: &mut FileReader, path: &Path, name: &str) -> Result<Read> {
+    let (dims, fills, valid_min, valid_max, scale, offset) = {
+        let ds = reader.data_set();
+        let Some(var) = ds.get_var(name) else {
+            let names: Vec<String> = ds.get_vars().iter().map(|v| v.name().to_string()).collect();
+            bail!("{}: no variable {name:?} (variables: {})", path.display(), names.join(", "));
+        };
+        let dims: Vec<(String, usize)> = var.get_dims().iter().map(|d| (d.name(), d.size())).collect();
+        let mut fills = attr(var, "_FillValue").unwrap_or_default();
+        fills.extend(attr(var, "missing_value").unwrap_or_default());
+        let range = attr(var, "valid_range");
+        let valid_min = attr(var, "valid_min").and_then(|v| v.first().copied()).or(range.as_ref().map(|r| r[0]));
+        let valid_max =
+            attr(var, "valid_max").and_then(|v| v.first().copied()).or(range.as_ref().and_then(|r| r.get(1).copied()));
+        let scale = attr(var, "scale_factor").and_then(|v| v.first().copied());
+        let offset = attr(var, "add_offset").and_then(|v| v.first().copied());
+        (dims, fills, valid_min, valid_max, scale, offset)
+    };
+    let raw = to_f64(reader.read_var(name).map_err(|e| anyhow::anyhow!("{}: reading {name}: {e:?}", path.display()))?);
+    // Fill and valid-range tests apply to the stored (packed) values, as CF prescribes.
+    let observed: Vec<bool> = raw
+        .iter()
+        .map(|&x| {
+            x.is_finite()
+                && !fills.iter().any(|&f| x == f || (f.abs() > 1e30 && (x - f).abs() <= 1e-6 * f.abs()))
+                && valid_min.is_none_or(|lo| x >= lo)
+                && valid_max.is_none_or(|hi| x <= hi)
+        })
+        .collect();
+    let values = raw.iter().map(|&x| x * scale.unwrap_or(1.0) + offset.unwrap_or(0.0)).collect();
+    Ok(Read { dims, values, observed })
+}
+
+/// A named dimension and its size.
+type Axis = (String, usize);
+
+/// Splits a variable's dims into (leading axis, Y, X), dropping leading axes of size 1.
+fn layout(name: &str, dims: &[Axis]) -> Result<(Option<Axis>, Axis, Axis)> {
+    ensure!(dims.len() >= 2, "variable {name:?} has {} dimension(s); a field needs at least (Y, X)", dims.len());
+    let (lead, grid) = dims.split_at(dims.len() - 2);
+    let lead: Vec<&(String, usize)> = lead.iter().filter(|d| d.1 != 1).collect();
+    ensure!(
+        lead.len() <= 1,
+        "variable {name:?} has dimensions {:?}: more than one leading axis of size > 1 (select a level first)",
+        dims.iter().map(|d| format!("{}={}", d.0, d.1)).collect::<Vec<_>>()
+    );
+    Ok((lead.first().map(|d| (*d).clone()), grid[0].clone(), grid[1].clone()))
+}
+
+/// How the never-observable sites are found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observable {
+    /// Every site can be observed.
+    All,
+    /// Sites observed at least once in the imported file, per channel.
+    EverObserved,
+    /// Sites where `var <op> value` holds in another file on the same grid.
+    Condition { path: PathBuf, var: String, op: Cmp, value: f64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Cmp {
+    fn holds(self, x: f64, v: f64) -> bool {
+        match self {
+            Cmp::Lt => x < v,
+            Cmp::Le => x <= v,
+            Cmp::Gt => x > v,
+            Cmp::Ge => x >= v,
+        }
+    }
+}
+
+impl std::str::FromStr for Observable {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Observable> {
+        match s {
+            "all" => return Ok(Observable::All),
+            "ever-observed" => return Ok(Observable::EverObserved),
+            _ => {}
+        }
+        let err = || {
+            anyhow::anyhow!(
+                "--observable {s:?}: expected all, ever-observed or FILE.nc:VAR<OP>VALUE (e.g. etopo120.cdf:ROSE<0)"
+            )
+        };
+        let (path, cond) = s.rsplit_once(':').ok_or_else(err)?;
+        let at = cond.find(['<', '>']).ok_or_else(err)?;
+        let (var, rest) = cond.split_at(at);
+        let (op, value) = if let Some(v) = rest.strip_prefix("<=") {
+            (Cmp::Le, v)
+        } else if let Some(v) = rest.strip_prefix(">=") {
+            (Cmp::Ge, v)
+        } else if let Some(v) = rest.strip_prefix('<') {
+            (Cmp::Lt, v)
+        } else if let Some(v) = rest.strip_prefix('>') {
+            (Cmp::Gt, v)
+        } else {
+            return Err(err());
+        };
+        let value: f64 = value.trim().parse().map_err(|_| err())?;
+        ensure!(!var.trim().is_empty() && !path.is_empty(), err());
+        Ok(Observable::Condition { path: path.into(), var: var.trim().to_string(), op, value })
+    }
+}
+
+/// What `import` made.
+#[derive(Debug)]
+pub struct Imported {
+    pub set: FieldSet,
+    /// `[n, y, x]` axes: dimension name and coordinate values.
+    pub axes: Vec<(&'static str, String, Vec<f64>)>,
+    /// Observations that fell on never-observable sites and were dropped.
+    pub dropped: usize,
+}
+
+/// The coordinate variable of dimension `name` (1-D, same name), or its index.
+fn coordinate(reader: &mut FileReader, name: &str, len: usize) -> Vec<f64> {
+    let is_coord = reader.data_set().get_var(name).is_some_and(|v| v.num_dims() == 1 && v.len() == len);
+    if is_coord {
+        if let Ok(v) = reader.read_var(name) {
+            return to_f64(v);
+        }
+    }
+    (0..len).map(|i| i as f64).collect()
+}
+
+/// Reads `vars` of `path` as channels of one field set (see the module doc).
+pub fn import(path: &Path, vars: &[String], observable: &Observable) -> Result<Imported> {
+    ensure!(!vars.is_empty(), "name at least one variable with --var");
+    let mut reader = open(path)?;
+    let mut reads = Vec::with_capacity(vars.len());
+    for v in vars {
+        reads.push(read_var(&mut reader, path, v)?);
+    }
+    let (lead, y, x) = layout(&vars[0], &reads[0].dims)?;
+    for (v, r) in vars.iter().zip(&reads).skip(1) {
+        let l = layout(v, &r.dims)?;
+        ensure!(
+            l == (lead.clone(), y.clone(), x.clone()),
+            "{}: variables {:?} and {v:?} lie on different grids; import them separately",
+            path.display(),
+            vars[0]
+        );
+    }
+    let n = lead.as_ref().map_or(1, |d| d.1);
+    let dims = Dims { c: vars.len(), h: y.1, w: x.1 };
+    let sites = dims.sites();
+    // Interleave channels: file order is [N, Y, X] per variable, the contract is [N, C, Y, X].
+    let mut values = vec![0f32; n * dims.len()];
+    let mut mask = vec![0u8; n * dims.len()];
+    for (c, r) in reads.iter().enumerate() {
+        for i in 0..n {
+            for s in 0..sites {
+                let (src, dst) = (i * sites + s, (i * dims.c + c) * sites + s);
+                if r.observed[src] {
+                    values[dst] = r.values[src] as f32;
+                    mask[dst] = 1;
+                }
+            }
+        }
+    }
+    let observable = match observable {
+        Observable::All => None,
+        Observable::EverObserved => {
+            let mut ok = vec![0u8; dims.len()];
+            for (k, &m) in mask.iter().enumerate() {
+                ok[k % dims.len()] |= m;
+            }
+            Some(ok)
+        }
+        Observable::Condition { path: cpath, var, op, value } => {
+            let mut r2 = open(cpath)?;
+            let read = read_var(&mut r2, cpath, var)?;
+            let (clead, cy, cx) = layout(var, &read.dims)?;
+            ensure!(
+                clead.is_none() && cy.1 == dims.h && cx.1 == dims.w,
+                "{}: {var} has dimensions {:?}, the imported grid is {}×{}",
+                cpath.display(),
+                read.dims,
+                dims.h,
+                dims.w
+            );
+            let plane: Vec<u8> =
+                read.values.iter().zip(&read.observed).map(|(&v, &o)| u8::from(o && op.holds(v, *value))).collect();
+            Some((0..dims.c).flat_map(|_| plane.iter().copied()).collect())
+        }
+    };
+    let mut set = FieldSet::new(n, dims, values, mask, None)?;
+    let dropped = match observable {
+        Some(ok) => set.set_observable(ok)?,
+        None => 0,
+    };
+    let lead_name = lead.as_ref().map_or("n".to_string(), |d| d.0.clone());
+    let n_coord = if lead.is_some() { coordinate(&mut reader, &lead_name, n) } else { vec![0.0] };
+    let axes = vec![
+        ("n", lead_name, n_coord),
+        ("y", y.0.clone(), coordinate(&mut reader, &y.0, y.1)),
+        ("x", x.0.clone(), coordinate(&mut reader, &x.0, x.1)),
+    ];
+    Ok(Imported { set, axes, dropped })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netcdf3::{DataSet, FileWriter, Version};
+
+    /// A small NetCDF-3 file: SST[time=3, lat=4, lon=5] with a fill value, land where
+    /// ROSE ≥ 0, plus a packed int16 variable.
+    fn write_file(dir: &Path) -> PathBuf {
+        let path = dir.join("small.nc");
+        let mut ds = DataSet::new();
+        ds.set_unlimited_dim("time", 3).unwrap();
+        ds.add_fixed_dim("lat", 4).unwrap();
+        ds.add_fixed_dim("lon", 5).unwrap();
+        ds.add_var_f64("time", &["time"]).unwrap();
+        ds.add_var_f32("lat", &["lat"]).unwrap();
+        ds.add_var_f32("lon", &["lon"]).unwrap();
+        ds.add_var_f32("SST", &["time", "lat", "lon"]).unwrap();
+        ds.add_var_attr_f32("SST", "_FillValue", vec![-1e34]).unwrap();
+        ds.add_var_i16("PACKED", &["time", "lat", "lon"]).unwrap();
+        ds.add_var_attr_f32("PACKED", "scale_factor", vec![0.5]).unwrap();
+        ds.add_var_attr_f32("PACKED", "add_offset", vec![10.0]).unwrap();
+        // Two values: netcdf3 0.6 pads a lone i16 attribute with non-zero bytes its reader rejects.
+        ds.add_var_attr_i16("PACKED", "missing_value", vec![-999, -998]).unwrap();
+        ds.add_var_f32("ROSE", &["lat", "lon"]).unwrap();
+        let mut w = FileWriter::open(&path).unwrap();
+        w.set_def(&ds, Version::Classic, 0).unwrap();
+        w.write_var_f64("time", &[15.0, 45.0, 75.0]).unwrap();
+        w.write_var_f32("lat", &[-3.0, -1.0, 1.0, 3.0]).unwrap();
+        w.write_var_f32("lon", &[20.0, 22.0, 24.0, 26.0, 28.0]).unwrap();
+        let mut sst = Vec::new();
+        let mut packed = Vec::new();
+        for t in 0..3 {
+            for k in 0..20 {
+                // Land: the first column; gaps: site 7 at t = 1.
+                let land = k % 5 == 0;
+                let gap = t == 1 && k == 7;
+                sst.push(if land || gap { -1e34 } else { (t * 100 + k) as f32 });
+                packed.push(if land { -999 } else { (t * 20 + k) as i16 });
+            }
+        }
+        w.write_var_f32("SST", &sst).unwrap();
+        w.write_var_i16("PACKED", &packed).unwrap();
+        let rose: Vec<f32> = (0..20).map(|k| if k % 5 == 0 { 100.0 } else { -50.0 }).collect();
+        w.write_var_f32("ROSE", &rose).unwrap();
+        w.close().unwrap();
+        path
+    }
+
+    #[test]
+    fn fill_values_become_gaps_and_axes_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_file(dir.path());
+        let im = import(&path, &["SST".into(), "PACKED".into()], &Observable::All).unwrap();
+        let s = &im.set;
+        assert_eq!((s.n, s.dims), (3, Dims { c: 2, h: 4, w: 5 }));
+        // [N, C, Y, X]: field 1, channel 0, site 7 is the gap; site 3 observed with 100 + 3.
+        assert_eq!(s.mask[2 * 20 + 7], 0);
+        assert_eq!(s.values[2 * 20 + 3], 103.0);
+        // Packed: 0.5·(20 + 3) + 10 at field 1, channel 1, site 3.
+        assert_eq!(s.values[(2 + 1) * 20 + 3], 0.5 * 23.0 + 10.0);
+        assert_eq!(s.mask[(2 + 1) * 20 + 5], 0, "missing_value of a packed variable is a gap");
+        assert!(s.observable.is_none());
+        assert_eq!(im.axes[0].1, "time");
+        assert_eq!(im.axes[0].2, vec![15.0, 45.0, 75.0]);
+        assert_eq!(im.axes[1].2, vec![-3.0, -1.0, 1.0, 3.0]);
+        assert_eq!(im.axes[2].1, "lon");
+    }
+
+    #[test]
+    fn observable_sites_from_a_condition_or_from_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_file(dir.path());
+        let cond: Observable = format!("{}:ROSE<0", path.display()).parse().unwrap();
+        let a = import(&path, &["SST".into()], &cond).unwrap();
+        let ok = a.set.observable.clone().unwrap();
+        assert_eq!(ok.iter().filter(|&&o| o == 0).count(), 4, "the land column");
+        assert!((0..20).all(|k| (ok[k] == 0) == (k % 5 == 0)));
+        let b = import(&path, &["SST".into()], &Observable::EverObserved).unwrap();
+        assert_eq!(b.set.observable, Some(ok), "site 7 is observed at other times, so observable");
+        assert!("x.nc:ROSE=0".parse::<Observable>().is_err());
+        assert!("nothing".parse::<Observable>().is_err());
+    }
+
+    #[test]
+    fn clear_errors_for_bad_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_file(dir.path());
+        let e = import(&path, &["NOPE".into()], &Observable::All).unwrap_err().to_string();
+        assert!(e.contains("no variable") && e.contains("SST"), "{e}");
+        let e = import(&path, &["lat".into()], &Observable::All).unwrap_err().to_string();
+        assert!(e.contains("at least (Y, X)"), "{e}");
+        let e = import(&path, &["SST".into(), "ROSE".into()], &Observable::All).unwrap_err().to_string();
+        assert!(e.contains("different grids"), "{e}");
+        let junk = dir.path().join("junk.nc");
+        std::fs::write(&junk, b"not a netcdf file").unwrap();
+        assert!(import(&junk, &["SST".into()], &Observable::All).unwrap_err().to_string().contains("NetCDF-3"));
+    }
+}
