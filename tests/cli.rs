@@ -649,3 +649,60 @@ fn perf_compares_with_the_torch_reference_only_when_both_compute_the_same_functi
     let e = fails(&args);
     assert!(e.contains("different functions"), "{e}");
 }
+
+#[test]
+fn never_observable_sites_are_not_filled_not_scored_and_held_out_evaluation_works() {
+    let f = Fixture::new();
+    // Land: the first three columns of every 12×12 field, declared by a static mask.
+    let land = |k: usize| k % 12 < 3;
+    let ok_mask: Vec<u8> = (0..144).map(|k| u8::from(!land(k))).collect();
+    for name in ["train", "test"] {
+        let p = f.p(&format!("{name}.npz"));
+        let mut arrays = vec![
+            ("values", read(&p, "values")),
+            ("mask", read(&p, "mask")),
+            ("static_mask", Array::from_bool(vec![12, 12], &ok_mask)),
+        ];
+        if name == "test" {
+            arrays.push(("truth", read(&p, "truth")));
+        }
+        write(&f.p(&format!("{name}-land.npz")), arrays);
+    }
+    ok(&["train", "--data", s(&f.p("train-land.npz")), "--out", s(&f.p("run")), "--config", s(&f.p("tiny.toml"))]);
+    ok(&["impute", "--run", s(&f.p("run")), "--data", s(&f.p("test-land.npz")), "--out", s(&f.p("pred.npz"))]);
+    ok(&["baseline", "harmonic", "--data", s(&f.p("test-land.npz")), "--out", s(&f.p("harm.npz"))]);
+    for pred in ["pred.npz", "harm.npz"] {
+        let mean = read(&f.p(pred), "mean").to_f32();
+        for (k, v) in mean.iter().enumerate() {
+            assert_eq!(v.is_nan(), land(k % 144), "{pred}: entry {k} is {v}");
+        }
+        let out = ok(&["eval", "--pred", s(&f.p(pred)), "--truth", s(&f.p("test-land.npz"))]);
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(f.p(pred).with_extension("eval.json")).unwrap()).unwrap();
+        let mask = read(&f.p("test.npz"), "mask").to_f32();
+        let expected = (0..mask.len()).filter(|&k| mask[k] == 0.0 && !land(k % 144)).count();
+        assert_eq!(json["missing_entries"].as_u64().unwrap() as usize, expected, "{out}");
+        assert_eq!(json["entries"].as_u64().unwrap() as usize, 5 * 144 * 3 / 4, "land counted in the score");
+    }
+    // Held-out evaluation: hide observed entries, complete, score only those.
+    let out = ok(&[
+        "eval",
+        "--holdout",
+        "other",
+        "--data",
+        s(&f.p("test-land.npz")),
+        "--run",
+        s(&f.p("run")),
+        "--out",
+        s(&f.p("held")),
+    ]);
+    assert!(out.contains("PSNR") && out.contains("held out"), "{out}");
+    let held_mask = read(&f.p("held/held.npz"), "mask").to_f32();
+    let mask = read(&f.p("test.npz"), "mask").to_f32();
+    let hidden = (0..mask.len()).filter(|&k| mask[k] != 0.0 && held_mask[k] == 0.0 && !land(k % 144)).count();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.p("held/pred.eval.json")).unwrap()).unwrap();
+    assert_eq!(json["missing_entries"].as_u64().unwrap() as usize, hidden, "only hidden observations are scored");
+    let e = fails(&["eval", "--holdout", "nonsense", "--data", s(&f.p("test-land.npz")), "--run", s(&f.p("run"))]);
+    assert!(e.contains("other"), "{e}");
+}

@@ -132,11 +132,21 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
     let probabilistic = matches!(fitted, Fitted::Krige(_) | Fitted::Gaussian(_));
     let std_slot = if probabilistic { Some(w.add_f32("std", shape)?) } else { None };
     for (f, r) in results.into_iter().enumerate() {
-        let (mean, var) = r.with_context(|| format!("field {f}"))?;
+        let (mut mean, mut var) = r.with_context(|| format!("field {f}"))?;
+        // Never-observable sites (static_mask) get no value, as from `impute`.
+        for k in (0..len).filter(|&k| !set.is_observable(f * len + k)) {
+            mean[k] = f32::NAN;
+            if let Some(v) = var.as_mut() {
+                v[k] = f32::NAN;
+            }
+        }
         w.append_f32(mean_slot, &mean)?;
         w.append_bool(mask_slot, &set.mask[f * len..(f + 1) * len])?;
         if let (Some(slot), Some(v)) = (std_slot, var) {
-            w.append_f32(slot, &v.iter().map(|v| v.max(0.0).sqrt()).collect::<Vec<_>>())?;
+            w.append_f32(
+                slot,
+                &v.iter().map(|v| if v.is_nan() { f32::NAN } else { v.max(0.0).sqrt() }).collect::<Vec<_>>(),
+            )?;
         }
     }
     w.finish()?;

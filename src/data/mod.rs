@@ -3,6 +3,7 @@
 pub mod advection;
 pub mod field;
 pub mod grf;
+pub mod holdout;
 pub mod kolmogorov;
 pub mod netcdf;
 pub mod norm;

@@ -166,6 +166,44 @@ mod tests {
     use rand::SeedableRng;
     use std::collections::HashMap;
 
+    /// Issue 9: never-observable sites (static_mask) are dropped from the observations at load,
+    /// so no partition ever puts them in a context or a query (the loss is a sum over queries).
+    #[test]
+    fn never_observable_sites_are_in_no_context_and_no_query() {
+        let d = Dims { c: 2, h: 9, w: 9 };
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let n = 20;
+        // The file claims everything observed; land is the left third of the grid.
+        let mut set = crate::data::FieldSet::new(n, d, vec![1.0; n * d.len()], vec![1; n * d.len()], None).unwrap();
+        let ok: Vec<u8> = (0..d.len()).map(|k| u8::from(k % 9 >= 3)).collect();
+        let dropped = set.set_observable(ok.clone()).unwrap();
+        assert_eq!(dropped, n * d.len() / 3);
+        let parts = [
+            Partition::default(),
+            Partition::Pixel { context_ratio: 0.5, query_ratio: Some(0.5) },
+            Partition::Block { grid: 3, drop: 1 },
+            Partition::MissDiff,
+            Partition::Ambient { keep: 0.9 },
+        ];
+        for part in &parts {
+            let mut queried = vec![0usize; d.len()];
+            for i in 0..n {
+                let m = &set.mask[i * d.len()..(i + 1) * d.len()];
+                for _ in 0..50 {
+                    let sp = part.split(m, d, &mut rng);
+                    for k in 0..d.len() {
+                        if ok[k] == 0 {
+                            assert_eq!((sp.context[k], sp.query[k]), (0, 0), "{part:?} used never-observable site {k}");
+                        }
+                        queried[k] += sp.query[k] as usize;
+                    }
+                }
+            }
+            // Positivity over the observable sites only (the "valid dimension" of spec §9 T4).
+            assert!((0..d.len()).all(|k| ok[k] == 0 || queried[k] > 0), "{part:?} never queried an observable site");
+        }
+    }
+
     /// For each distinct context, the empirical query frequency of every site outside it:
     /// an estimate of `P((M_qry)_i = 1 | M_ctx)`. Returns (per-context frequencies, draws).
     fn conditional_query_probs(

@@ -16,8 +16,9 @@
 //! - with an oracle (the exact posterior mean of a GRF): its `mse_missing` on the same entries
 //!   and `ratio_to_oracle` = ours / oracle's (1 is the best any method can do on average).
 
+use crate::data::field::FieldStream;
 use crate::data::npy::Npz;
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -29,6 +30,9 @@ pub struct Metrics {
     pub missing_entries: usize,
     pub entries: usize,
     pub spectrum_log_error: f64,
+    /// `10 log10(range² / mse_missing)`, range = max − min of the scored truth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psnr_missing: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crps_missing: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,10 +58,18 @@ pub fn add_oracle(m: &mut Metrics, oracle: &Metrics) -> Result<()> {
     Ok(())
 }
 
-/// Metrics of `pred` (values) against `truth` where `mask` = 0 marks the entries that were missing.
+/// Metrics of `pred` (values) against `truth`. `mask`: 0 = missing (scored), 1 = observed
+/// (pasted back, counted in the whole-field MSE), 2 = excluded (never observable, or no truth
+/// there: held-out evaluation), counted nowhere.
 pub fn metrics(pred: &[f32], truth: &[f32], mask: &[u8]) -> Metrics {
-    let (mut sse_all, mut sse_miss, mut ss_miss, mut sum_miss, mut n_miss) = (0f64, 0f64, 0f64, 0f64, 0usize);
+    let (mut sse_all, mut sse_miss, mut ss_miss, mut sum_miss, mut n_miss, mut n_all) =
+        (0f64, 0f64, 0f64, 0f64, 0usize, 0usize);
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for ((&p, &t), &m) in pred.iter().zip(truth).zip(mask) {
+        if m == EXCLUDED {
+            continue;
+        }
+        n_all += 1;
         let p = if m != 0 { t } else { p };
         let e = (p as f64 - t as f64).powi(2);
         sse_all += e;
@@ -66,24 +78,32 @@ pub fn metrics(pred: &[f32], truth: &[f32], mask: &[u8]) -> Metrics {
             ss_miss += (t as f64).powi(2);
             sum_miss += t as f64;
             n_miss += 1;
+            lo = lo.min(t as f64);
+            hi = hi.max(t as f64);
         }
     }
     let nm = n_miss.max(1) as f64;
     let var = (ss_miss / nm - (sum_miss / nm).powi(2)).max(1e-30);
+    let mse_missing = sse_miss / nm;
     Metrics {
-        mse_field: sse_all / pred.len().max(1) as f64,
-        mse_missing: sse_miss / nm,
+        mse_field: sse_all / n_all.max(1) as f64,
+        mse_missing,
         rel_l2_missing: (sse_miss / ss_miss.max(1e-30)).sqrt(),
         nmse_missing: sse_miss / nm / var,
         missing_entries: n_miss,
-        entries: pred.len(),
+        entries: n_all,
         spectrum_log_error: 0.0,
+        psnr_missing: (n_miss > 0 && hi > lo && mse_missing > 0.0)
+            .then(|| 10.0 * ((hi - lo).powi(2) / mse_missing).log10()),
         crps_missing: None,
         spread_skill: None,
         oracle_mse_missing: None,
         ratio_to_oracle: None,
     }
 }
+
+/// The `mask` value of entries that are scored nowhere (see [`metrics`]).
+pub const EXCLUDED: u8 = 2;
 
 /// [`metrics`] plus the spectrum error, for completions of h×w fields.
 pub fn field_metrics(pred: &[f32], truth: &[f32], mask: &[u8], h: usize, w: usize) -> Metrics {
@@ -161,7 +181,19 @@ pub fn radial_spectrum(field: &[f32], h: usize, w: usize) -> Vec<f64> {
 /// `spectrum_log_error` of completions `pred` (observations pasted) against `truth`, `[N, C, H, W]`.
 pub fn spectrum_log_error(pred: &[f32], truth: &[f32], mask: &[u8], h: usize, w: usize) -> f64 {
     let sites = h * w;
-    let pasted: Vec<f32> = pred.iter().zip(truth).zip(mask).map(|((&p, &t), &m)| if m != 0 { t } else { p }).collect();
+    // Excluded entries (no truth, never observable) are 0 in both, so they add no power.
+    let truth: Vec<f32> = truth.iter().zip(mask).map(|(&t, &m)| if m == EXCLUDED { 0.0 } else { t }).collect();
+    let truth = truth.as_slice();
+    let pasted: Vec<f32> = pred
+        .iter()
+        .zip(truth)
+        .zip(mask)
+        .map(|((&p, &t), &m)| match m {
+            0 => p,
+            EXCLUDED => 0.0,
+            _ => t,
+        })
+        .collect();
     let mut sp = vec![0.0; h.min(w) / 2 + 1];
     let mut st = sp.clone();
     for (a, b) in pasted.chunks_exact(sites).zip(truth.chunks_exact(sites)) {
@@ -241,17 +273,32 @@ pub fn eval_files(pred_path: &Path, truth_path: &Path) -> Result<Metrics> {
             truth_npz.get("mask")?.with_context(|| "neither file has a 'mask' saying which entries were observed")?
         }
     };
-    let mask: Vec<u8> = mask_arr.to_f32().iter().map(|&v| u8::from(v != 0.0)).collect();
+    let mut mask: Vec<u8> = mask_arr.to_f32().iter().map(|&v| u8::from(v != 0.0)).collect();
     ensure!(mask.len() == pred.numel(), "'mask' has shape {:?}, expected {:?}", mask_arr.shape, pred.shape);
     let (p, t) = (pred.to_f32(), truth.to_f32());
-    ensure!(p.iter().all(|v| v.is_finite()), "{}: 'mean' has non-finite entries", pred_path.display());
+    // Never-observable sites and entries without truth (held-out evaluation) are not scored.
+    let observable = FieldStream::open(truth_path).ok().and_then(|s| s.observable);
+    let d = pred.numel() / pred.shape[0].max(1);
+    for (k, m) in mask.iter_mut().enumerate() {
+        if !t[k].is_finite() || observable.as_ref().is_some_and(|ok| ok.get(k % d) == Some(&0)) {
+            *m = EXCLUDED;
+        }
+    }
+    if let Some(k) = (0..p.len()).find(|&k| mask[k] != EXCLUDED && !p[k].is_finite()) {
+        bail!("{}: 'mean' is not finite at flat index {k}, a scored entry", pred_path.display());
+    }
+    ensure!(
+        mask.contains(&0),
+        "nothing to score: no entry is both missing in {} and known in {}",
+        pred_path.display(),
+        truth_path.display()
+    );
     let (h, w) = match pred.shape[..] {
         [.., h, w] if pred.shape.len() >= 3 => (h, w),
         _ => anyhow::bail!("{}: 'mean' has shape {:?}, expected [N, C, H, W]", pred_path.display(), pred.shape),
     };
     let mut m = field_metrics(&p, &t, &mask, h, w);
     let n = pred.shape[0].max(1);
-    let d = pred.numel() / n;
     let samples = match pred_npz.get("samples")? {
         Some(a) => {
             let s = if a.shape.len() >= 2 { a.shape[1] } else { 0 };

@@ -184,6 +184,13 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
                 }
             }
         }
+        // Never-observable sites (static_mask) have no value to impute.
+        for k in (0..nb * len).filter(|&k| !set.is_observable(k)) {
+            mean[k] = f32::NAN;
+            for s in 0..s_count {
+                samples[((k / len) * s_count + s) * len + k % len] = f32::NAN;
+            }
+        }
         writer.append_f32(mean_slot, &mean)?;
         writer.append_bool(mask_slot, &set.mask)?;
         if let Some(slot) = samples_slot {
@@ -200,7 +207,7 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
                 .collect();
             writer.append_f32(slot, &std)?;
         }
-        missing += set.mask.iter().filter(|&&m| m == 0).count();
+        missing += (0..nb * len).filter(|&k| set.mask[k] == 0 && set.is_observable(k)).count();
         done += nb;
         progress.update(done, "", done == n);
     }
