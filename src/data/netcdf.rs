@@ -365,6 +365,29 @@ mod tests {
         assert!("nothing".parse::<Observable>().is_err());
     }
 
+    /// The committed slice of real COADS SST (tests/data/README.md): real gaps, land from relief.
+    #[test]
+    fn real_coads_slice_keeps_its_gaps_and_land() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/coads_sst_slice.nc");
+        let land: Observable = format!("{}:ROSE<0", path.display()).parse().unwrap();
+        let im = import(&path, &["SST".into()], &land).unwrap();
+        let s = &im.set;
+        assert_eq!((s.n, s.dims), (12, Dims { c: 1, h: 30, w: 60 }));
+        let ok = s.observable.as_ref().unwrap();
+        let ocean = ok.iter().filter(|&&o| o == 1).count();
+        assert!((0.05..0.10).contains(&(1.0 - ocean as f64 / 1800.0)), "land share {}", 1.0 - ocean as f64 / 1800.0);
+        for t in 0..12 {
+            let seen = (0..1800).filter(|&k| s.mask[t * 1800 + k] == 1).count();
+            let missing = 1.0 - seen as f64 / ocean as f64;
+            assert!((0.05..0.45).contains(&missing), "month {t}: {missing:.3} of the ocean missing");
+        }
+        let sst: Vec<f32> = (0..s.values.len()).filter(|&k| s.mask[k] == 1).map(|k| s.values[k]).collect();
+        assert!(sst.iter().all(|v| (-3.0..35.0).contains(v)), "SST outside −3…35 °C");
+        assert_eq!(im.axes[0].1, "TIME");
+        assert_eq!(im.axes[1].1, "COADSY");
+        assert!(im.axes[1].2[0] < im.axes[1].2[29], "latitudes run south to north");
+    }
+
     #[test]
     fn clear_errors_for_bad_requests() {
         let dir = tempfile::tempdir().unwrap();

@@ -13,13 +13,14 @@
 //! the oracle is the information gap of the partition and K alone (the learned model's excess
 //! over it is model error).
 
-use super::eval::{add_probabilistic, field_metrics, Metrics};
+use super::eval::{add_probabilistic, field_metrics, Metrics, EXCLUDED};
 use super::impute::{impute, ImputeOptions};
 use super::train::train;
 use crate::baseline::{self, Baseline, BaselineOptions};
 use crate::config::TrainConfig;
 use crate::data::advection::AdvectionSpec;
 use crate::data::grf::GrfSpec;
+use crate::data::holdout::{holdout, Holdout};
 use crate::data::kolmogorov::KolmogorovSpec;
 use crate::data::npy::Npz;
 use crate::data::shallow_water::ShallowWaterSpec;
@@ -50,14 +51,51 @@ pub struct Suite {
 #[serde(deny_unknown_fields)]
 pub struct Case {
     pub name: String,
-    /// `grf`, `kolmogorov`, `shallow-water` or `advection`.
+    /// `grf`, `kolmogorov`, `shallow-water`, `advection`, or `file` (real data, `data`).
     pub kind: String,
+    #[serde(default)]
     pub size: usize,
-    /// Observation pattern, e.g. `pixel:0.2` or `block:3:1`.
+    /// Observation pattern, e.g. `pixel:0.2` or `block:3:1`. For `file` cases: what hides
+    /// observed entries for held-out evaluation (a pattern, or `other`; see `eval --holdout`).
     pub mask: String,
+    #[serde(default)]
     pub train: usize,
+    #[serde(default)]
     pub test: usize,
     pub methods: Vec<String>,
+    /// `file` cases: an .npz of the field contract, or a NetCDF-3 file read with `vars` and
+    /// `observable` (as `lacuna data import`). Every method trains on the held-out version of
+    /// the file (the hidden entries never reach training) and is scored on the hidden entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observable: Option<String>,
+}
+
+impl Case {
+    /// The real data of a `file` case.
+    fn load_file(&self) -> Result<FieldSet> {
+        let data = self.data.as_deref().with_context(|| format!("case {:?}: a file case needs `data`", self.name))?;
+        if data.ends_with(".nc") || data.ends_with(".cdf") {
+            let obs: crate::data::netcdf::Observable = self.observable.as_deref().unwrap_or("all").parse()?;
+            Ok(crate::data::netcdf::import(Path::new(data), &self.vars, &obs)?.set)
+        } else {
+            FieldSet::load(Path::new(data), Truth::Never)
+        }
+    }
+
+    /// The pattern the partitions are built for (the block grid of block masks).
+    fn pattern(&self) -> Result<Pattern> {
+        if self.kind == "file" {
+            return Ok(match self.mask.parse::<Holdout>()? {
+                Holdout::Pattern(p) => p,
+                Holdout::Other => Pattern::Pixel { observed: 0.5 },
+            });
+        }
+        self.mask.parse()
+    }
 }
 
 impl Suite {
@@ -72,6 +110,9 @@ impl Suite {
             train,
             test,
             methods: methods.iter().map(|m| m.to_string()).collect(),
+            data: None,
+            vars: Vec::new(),
+            observable: None,
         };
         // The GRF pixel case shared by the suites, with its Bayes oracle available.
         let grf_pixel = |methods: &[&str]| case("GRF 32² pixel 20%", "grf", 32, "pixel:0.2", 2000, 100, methods);
@@ -188,14 +229,19 @@ impl Suite {
             "oracle",
         ];
         for case in &self.cases {
-            let pattern: Pattern = case.mask.parse().with_context(|| format!("case {:?}", case.name))?;
-            let gen = generator(&case.kind, case.size).with_context(|| format!("case {:?}", case.name))?;
-            pattern.check(gen.dims()).with_context(|| format!("case {:?}", case.name))?;
-            ensure!(
-                case.train >= 2 && case.test >= 1,
-                "case {:?}: needs at least 2 training and 1 test field",
-                case.name
-            );
+            let pattern = case.pattern().with_context(|| format!("case {:?}", case.name))?;
+            if case.kind == "file" {
+                let data = case.data.as_deref().with_context(|| format!("case {:?}: a file case needs `data`", case.name))?;
+                ensure!(Path::new(data).exists(), "case {:?}: {data} not found", case.name);
+            } else {
+                let gen = generator(&case.kind, case.size).with_context(|| format!("case {:?}", case.name))?;
+                pattern.check(gen.dims()).with_context(|| format!("case {:?}", case.name))?;
+                ensure!(
+                    case.train >= 2 && case.test >= 1,
+                    "case {:?}: needs at least 2 training and 1 test field",
+                    case.name
+                );
+            }
             for m in &case.methods {
                 let spec: MethodSpec = m.parse()?;
                 let base = spec.name.strip_prefix("exact-").unwrap_or(&spec.name);
@@ -322,9 +368,13 @@ fn score(pred: &Path, test: &FieldSet) -> Result<Metrics> {
     let truth = test.truth.as_ref().context("bench test data has truth")?;
     let mut npz = Npz::open(pred)?;
     let mean = npz.get("mean")?.context("prediction without 'mean'")?.to_f32();
-    let mut m = field_metrics(&mean, truth, &test.mask, test.dims.h, test.dims.w);
+    // Entries without truth (held-out files) and never-observable sites are not scored.
+    let mask: Vec<u8> = (0..mean.len())
+        .map(|k| if !truth[k].is_finite() || !test.is_observable(k) { EXCLUDED } else { test.mask[k] })
+        .collect();
+    let mut m = field_metrics(&mean, truth, &mask, test.dims.h, test.dims.w);
     if let Some(std) = npz.get("std")? {
-        add_probabilistic(&mut m, &mean, truth, &test.mask, test.dims.len(), None, Some(&std.to_f32()));
+        add_probabilistic(&mut m, &mean, truth, &mask, test.dims.len(), None, Some(&std.to_f32()));
     }
     Ok(m)
 }
@@ -426,16 +476,24 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<
     let mut done = 0;
     let started = std::time::Instant::now();
     for case in &suite.cases {
-        let pattern: Pattern = case.mask.parse()?;
-        let gen = generator(&case.kind, case.size)?;
+        let pattern = case.pattern()?;
+        let file = case.kind == "file";
+        let gen = if file { None } else { Some(generator(&case.kind, case.size)?) };
+        let source = if file && !report_only { Some(case.load_file()?) } else { None };
         for seed in 0..suite.seeds {
             let dir = out.join(slug(&case.name)).join(format!("seed-{seed}"));
             std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+            if let (Some(source), false) = (&source, dir.join("test.npz").exists()) {
+                // Real data: train and test on the held-out version; the hidden entries are the score.
+                let held = holdout(source, &case.mask.parse()?, seed as u64)?;
+                held.save(&dir.join("train.npz"))?;
+                held.save(&dir.join("test.npz"))?;
+            }
             for (name, n, s) in
                 [("train.npz", case.train, seed as u64), ("test.npz", case.test, seed as u64 + 1_000_003)]
             {
-                if !report_only && !dir.join(name).exists() {
-                    dataset(&gen, case, n, &pattern, s, out, quiet)?.save(&dir.join(name))?;
+                if let (Some(gen), false) = (&gen, report_only || dir.join(name).exists()) {
+                    dataset(gen, case, n, &pattern, s, out, quiet)?.save(&dir.join(name))?;
                 }
             }
             let test = match FieldSet::load(&dir.join("test.npz"), Truth::IfPresent) {
@@ -556,17 +614,17 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
         suite.name, suite.seeds, suite.steps, suite.ensemble
     );
     for case in &suite.cases {
-        md += &format!(
-            "\n## {}\n\n`{}` {}×{}, `{}`, {} training / {} test fields. Panels: `{}.png`.\n\n",
-            case.name,
-            case.kind,
-            case.size,
-            case.size,
-            case.mask,
-            case.train,
-            case.test,
-            slug(&case.name)
-        );
+        let what = match (&case.data, case.kind.as_str()) {
+            (Some(data), "file") => format!(
+                "`{data}`, held out with `{}`: trained on and scored at the hidden observed entries",
+                case.mask
+            ),
+            _ => format!(
+                "`{}` {}×{}, `{}`, {} training / {} test fields",
+                case.kind, case.size, case.size, case.mask, case.train, case.test
+            ),
+        };
+        md += &format!("\n## {}\n\n{what}. Panels: `{}.png`.\n\n", case.name, slug(&case.name));
         md += "| method | MSE missing | whole-field MSE | spectrum error | s | seeds |\n|---|---|---|---|---|---|\n";
         let mut rows: BTreeMap<usize, String> = BTreeMap::new();
         for (order, method) in case.methods.iter().enumerate() {
