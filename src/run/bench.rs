@@ -231,7 +231,8 @@ impl Suite {
         for case in &self.cases {
             let pattern = case.pattern().with_context(|| format!("case {:?}", case.name))?;
             if case.kind == "file" {
-                let data = case.data.as_deref().with_context(|| format!("case {:?}: a file case needs `data`", case.name))?;
+                let data =
+                    case.data.as_deref().with_context(|| format!("case {:?}: a file case needs `data`", case.name))?;
                 ensure!(Path::new(data).exists(), "case {:?}: {data} not found", case.name);
             } else {
                 let gen = generator(&case.kind, case.size).with_context(|| format!("case {:?}", case.name))?;
@@ -615,10 +616,9 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
     );
     for case in &suite.cases {
         let what = match (&case.data, case.kind.as_str()) {
-            (Some(data), "file") => format!(
-                "`{data}`, held out with `{}`: trained on and scored at the hidden observed entries",
-                case.mask
-            ),
+            (Some(data), "file") => {
+                format!("`{data}`, held out with `{}`: trained on and scored at the hidden observed entries", case.mask)
+            }
             _ => format!(
                 "`{}` {}×{}, `{}`, {} training / {} test fields",
                 case.kind, case.size, case.size, case.mask, case.train, case.test
