@@ -81,11 +81,11 @@ mod tests {
         for how in [Holdout::Other, "pixel:0.5".parse().unwrap()] {
             let h = holdout(&s, &how, 1).unwrap();
             let t = h.truth.as_ref().unwrap();
-            for k in 0..s.mask.len() {
+            for (k, &tk) in t.iter().enumerate() {
                 assert!(h.mask[k] <= s.mask[k], "an unobserved entry became observed");
-                assert_eq!(t[k].is_finite(), s.mask[k] != 0, "truth must exist exactly on the original mask");
+                assert_eq!(tk.is_finite(), s.mask[k] != 0, "truth must exist exactly on the original mask");
                 if s.mask[k] != 0 {
-                    assert_eq!(t[k], k as f32);
+                    assert_eq!(tk, k as f32);
                 }
             }
         }
