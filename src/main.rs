@@ -261,7 +261,9 @@ struct EvalArgs {
     /// Data to hold out from (with --holdout).
     #[arg(long, requires = "holdout")]
     data: Option<PathBuf>,
-    /// Trained run completing the held-out data (with --holdout).
+    /// Trained run completing the held-out data (with --holdout). It must not have seen the
+    /// hidden entries: train it on other fields, or on `OUT/held.npz`, which is written
+    /// identically for the same PATTERN, data and --seed (`lacuna bench` file cases do this).
     #[arg(long, requires = "holdout", conflicts_with = "baseline")]
     run: Option<PathBuf>,
     /// Baseline completing the held-out data instead of a run (with --holdout).
