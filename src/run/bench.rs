@@ -13,7 +13,7 @@
 //! the oracle is the information gap of the partition and K alone (the learned model's excess
 //! over it is model error).
 
-use super::eval::{add_probabilistic, field_metrics, Metrics, EXCLUDED};
+use super::eval::{add_probabilistic, field_metrics, scoring_mask, Metrics};
 use super::impute::{impute, ImputeOptions};
 use super::train::train;
 use crate::baseline::{self, Baseline, BaselineOptions};
@@ -370,9 +370,7 @@ fn score(pred: &Path, test: &FieldSet) -> Result<Metrics> {
     let mut npz = Npz::open(pred)?;
     let mean = npz.get("mean")?.context("prediction without 'mean'")?.to_f32();
     // Entries without truth (held-out files) and never-observable sites are not scored.
-    let mask: Vec<u8> = (0..mean.len())
-        .map(|k| if !truth[k].is_finite() || !test.is_observable(k) { EXCLUDED } else { test.mask[k] })
-        .collect();
+    let mask = scoring_mask(&test.mask, truth, |k| test.is_observable(k));
     let mut m = field_metrics(&mean, truth, &mask, test.dims.h, test.dims.w);
     if let Some(std) = npz.get("std")? {
         add_probabilistic(&mut m, &mean, truth, &mask, test.dims.len(), None, Some(&std.to_f32()));

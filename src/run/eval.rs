@@ -105,6 +105,12 @@ pub fn metrics(pred: &[f32], truth: &[f32], mask: &[u8]) -> Metrics {
 /// The `mask` value of entries that are scored nowhere (see [`metrics`]).
 pub const EXCLUDED: u8 = 2;
 
+/// The scoring mask of [`metrics`]: `mask` (1 = observed), with entries whose truth is unknown
+/// (not finite: held-out files) or whose site can never be observed marked [`EXCLUDED`].
+pub fn scoring_mask(mask: &[u8], truth: &[f32], observable: impl Fn(usize) -> bool) -> Vec<u8> {
+    (0..mask.len()).map(|k| if !truth[k].is_finite() || !observable(k) { EXCLUDED } else { mask[k] }).collect()
+}
+
 /// [`metrics`] plus the spectrum error, for completions of h×w fields.
 pub fn field_metrics(pred: &[f32], truth: &[f32], mask: &[u8], h: usize, w: usize) -> Metrics {
     Metrics { spectrum_log_error: spectrum_log_error(pred, truth, mask, h, w), ..metrics(pred, truth, mask) }
@@ -273,17 +279,12 @@ pub fn eval_files(pred_path: &Path, truth_path: &Path) -> Result<Metrics> {
             truth_npz.get("mask")?.with_context(|| "neither file has a 'mask' saying which entries were observed")?
         }
     };
-    let mut mask: Vec<u8> = mask_arr.to_f32().iter().map(|&v| u8::from(v != 0.0)).collect();
-    ensure!(mask.len() == pred.numel(), "'mask' has shape {:?}, expected {:?}", mask_arr.shape, pred.shape);
+    let observed: Vec<u8> = mask_arr.to_f32().iter().map(|&v| u8::from(v != 0.0)).collect();
+    ensure!(observed.len() == pred.numel(), "'mask' has shape {:?}, expected {:?}", mask_arr.shape, pred.shape);
     let (p, t) = (pred.to_f32(), truth.to_f32());
-    // Never-observable sites and entries without truth (held-out evaluation) are not scored.
     let observable = FieldStream::open(truth_path).ok().and_then(|s| s.observable);
     let d = pred.numel() / pred.shape[0].max(1);
-    for (k, m) in mask.iter_mut().enumerate() {
-        if !t[k].is_finite() || observable.as_ref().is_some_and(|ok| ok.get(k % d) == Some(&0)) {
-            *m = EXCLUDED;
-        }
-    }
+    let mask = scoring_mask(&observed, &t, |k| observable.as_ref().is_none_or(|ok| ok.get(k % d) != Some(&0)));
     if let Some(k) = (0..p.len()).find(|&k| mask[k] != EXCLUDED && !p[k].is_finite()) {
         bail!("{}: 'mean' is not finite at flat index {k}, a scored entry", pred_path.display());
     }
