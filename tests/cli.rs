@@ -706,3 +706,44 @@ fn never_observable_sites_are_not_filled_not_scored_and_held_out_evaluation_work
     let e = fails(&["eval", "--holdout", "nonsense", "--data", s(&f.p("test-land.npz")), "--run", s(&f.p("run"))]);
     assert!(e.contains("other"), "{e}");
 }
+
+#[test]
+fn bench_file_cases_train_and_score_on_held_out_real_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let nc = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/coads_sst_slice.nc");
+    let suite = format!("{d}/suite.toml");
+    std::fs::write(
+        &suite,
+        format!(
+            r#"
+name = "tiny-real"
+seeds = 1
+steps = 2
+ensemble = 2
+[[cases]]
+name = "COADS"
+kind = "file"
+data = "{nc}"
+vars = ["SST"]
+observable = "{nc}:ROSE<0"
+mask = "other"
+methods = ["pixel", "nearest"]
+"#,
+            nc = nc.display()
+        ),
+    )
+    .unwrap();
+    let said = ok_line(&format!("bench --suite {suite} --out {d}/b"));
+    assert!(said.contains("| pixel |") && said.contains("| nearest |"), "{said}");
+    // Training and test files are the held-out version: nothing hidden is observed in them, and
+    // the scored entries are exactly the hidden observations on ocean sites.
+    let (train, test) = (format!("{d}/b/coads/seed-0/train.npz"), format!("{d}/b/coads/seed-0/test.npz"));
+    let (held, truth) = (read(Path::new(&test), "mask").to_f32(), read(Path::new(&test), "truth").to_f32());
+    assert_eq!(read(Path::new(&train), "mask").to_f32(), held);
+    let hidden = (0..held.len()).filter(|&k| held[k] == 0.0 && truth[k].is_finite()).count();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{d}/b/coads/seed-0/nearest.json")).unwrap()).unwrap();
+    assert_eq!(record["metrics"]["missing_entries"].as_u64().unwrap() as usize, hidden);
+    assert!(hidden > 500, "the next month's occlusion should hide hundreds of entries, hid {hidden}");
+}
