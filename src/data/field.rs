@@ -236,33 +236,7 @@ impl FieldStream {
                 Some((m, per_channel))
             }
         };
-        let observable = match npz.get("static_mask")? {
-            None => None,
-            Some(a) => {
-                let ok_shape = match a.shape[..] {
-                    [h, w] | [1, h, w] | [1, 1, h, w] => (h, w) == (dims.h, dims.w),
-                    [c, h, w] | [1, c, h, w] => c == dims.c && (h, w) == (dims.h, dims.w),
-                    _ => false,
-                };
-                ensure!(
-                    ok_shape,
-                    "{file}: array 'static_mask' has shape {:?}, expected [{h}, {w}] or [1|{c}, {h}, {w}]",
-                    a.shape,
-                    h = dims.h,
-                    w = dims.w,
-                    c = dims.c
-                );
-                let v = a.to_f32();
-                ensure!(v.iter().all(|&x| x == 0.0 || x == 1.0), "{file}: array 'static_mask' must be 0/1 (or bool)");
-                let ok = if v.len() == dims.len() {
-                    v.iter().map(|&x| x as u8).collect()
-                } else {
-                    (0..dims.c).flat_map(|_| v.iter().map(|&x| x as u8)).collect::<Vec<u8>>()
-                };
-                ensure!(ok.contains(&1), "{file}: array 'static_mask' marks every site never-observable");
-                Some(ok)
-            }
-        };
+        let observable = read_static_mask(&mut npz, &file, dims)?;
         Ok(FieldStream { file, n, dims, values, mask, observable, next: 0 })
     }
 
@@ -317,6 +291,38 @@ impl FieldStream {
         }
         Ok(Some(set))
     }
+}
+
+/// The optional `static_mask` of an archive whose fields are `dims`, broadcast to `[C, H, W]`
+/// (1 = observable), validated (see the module doc).
+pub fn read_static_mask(npz: &mut Npz, file: &str, dims: Dims) -> Result<Option<Vec<u8>>> {
+    Ok(match npz.get("static_mask")? {
+        None => None,
+        Some(a) => {
+            let ok_shape = match a.shape[..] {
+                [h, w] | [1, h, w] | [1, 1, h, w] => (h, w) == (dims.h, dims.w),
+                [c, h, w] | [1, c, h, w] => c == dims.c && (h, w) == (dims.h, dims.w),
+                _ => false,
+            };
+            ensure!(
+                ok_shape,
+                "{file}: array 'static_mask' has shape {:?}, expected [{h}, {w}] or [1|{c}, {h}, {w}]",
+                a.shape,
+                h = dims.h,
+                w = dims.w,
+                c = dims.c
+            );
+            let v = a.to_f32();
+            ensure!(v.iter().all(|&x| x == 0.0 || x == 1.0), "{file}: array 'static_mask' must be 0/1 (or bool)");
+            let ok = if v.len() == dims.len() {
+                v.iter().map(|&x| x as u8).collect()
+            } else {
+                (0..dims.c).flat_map(|_| v.iter().map(|&x| x as u8)).collect::<Vec<u8>>()
+            };
+            ensure!(ok.contains(&1), "{file}: array 'static_mask' marks every site never-observable");
+            Some(ok)
+        }
+    })
 }
 
 /// Broadcasts a `[k, 1|C, H, W]` 0/1 mask to `[k, C, H, W]` bytes.
@@ -394,6 +400,10 @@ mod tests {
         assert!(e.contains("no 'values'"), "{e}");
         let e = load_err(vec![("values", v()), ("mask", Array::from_f32(vec![2, 1, 2, 2], &[0.5; 8]))]);
         assert!(e.contains("0/1"), "{e}");
+        let e = load_err(vec![("values", v()), ("static_mask", Array::from_bool(vec![3, 2], &[1; 6]))]);
+        assert!(e.contains("'static_mask'") && e.contains("shape"), "{e}");
+        let e = load_err(vec![("values", v()), ("static_mask", Array::from_bool(vec![2, 2], &[0; 4]))]);
+        assert!(e.contains("never-observable"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! - with an oracle (the exact posterior mean of a GRF): its `mse_missing` on the same entries
 //!   and `ratio_to_oracle` = ours / oracle's (1 is the best any method can do on average).
 
-use crate::data::field::FieldStream;
+use crate::data::field::{read_static_mask, Dims};
 use crate::data::npy::Npz;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
@@ -282,9 +282,14 @@ pub fn eval_files(pred_path: &Path, truth_path: &Path) -> Result<Metrics> {
     let observed: Vec<u8> = mask_arr.to_f32().iter().map(|&v| u8::from(v != 0.0)).collect();
     ensure!(observed.len() == pred.numel(), "'mask' has shape {:?}, expected {:?}", mask_arr.shape, pred.shape);
     let (p, t) = (pred.to_f32(), truth.to_f32());
-    let observable = FieldStream::open(truth_path).ok().and_then(|s| s.observable);
     let d = pred.numel() / pred.shape[0].max(1);
-    let mask = scoring_mask(&observed, &t, |k| observable.as_ref().is_none_or(|ok| ok.get(k % d) != Some(&0)));
+    // One field is [C, H, W] (or [H, W]); any leading axes beyond N fold into C.
+    let dims = match pred.shape[..] {
+        [.., h, w] if pred.shape.len() >= 3 && h * w > 0 => Dims { c: d / (h * w), h, w },
+        _ => bail!("{}: 'mean' has shape {:?}, expected [N, C, H, W]", pred_path.display(), pred.shape),
+    };
+    let observable = read_static_mask(&mut truth_npz, &truth_path.display().to_string(), dims)?;
+    let mask = scoring_mask(&observed, &t, |k| observable.as_ref().is_none_or(|ok| ok[k % d] != 0));
     if let Some(k) = (0..p.len()).find(|&k| mask[k] != EXCLUDED && !p[k].is_finite()) {
         bail!("{}: 'mean' is not finite at flat index {k}, a scored entry", pred_path.display());
     }
@@ -294,11 +299,7 @@ pub fn eval_files(pred_path: &Path, truth_path: &Path) -> Result<Metrics> {
         pred_path.display(),
         truth_path.display()
     );
-    let (h, w) = match pred.shape[..] {
-        [.., h, w] if pred.shape.len() >= 3 => (h, w),
-        _ => anyhow::bail!("{}: 'mean' has shape {:?}, expected [N, C, H, W]", pred_path.display(), pred.shape),
-    };
-    let mut m = field_metrics(&p, &t, &mask, h, w);
+    let mut m = field_metrics(&p, &t, &mask, dims.h, dims.w);
     let n = pred.shape[0].max(1);
     let samples = match pred_npz.get("samples")? {
         Some(a) => {

@@ -160,21 +160,36 @@ pub fn default_reference() -> PathBuf {
         .unwrap_or(local)
 }
 
-/// Runs the reference script with `args`; returns its stdout.
-fn reference(opts: &PerfOptions, args: &[String]) -> Result<String> {
-    let out = Command::new(&opts.python)
-        .arg(&opts.reference)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run {} (set --python or LACUNA_PYTHON)", opts.python.display()))?;
-    if !out.status.success() {
-        bail!(
-            "the PyTorch reference failed ({}):\n{}",
-            opts.reference.display(),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
+/// The reference script with the network it must load (model config and weights files).
+struct Reference<'a> {
+    opts: &'a PerfOptions,
+    config_json: &'a Path,
+    weights: &'a Path,
+}
+
+impl Reference<'_> {
+    /// Runs `MODE --config … --weights … --channels … ARGS`; returns its stdout.
+    fn call(&self, mode: &str, args: &[(&str, String)]) -> Result<String> {
+        let opts = self.opts;
+        let mut cmd = Command::new(&opts.python);
+        cmd.arg(&opts.reference).arg(mode);
+        cmd.arg("--config").arg(self.config_json).arg("--weights").arg(self.weights);
+        cmd.arg("--channels").arg(opts.channels.to_string());
+        for (flag, value) in args {
+            cmd.arg(flag).arg(value);
+        }
+        let out = cmd
+            .output()
+            .with_context(|| format!("cannot run {} (set --python or LACUNA_PYTHON)", opts.python.display()))?;
+        if !out.status.success() {
+            bail!(
+                "the PyTorch reference failed ({}):\n{}",
+                opts.reference.display(),
+                String::from_utf8_lossy(&out.stderr).trim_end()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Random fields with pixel observations (20% observed) of the timed shape.
@@ -216,7 +231,8 @@ fn time_reps(reps: usize, warmup: usize, device: Device, mut f: impl FnMut() -> 
 
 /// Max |ours − reference| of one forward pass on the same weights and a random input, and the
 /// output's scale (max |ours|).
-fn check_same_function(opts: &PerfOptions, net: &UNet, config_json: &Path, weights: &Path) -> Result<(f64, f64)> {
+fn check_same_function(reference: &Reference, net: &UNet) -> Result<(f64, f64)> {
+    let opts = reference.opts;
     let d = (opts.batch as i64, opts.channels as i64, opts.size as i64, opts.size as i64);
     tch::manual_seed(3);
     let mask = Tensor::rand([d.0, d.1, d.2, d.3], (Kind::Float, Device::Cpu)).lt(0.5).to_kind(Kind::Float);
@@ -230,22 +246,7 @@ fn check_same_function(opts: &PerfOptions, net: &UNet, config_json: &Path, weigh
     .to_device(Device::Cpu);
     let out = opts.work.join("reference-out.safetensors");
     let path = |p: &Path| p.display().to_string();
-    reference(
-        opts,
-        &[
-            "check".into(),
-            "--config".into(),
-            path(config_json),
-            "--weights".into(),
-            path(weights),
-            "--channels".into(),
-            opts.channels.to_string(),
-            "--inputs".into(),
-            path(&inputs),
-            "--out".into(),
-            path(&out),
-        ],
-    )?;
+    reference.call("check", &[("--inputs", path(&inputs)), ("--out", path(&out))])?;
     let theirs = Tensor::read_safetensors(&out)?
         .into_iter()
         .find(|(n, _)| n == "out")
@@ -277,7 +278,8 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
     // Inference as `impute` runs it (checked against the reference in this form).
     crate::model::prefer_channels_last(&vs);
 
-    let (max_abs_diff, output_scale) = check_same_function(opts, &net, &config_json, &weights)?;
+    let reference = Reference { opts, config_json: &config_json, weights: &weights };
+    let (max_abs_diff, output_scale) = check_same_function(&reference, &net)?;
     let tol = 1e-4 * output_scale.max(1.0);
     ensure!(
         max_abs_diff <= tol,
@@ -299,7 +301,6 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
         Some(_) => None,
     };
     let max_batch = super::impute::max_batch(&cfg.model, set.dims, workers.is_some())?;
-    let path = |p: &Path| p.display().to_string();
     let mut results = Vec::new();
     for &task in &opts.tasks {
         let what = match task {
@@ -314,7 +315,8 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
         }
         let ours = match task {
             Task::Train => {
-                // A fresh copy of the weights, so the timed steps do not change the reference's.
+                // A fresh copy of the initial weights (NCHW, as `train` has them), so the timed
+                // steps leave the inference timings' network alone.
                 let (tvs, tnet) = build_model(&cfg, opts.channels, device)?;
                 let (ema_vs, _ema_net) = build_model(&cfg, opts.channels, device)?;
                 let ema = named_vars(&ema_vs);
@@ -353,34 +355,18 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
         if !quiet {
             eprintln!("timing {what}: reference …");
         }
-        let stdout = reference(
-            opts,
+        let stdout = reference.call(
+            "time",
             &[
-                "time".into(),
-                "--task".into(),
-                task.name().into(),
-                "--config".into(),
-                path(&config_json),
-                "--weights".into(),
-                path(&weights),
-                "--channels".into(),
-                opts.channels.to_string(),
-                "--batch".into(),
-                opts.batch.to_string(),
-                "--size".into(),
-                opts.size.to_string(),
-                "--reps".into(),
-                opts.reps.to_string(),
-                "--warmup".into(),
-                opts.warmup.to_string(),
-                "--ensemble".into(),
-                opts.ensemble.to_string(),
-                "--steps".into(),
-                opts.sampler_steps.to_string(),
-                "--context-ratio".into(),
-                context_ratio.to_string(),
-                "--device".into(),
-                opts.device.clone(),
+                ("--task", task.name().into()),
+                ("--batch", opts.batch.to_string()),
+                ("--size", opts.size.to_string()),
+                ("--reps", opts.reps.to_string()),
+                ("--warmup", opts.warmup.to_string()),
+                ("--ensemble", opts.ensemble.to_string()),
+                ("--steps", opts.sampler_steps.to_string()),
+                ("--context-ratio", context_ratio.to_string()),
+                ("--device", opts.device.clone()),
             ],
         )?;
         let line =
