@@ -754,6 +754,14 @@ fn run_data(c: &DataCommand, quiet: bool) -> Result<()> {
                 100.0 * (1.0 - observable as f64 / s.dims.len() as f64),
                 100.0 * (1.0 - observed as f64 / (observable * s.n).max(1) as f64)
             );
+            let len = s.dims.len();
+            let per_field: Vec<f64> = s
+                .mask
+                .chunks_exact(len)
+                .map(|m| 100.0 * (1.0 - m.iter().filter(|&&o| o != 0).count() as f64 / observable.max(1) as f64))
+                .collect();
+            let (lo, hi) = per_field.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            println!("missing per field: {lo:.1}% to {hi:.1}% of the observable entries");
             if im.dropped > 0 {
                 println!("{} observation(s) on never-observable sites were dropped", im.dropped);
             }

@@ -263,7 +263,7 @@ impl UNet {
 
 /// Stores every 4-D weight of `vs` in channels-last (NHWC) order. oneDNN then runs every
 /// convolution in NHWC without reordering activations per call: on the 2-core EPYC of the
-/// perf bench this makes inference forwards about 1.2–1.5× faster (`lacuna bench perf`).
+/// perf bench this makes inference forwards 1.1–1.55× faster (`scripts/profile_unet.py`).
 /// Values are unchanged; only strides move. Call it after loading weights, for inference.
 pub fn prefer_channels_last(vs: &nn::VarStore) {
     tch::no_grad(|| {
@@ -279,9 +279,9 @@ pub fn prefer_channels_last(vs: &nn::VarStore) {
 /// Copies of a network sharing its weights (same storage, no copy), one per CPU worker thread.
 ///
 /// On a CPU, libtorch parallelises each operation over its intra-op threads and synchronises
-/// after every one; for a U-Net on small fields those barriers cost about a fifth of the time.
-/// Splitting the batch over single-threaded workers instead keeps each core busy on its own
-/// rows (measured 1.2–1.3× on 2 cores, `lacuna bench perf`). `tch::Tensor` is `Send` but not
+/// after every one, which costs a U-Net on small fields dearly. Splitting the batch over
+/// single-threaded workers instead keeps each core busy on its own rows (a 160-row batch 1.23×
+/// faster on 2 cores, `scripts/profile_unet.py`; `lacuna bench perf --workers 0` compares). `tch::Tensor` is `Send` but not
 /// `Sync`, so each worker owns its copy behind a mutex.
 pub struct Workers {
     nets: Vec<std::sync::Mutex<UNet>>,
