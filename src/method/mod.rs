@@ -2,6 +2,7 @@
 
 pub mod denoiser;
 pub mod ensemble;
+pub mod mask_prior;
 pub mod partition;
 pub mod schedule;
 

@@ -8,6 +8,7 @@
 //! | block | M minus `n` more observed blocks of a g×g grid | the removed blocks |
 //! | missdiff | M | M |
 //! | ambient | `M ⊙ Bernoulli(keep)` per site (further corruption, keep 0.9) | M (Ambient Diffusion) |
+//! | prior (Work II) | `M̂ ⊙ M`, M̂ a draw of the learned mask prior, guided toward M when ρ is set | `M ⊙ (1 − M_ctx)` |
 //!
 //! Masks are `[C, H, W]` bytes. Pixel and block draws are per site and shared by all channels
 //! (a sensor observes every channel it carries).
@@ -16,6 +17,9 @@ use crate::data::{BlockGrid, Dims};
 use rand::seq::{index::sample, SliceRandom};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// One draw of a partition.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +42,97 @@ pub enum Partition {
     /// Ambient Diffusion baseline: the context drops each observed site with probability
     /// 1 − `keep`, the loss covers all of M (the context included).
     Ambient { keep: f64 },
+    /// Work II: the intersection `M̂ ⊙ M` with masks M̂ of the learned prior in `prior` (a
+    /// `lacuna masks fit` directory). With `rho`, M̂ is drawn with observation-aligned guidance
+    /// toward the real M (anchor share ρ, weight `weight`, default [`GUIDANCE_PER_SITE`]·H·W),
+    /// `draws` guided draws per distinct mask; without, the unguided intersection `M1 ⊙ M2`.
+    /// The draws live in `bank`, filled by `run::masks::prepare` before training or inference.
+    Prior {
+        prior: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rho: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<f64>,
+        #[serde(default = "default_draws")]
+        draws: usize,
+        #[serde(skip)]
+        bank: MaskBank,
+    },
+}
+
+/// Guided draws per distinct observation mask.
+fn default_draws() -> usize {
+    8
+}
+
+/// Default guidance weight per site: w_g = this · H·W. The guidance loss is normalised by the
+/// number of sites d, so the push each site's logit gets is w_g/d; keeping that fixed keeps
+/// the guidance strength the same at every resolution. From the sweep in docs/results.md §6.
+pub const GUIDANCE_PER_SITE: f64 = 0.3;
+
+/// Draws of the mask prior held for a prior partition: a pool of unguided draws, and guided
+/// draws keyed by the site mask (`[H·W]`) they were anchored to. Shared by clones; not part of
+/// the configuration (a loaded run refills it).
+#[derive(Clone, Default)]
+pub struct MaskBank(Arc<Mutex<Bank>>);
+
+#[derive(Default)]
+struct Bank {
+    free: Vec<Vec<u8>>,
+    guided: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+}
+
+impl MaskBank {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bank> {
+        // A panic elsewhere cannot leave the bank half-written (every method is one insert).
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds unguided draws (`[H·W]` site masks).
+    pub fn add_free(&self, masks: Vec<Vec<u8>>) {
+        self.lock().free.extend(masks);
+    }
+
+    pub fn free_len(&self) -> usize {
+        self.lock().free.len()
+    }
+
+    /// Adds guided draws for the site mask `sites`.
+    pub fn add_guided(&self, sites: &[u8], masks: Vec<Vec<u8>>) {
+        self.lock().guided.entry(sites.to_vec()).or_default().extend(masks);
+    }
+
+    /// Guided draws held for `sites`.
+    pub fn guided_len(&self, sites: &[u8]) -> usize {
+        self.lock().guided.get(sites).map_or(0, Vec::len)
+    }
+
+    /// One draw: guided for `sites` when given, else from the free pool. Panics if the bank was
+    /// not prepared for it: that is a bug of the caller, not of the data.
+    fn draw(&self, sites: Option<&[u8]>, rng: &mut ChaCha8Rng) -> Vec<u8> {
+        let bank = self.lock();
+        let pool = match sites {
+            Some(s) => bank.guided.get(s).map(Vec::as_slice).unwrap_or(&[]),
+            None => &bank.free,
+        };
+        assert!(!pool.is_empty(), "prior partition used before its mask bank was prepared (run::masks::prepare)");
+        pool[rng.gen_range(0..pool.len())].clone()
+    }
+}
+
+impl std::fmt::Debug for MaskBank {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.lock();
+        write!(f, "MaskBank {{ free: {}, guided masks: {} }}", b.free.len(), b.guided.len())
+    }
+}
+
+/// The bank is a cache of draws, not configuration: two prior partitions with the same settings
+/// are the same partition.
+impl PartialEq for MaskBank {
+    fn eq(&self, _: &MaskBank) -> bool {
+        true
+    }
 }
 
 impl Default for Partition {
@@ -53,6 +148,8 @@ impl Partition {
             Partition::Block { .. } => "block",
             Partition::MissDiff => "missdiff",
             Partition::Ambient { .. } => "ambient",
+            Partition::Prior { rho: Some(_), .. } => "prior",
+            Partition::Prior { rho: None, .. } => "intersect",
         }
     }
 
@@ -80,6 +177,15 @@ impl Partition {
             Partition::Ambient { keep } => {
                 anyhow::ensure!(*keep > 0.0 && *keep < 1.0, "ambient keep ratio must be in (0, 1), got {keep}")
             }
+            Partition::Prior { rho, weight, draws, .. } => {
+                if let Some(r) = rho {
+                    anyhow::ensure!(*r > 0.0 && *r < 1.0, "guidance anchor share rho must be in (0, 1), got {r} (ρ = 1 collapses every draw onto M: nothing is left to query)");
+                }
+                if let Some(w) = weight {
+                    anyhow::ensure!(*w >= 0.0 && w.is_finite(), "guidance weight must be ≥ 0, got {w}");
+                }
+                anyhow::ensure!(*draws >= 1, "guided draws per mask must be at least 1");
+            }
         }
         Ok(())
     }
@@ -101,7 +207,7 @@ impl Partition {
             }
             Partition::Block { grid, drop } => {
                 let g = BlockGrid::new(*grid, dims.h, dims.w);
-                let sites = any_channel(m, dims);
+                let sites = site_mask(m, dims);
                 let observed = g.observed_blocks(&sites);
                 // Keep at least one block of context; with a single observed block the query is empty.
                 let k = (*drop).min(observed.len().saturating_sub(1));
@@ -118,8 +224,16 @@ impl Partition {
                 let kept: Vec<bool> = (0..dims.sites()).map(|_| rng.gen::<f64>() < *keep).collect();
                 Split { context: per_site(m, dims, |i| kept[i]), query: m.to_vec() }
             }
+            Partition::Prior { rho, bank, .. } => {
+                let sites = site_mask(m, dims);
+                let drawn = bank.draw(rho.is_some().then_some(sites.as_slice()), rng);
+                let context = per_site(m, dims, |i| drawn[i] != 0);
+                let query = m.iter().zip(&context).map(|(&o, &c)| u8::from(o != 0 && c == 0)).collect();
+                Split { context, query }
+            }
         }
     }
+
 
     /// A context mask for a *random* observation of the same pattern as `m` (same count of
     /// observed sites or blocks, placed anew), not contained in `m`. The multi-step sampler
@@ -128,12 +242,18 @@ impl Partition {
         let moved: Vec<u8> = match self {
             Partition::Block { grid, .. } => {
                 let g = BlockGrid::new(*grid, dims.h, dims.w);
-                let count = g.observed_blocks(&any_channel(m, dims)).len();
+                let count = g.observed_blocks(&site_mask(m, dims)).len();
                 let mut sites = vec![0u8; dims.sites()];
                 for b in sample(rng, g.count(), count) {
                     g.fill(b, &mut sites, 1);
                 }
                 (0..dims.c).flat_map(|_| sites.iter().copied()).collect()
+            }
+            // A random observation of the pattern is a prior draw; its context the intersection
+            // with a second one (M1 ⊙ M2, whatever the guidance: there is no real M to anchor to).
+            Partition::Prior { bank, .. } => {
+                let (m1, m2) = (bank.draw(None, rng), bank.draw(None, rng));
+                return (0..dims.len()).map(|k| m1[k % dims.sites()] & m2[k % dims.sites()]).collect();
             }
             _ => {
                 let mut perm: Vec<usize> = (0..dims.sites()).collect();
@@ -152,8 +272,9 @@ fn per_site(m: &[u8], dims: Dims, keep: impl Fn(usize) -> bool) -> Vec<u8> {
     m.iter().enumerate().map(|(k, &o)| u8::from(o != 0 && keep(k % s))).collect()
 }
 
-/// `[H, W]` mask of sites observed in any channel.
-fn any_channel(m: &[u8], dims: Dims) -> Vec<u8> {
+/// The site mask (`[H·W]`, observed in any channel) of `m`: what the mask prior models and
+/// what guided draws are keyed by.
+pub fn site_mask(m: &[u8], dims: Dims) -> Vec<u8> {
     let s = dims.sites();
     (0..s).map(|i| u8::from((0..dims.c).any(|c| m[c * s + i] != 0))).collect()
 }
@@ -347,5 +468,67 @@ mod tests {
         }
         let rate = kept as f64 / seen as f64;
         assert!((rate - 0.9).abs() < 0.01, "{rate}");
+    }
+
+    /// Spec §9 T4: with `M_ctx = M1 ⊙ M2`, `M_qry = M1 ⊙ (1 − M_ctx)` and M1, M2 i.i.d. from a
+    /// mask distribution of known support, a site outside the context is queried with positive
+    /// probability exactly when some supported pair (a, b) with `a ⊙ b = M_ctx` has `a_i ≠ b_i`;
+    /// sites no mask ever observes (the left column: land) are never queried, and every site some
+    /// mask observes is queried under some context.
+    #[test]
+    fn intersection_is_positive_on_every_site_that_can_be_missing() {
+        let dims = Dims { c: 1, h: 4, w: 4 };
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        // Support: 6 random structured masks (rows and a square), land in column 0 never observed.
+        let support: Vec<Vec<u8>> = (0..6)
+            .map(|j| {
+                (0..16)
+                    .map(|k| {
+                        let (r, c) = (k / 4, k % 4);
+                        u8::from(c > 0 && (r == j % 4 || (j >= 4 && r >= 2 && c >= 2) || (c + j) % 3 == 0))
+                    })
+                    .collect()
+            })
+            .collect();
+        let part = Partition::Prior { prior: "unused".into(), rho: None, weight: None, draws: 1, bank: MaskBank::default() };
+        let Partition::Prior { bank, .. } = &part else { unreachable!() };
+        bank.add_free(support.clone());
+        // Which (context, site) pairs the theorem says are queryable.
+        let mut expected: HashMap<Vec<u8>, Vec<bool>> = HashMap::new();
+        for a in &support {
+            for b in &support {
+                let ctx: Vec<u8> = (0..16).map(|k| a[k] & b[k]).collect();
+                let e = expected.entry(ctx).or_insert_with(|| vec![false; 16]);
+                for k in 0..16 {
+                    e[k] |= a[k] != b[k];
+                }
+            }
+        }
+        let mut seen: HashMap<Vec<u8>, (Vec<usize>, usize)> = HashMap::new();
+        for _ in 0..40_000 {
+            let m1 = &support[rng.gen_range(0..support.len())];
+            let sp = part.split(m1, dims, &mut rng);
+            let e = seen.entry(sp.context.clone()).or_insert_with(|| (vec![0; 16], 0));
+            for k in 0..16 {
+                e.0[k] += sp.query[k] as usize;
+            }
+            e.1 += 1;
+        }
+        let mut ever = vec![false; 16];
+        for (ctx, (hits, n)) in &seen {
+            let want = &expected[ctx];
+            for k in 0..16 {
+                assert_eq!(hits[k] > 0, want[k], "context {ctx:?} site {k}: {} queries in {n} draws", hits[k]);
+                ever[k] |= hits[k] > 0;
+                if k % 4 == 0 {
+                    assert_eq!(hits[k], 0, "land site {k} queried");
+                }
+            }
+        }
+        let observable: Vec<bool> = (0..16).map(|k| support.iter().any(|m| m[k] != 0)).collect();
+        assert_eq!(ever, observable, "every site some mask observes is queried under some context");
+        // The random context of the multi-step sampler is an intersection of two prior draws.
+        let r = part.random_context(&support[0], dims, &mut rng);
+        assert!(expected.contains_key(&r));
     }
 }
