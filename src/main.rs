@@ -47,6 +47,96 @@ enum Command {
     Baseline(BaselineArgs),
     /// Run a suite of data × pattern × method end to end and tabulate the scores.
     Bench(BenchArgs),
+    /// Work II's learned mask prior: fit it on observation masks, draw from it, check it.
+    #[command(subcommand)]
+    Masks(MasksCommand),
+}
+
+#[derive(Subcommand)]
+enum MasksCommand {
+    /// Fit a mask prior (Bayesian Flow Network) on the observation masks of a data file.
+    Fit(MasksFitArgs),
+    /// Draw masks from a prior (written as `mask` [N, 1, H, W]), optionally guided toward the
+    /// masks of a data file.
+    Sample(MasksSampleArgs),
+    /// Compare the prior's draws with the real masks (observed fraction, two-point correlation,
+    /// missing regions) and report the query probabilities of its partitions.
+    Compare(MasksCompareArgs),
+}
+
+#[derive(Args)]
+struct MasksFitArgs {
+    /// Data (.npz with `mask`, or `values` whose non-finite entries are the gaps).
+    #[arg(long)]
+    data: PathBuf,
+    /// Prior directory to create.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    /// β(1) of the accuracy schedule β(t) = β(1) t².
+    #[arg(long)]
+    beta1: Option<f64>,
+    /// Steps of the sampler used when drawing from this prior.
+    #[arg(long)]
+    sample_steps: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long)]
+    device: Option<String>,
+}
+
+#[derive(Args)]
+struct MasksSampleArgs {
+    #[arg(long)]
+    prior: PathBuf,
+    /// Draws (per mask of --guide when given).
+    #[arg(long, default_value_t = 16)]
+    n: usize,
+    /// Guide each draw toward the masks of this data file (observation-aligned guidance).
+    #[arg(long)]
+    guide: Option<PathBuf>,
+    /// Share of observed sites anchored per guided draw.
+    #[arg(long, default_value_t = lacuna::method::partition::DEFAULT_RHO)]
+    rho: f64,
+    /// Guidance weight w_g (default 0.3·H·W).
+    #[arg(long)]
+    guidance: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct MasksCompareArgs {
+    #[arg(long)]
+    prior: PathBuf,
+    /// Real masks to compare with (data or masks file on the prior's grid).
+    #[arg(long)]
+    data: PathBuf,
+    /// Unguided draws to compare.
+    #[arg(long, default_value_t = 512)]
+    n: usize,
+    /// Anchor share of the guided partition whose query probabilities are reported.
+    #[arg(long, default_value_t = lacuna::method::partition::DEFAULT_RHO)]
+    rho: f64,
+    /// Guidance weight w_g of that partition (default 0.3·H·W).
+    #[arg(long)]
+    guidance: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Exit with status 1 when the draws are outside the stated tolerance.
+    #[arg(long)]
+    check: bool,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -172,6 +262,10 @@ enum PartitionKind {
     Missdiff,
     /// Ambient Diffusion: context drops 10% more sites, loss on all observed.
     Ambient,
+    /// Work II: context = M̂ ⊙ M with M̂ drawn from a mask prior (--prior) guided toward M.
+    Prior,
+    /// Work II ablation: the unguided intersection M1 ⊙ M2 with the mask prior (--prior).
+    Intersect,
 }
 
 #[derive(Args)]
@@ -197,6 +291,18 @@ struct TrainArgs {
     /// Block partition: observed blocks moved from context to query.
     #[arg(long)]
     drop_blocks: Option<usize>,
+    /// Prior and intersect partitions: the mask prior directory (`lacuna masks fit`).
+    #[arg(long)]
+    prior: Option<PathBuf>,
+    /// Prior partition: share ρ of observed sites anchored in each guided draw, in (0, 1).
+    #[arg(long)]
+    rho: Option<f64>,
+    /// Prior partition: guidance weight w_g (default 0.3·H·W).
+    #[arg(long)]
+    guidance: Option<f64>,
+    /// Prior partition: guided draws per training mask.
+    #[arg(long)]
+    draws: Option<usize>,
     #[arg(long)]
     steps: Option<usize>,
     #[arg(long)]
@@ -487,7 +593,21 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         Some(PartitionKind::Block) => cfg.partition = Partition::Block { grid: 3, drop: 1 },
         Some(PartitionKind::Missdiff) => cfg.partition = Partition::MissDiff,
         Some(PartitionKind::Ambient) => cfg.partition = Partition::Ambient { keep: 0.9 },
+        Some(kind @ (PartitionKind::Prior | PartitionKind::Intersect)) => {
+            let dir = a.prior.as_ref().context("--partition prior and intersect need --prior DIR (make one with `lacuna masks fit`)")?;
+            cfg.partition = Partition::Prior {
+                prior: std::fs::canonicalize(dir).with_context(|| format!("{}: no such mask prior", dir.display()))?,
+                rho: matches!(kind, PartitionKind::Prior).then_some(lacuna::method::partition::DEFAULT_RHO),
+                weight: None,
+                draws: 8,
+                bank: Default::default(),
+            };
+        }
         None => {}
+    }
+    let prior_flags = a.prior.is_some() || a.rho.is_some() || a.guidance.is_some() || a.draws.is_some();
+    if prior_flags && !matches!(cfg.partition, Partition::Prior { .. }) {
+        bail!("--prior, --rho, --guidance and --draws apply to --partition prior or intersect");
     }
     match &mut cfg.partition {
         Partition::Pixel { context_ratio, query_ratio } => {
@@ -523,6 +643,23 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
             }
             if a.query_ratio.is_some() || a.grid.is_some() || a.drop_blocks.is_some() {
                 bail!("--partition ambient takes only --context-ratio (the share of observed sites kept)");
+            }
+        }
+        Partition::Prior { rho, weight, draws, .. } => {
+            if a.context_ratio.is_some() || a.query_ratio.is_some() || a.grid.is_some() || a.drop_blocks.is_some() {
+                bail!("--partition prior takes --prior, --rho, --guidance and --draws");
+            }
+            if (a.rho.is_some() || a.guidance.is_some()) && rho.is_none() {
+                bail!("--rho and --guidance steer the guided prior partition; --partition intersect is unguided");
+            }
+            if a.rho.is_some() {
+                *rho = a.rho;
+            }
+            if a.guidance.is_some() {
+                *weight = a.guidance;
+            }
+            if let Some(d) = a.draws {
+                *draws = d;
             }
         }
     }
@@ -694,6 +831,62 @@ fn run_demo(a: &DemoArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+fn run_masks(c: &MasksCommand, quiet: bool) -> Result<()> {
+    use lacuna::run::masks;
+    match c {
+        MasksCommand::Fit(a) => {
+            let mut cfg = masks::PriorConfig::default();
+            if let Some(v) = a.steps {
+                cfg.steps = v;
+            }
+            if let Some(v) = a.batch {
+                cfg.batch = v;
+            }
+            if let Some(v) = a.lr {
+                cfg.lr = v;
+            }
+            if let Some(v) = a.beta1 {
+                cfg.schedule.beta1 = v;
+            }
+            if let Some(v) = a.sample_steps {
+                cfg.sample_steps = v;
+            }
+            if let Some(v) = a.seed {
+                cfg.seed = v;
+            }
+            if let Some(v) = &a.device {
+                cfg.device = v.clone();
+            }
+            let s = masks::fit(&a.data, &a.out, &cfg, quiet)?;
+            println!(
+                "fitted the mask prior on {} masks: {} steps, final loss {:.4}, {:.1}s → {}",
+                s.masks,
+                s.steps,
+                s.last_loss,
+                s.seconds,
+                a.out.display()
+            );
+        }
+        MasksCommand::Sample(a) => {
+            let guide = a.guide.as_deref().map(|g| (g, a.rho, a.guidance));
+            let n = masks::sample_to_file(&a.prior, a.n, guide, a.seed, &a.out)?;
+            println!("drew {n} masks → {}", a.out.display());
+        }
+        MasksCommand::Compare(a) => {
+            let report = masks::compare_report(&a.prior, &a.data, a.n, (a.rho, a.guidance), a.seed, quiet)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            if a.check && !report.comparison.within {
+                bail!("the prior's draws are outside the stated tolerance");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run_data(c: &DataCommand, quiet: bool) -> Result<()> {
     match c {
         DataCommand::Gen(a) => {
@@ -816,6 +1009,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => run_eval(a, cli.quiet),
         Command::Demo(a) => run_demo(a, cli.quiet),
         Command::Data(c) => run_data(c, cli.quiet),
+        Command::Masks(c) => run_masks(c, cli.quiet),
         Command::Baseline(a) => {
             let opts = lacuna::baseline::BaselineOptions {
                 rank: a.rank,

@@ -178,21 +178,21 @@ pub struct GuideTo<'a> {
     pub weight: f64,
 }
 
-/// `n` decoded draws (`[H·W]` bytes, 1 = observed) of the prior, `chunk` at a time, guided
-/// toward `guide.masks[i]` for draw i when given. Noise and anchors come from `rng`, so the draws
-/// are the same on every device and for every chunking.
+/// Decoded draws (`[H·W]` bytes, 1 = observed) of the prior, one per stream in `rngs`, `chunk`
+/// at a time; draw i guided toward `guide.masks[i]` when given. Draw i's noise and anchors come
+/// from `rngs[i]` alone, so draws do not depend on the device or on how they are batched.
 #[allow(clippy::too_many_arguments)]
 pub fn draw(
     model: &dyn MaskModel,
     schedule: &BfnSchedule,
     steps: usize,
     (h, w): (usize, usize),
-    n: usize,
+    rngs: &mut [ChaCha8Rng],
     guide: Option<&GuideTo>,
-    rng: &mut ChaCha8Rng,
     device: Device,
     chunk: usize,
 ) -> Result<Vec<Vec<u8>>> {
+    let n = rngs.len();
     if let Some(g) = guide {
         ensure!(g.masks.len() == n, "{} anchor masks for {n} draws", g.masks.len());
         ensure!(g.masks.iter().all(|m| m.len() == h * w), "anchor masks must be {h}×{w}");
@@ -202,11 +202,17 @@ pub fn draw(
     let mut start = 0;
     while start < n {
         let b = chunk.max(1).min(n - start);
-        let noise: Vec<f32> = (0..b * 2 * d).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+        let rows = &mut rngs[start..start + b];
+        let noise: Vec<f32> =
+            rows.iter_mut().flat_map(|r| (0..2 * d).map(|_| r.sample::<f32, _>(StandardNormal)).collect::<Vec<_>>()).collect();
         let noise = Tensor::from_slice(&noise).view([b as i64, 2, h as i64, w as i64]).to_device(device);
         let e1 = match guide {
             Some(g) => {
-                let y: Vec<f32> = g.masks[start..start + b].iter().flat_map(|m| anchors(m, g.rho, || rng.gen())).collect();
+                let y: Vec<f32> = g.masks[start..start + b]
+                    .iter()
+                    .zip(rows.iter_mut())
+                    .flat_map(|(m, r)| anchors(m, g.rho, || r.gen()))
+                    .collect();
                 let y = Tensor::from_slice(&y).view([b as i64, 1, h as i64, w as i64]).to_device(device);
                 sample(model, schedule, steps, &noise, Some(&Guidance { anchors: &y, weight: g.weight }))?
             }
@@ -290,8 +296,9 @@ mod tests {
         let queried_share = |rho: f64, rng: &mut ChaCha8Rng| {
             let draws = 24;
             let guide = GuideTo { masks: &vec![m.clone(); draws], rho, weight: 1.0 * (h * w) as f64 };
+            let mut rngs: Vec<ChaCha8Rng> = (0..draws).map(|_| ChaCha8Rng::seed_from_u64(rng.gen())).collect();
             let masks =
-                draw(&model, &BfnSchedule::default(), 20, (h, w), draws, Some(&guide), rng, Device::Cpu, 8).unwrap();
+                draw(&model, &BfnSchedule::default(), 20, (h, w), &mut rngs, Some(&guide), Device::Cpu, 8).unwrap();
             let bank = MaskBank::default();
             bank.add_guided(&m, masks);
             let part = Partition::Prior { prior: "unused".into(), rho: Some(rho), weight: None, draws, bank };

@@ -65,6 +65,9 @@ fn default_draws() -> usize {
     8
 }
 
+/// Default anchor share ρ of guided draws (sweep in docs/results.md §6).
+pub const DEFAULT_RHO: f64 = 0.5;
+
 /// Default guidance weight per site: w_g = this · H·W. The guidance loss is normalised by the
 /// number of sites d, so the push each site's logit gets is w_g/d; keeping that fixed keeps
 /// the guidance strength the same at every resolution. From the sweep in docs/results.md §6.

@@ -1,5 +1,7 @@
-//! Denoiser networks.
+//! Networks: the field denoiser (U-Net) and the mask-prior network of Work II.
 
+pub mod mask_net;
 pub mod unet;
 
+pub use mask_net::MaskNet;
 pub use unet::{prefer_channels_last, NetDenoiser, UNet, UNetConfig, Workers};

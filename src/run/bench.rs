@@ -44,7 +44,15 @@ pub struct Suite {
     pub steps: usize,
     /// K of the single-step ensemble.
     pub ensemble: usize,
+    /// Work II methods (`prior`, `intersect`): fitting steps of the mask prior, one prior per
+    /// case and seed, fitted on the training masks and shared by both methods.
+    #[serde(default = "default_prior_steps")]
+    pub prior_steps: usize,
     pub cases: Vec<Case>,
+}
+
+fn default_prior_steps() -> usize {
+    super::masks::PriorConfig::default().steps
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -124,6 +132,7 @@ impl Suite {
                 seeds: 2,
                 steps: 300,
                 ensemble: 10,
+                prior_steps: default_prior_steps(),
                 cases: vec![
                     grf_pixel(&[
                         "pixel",
@@ -188,7 +197,14 @@ impl Suite {
                     "krige",
                     "em-gaussian",
                 ]));
-                Ok(Suite { name: "paper".into(), seeds: 3, steps: 4000, ensemble: 10, cases })
+                Ok(Suite {
+                    name: "paper".into(),
+                    seeds: 3,
+                    steps: 4000,
+                    ensemble: 10,
+                    prior_steps: default_prior_steps(),
+                    cases,
+                })
             }
             "decompose" => {
                 // Information gap vs model error on GRFs: the exact denoiser and the learned one
@@ -204,7 +220,14 @@ impl Suite {
                 }
                 let mut c = grf_pixel(&[]);
                 c.methods = methods;
-                Ok(Suite { name: "decompose".into(), seeds: 2, steps: 600, ensemble: 10, cases: vec![c] })
+                Ok(Suite {
+                    name: "decompose".into(),
+                    seeds: 2,
+                    steps: 600,
+                    ensemble: 10,
+                    prior_steps: default_prior_steps(),
+                    cases: vec![c],
+                })
             }
             _ => bail!(
                 "unknown suite {name:?}; the built-in suites are quick, decompose and paper (or pass a TOML file)"
@@ -215,8 +238,10 @@ impl Suite {
     /// Checks every case and method before any work starts.
     pub fn validate(&self) -> Result<()> {
         ensure!(self.seeds >= 1 && self.steps >= 1 && self.ensemble >= 1, "a suite needs seeds, steps and K ≥ 1");
-        const KNOWN: [&str; 11] = [
+        const KNOWN: [&str; 13] = [
             "pixel",
+            "prior",
+            "intersect",
             "block",
             "missdiff",
             "ambient",
@@ -253,6 +278,11 @@ impl Suite {
                     KNOWN.join(", ")
                 );
                 spec.partition(&pattern).with_context(|| format!("case {:?}", case.name))?;
+                ensure!(
+                    !matches!(spec.name.as_str(), "exact-prior" | "exact-intersect"),
+                    "case {:?}: {m}: the exact denoiser runs the Work I partitions only",
+                    case.name
+                );
                 ensure!(
                     case.kind == "grf" || !(spec.name.starts_with("exact-") || spec.name == "oracle"),
                     "case {:?}: {m} needs GRF data (it uses the true covariance)",
@@ -349,6 +379,14 @@ impl MethodSpec {
             },
             "missdiff" => Partition::MissDiff,
             "ambient" => Partition::Ambient { keep: p.unwrap_or(0.9) },
+            // The prior directory is filled in by `run_method` (one per case and seed).
+            "prior" | "intersect" => Partition::Prior {
+                prior: PathBuf::new(),
+                rho: (base == "prior").then(|| p.unwrap_or(crate::method::partition::DEFAULT_RHO)),
+                weight: None,
+                draws: 8,
+                bank: Default::default(),
+            },
             _ => return Ok(None),
         };
         part.validate().with_context(|| format!("method {}", self.name))?;
@@ -395,7 +433,10 @@ fn run_method(
     let started = std::time::Instant::now();
     let spec: MethodSpec = method.parse()?;
     let k = spec.k.unwrap_or(suite.ensemble);
-    let partition = spec.partition(pattern)?;
+    let mut partition = spec.partition(pattern)?;
+    if let Some(Partition::Prior { prior, .. }) = &mut partition {
+        *prior = fitted_prior(suite, &train_path, dir, seed, quiet)?;
+    }
     if let (Some(partition), false) = (&partition, spec.name.starts_with("exact-")) {
         let run_dir = dir.join(slug(&spec.run_name()));
         let cfg = TrainConfig {
@@ -439,6 +480,23 @@ fn run_method(
         ),
     };
     Ok((field_metrics(&mean, truth, &test.mask, test.dims.h, test.dims.w), started.elapsed().as_secs_f64()))
+}
+
+/// The mask prior of a case and seed (Work II methods), fitted on the training masks once and
+/// reused while its configuration is unchanged. Returns its directory, absolute.
+fn fitted_prior(suite: &Suite, train_path: &Path, dir: &Path, seed: usize, quiet: bool) -> Result<PathBuf> {
+    let prior_dir = std::path::absolute(dir.join("mask-prior")).context("mask prior path")?;
+    let cfg = super::masks::PriorConfig { steps: suite.prior_steps, seed: seed as u64, ..Default::default() };
+    let done = prior_dir.join("bench-fitted.toml");
+    let stamp = toml::to_string(&cfg)?;
+    if std::fs::read_to_string(&done).ok().as_deref() != Some(stamp.as_str()) {
+        if prior_dir.exists() {
+            std::fs::remove_dir_all(&prior_dir).with_context(|| format!("{}: cannot clear", prior_dir.display()))?;
+        }
+        super::masks::fit(train_path, &prior_dir, &cfg, quiet)?;
+        crate::atomic::write_bytes(&done, stamp.as_bytes())?;
+    }
+    Ok(prior_dir)
 }
 
 /// The single-step K-ensemble of the exact Gaussian denoiser through `partition`, per field with

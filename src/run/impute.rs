@@ -61,6 +61,8 @@ pub struct LoadedRun {
     pub net: crate::model::UNet,
     /// CPU worker threads for inference (none on a GPU).
     pub workers: Option<crate::model::Workers>,
+    /// The mask prior of a Work II run.
+    pub prior: Option<super::masks::LoadedPrior>,
 }
 
 impl LoadedRun {
@@ -80,12 +82,14 @@ impl LoadedRun {
             norm.mean.len(),
             info.dims.c
         );
-        let device = open_device(device.unwrap_or(&config.device))?;
+        let device_name = device.unwrap_or(&config.device).to_string();
+        let device = open_device(&device_name)?;
         let (vs, net) = super::train::build_model(&config, info.dims.c, device)?;
         super::checkpoint::load_weights(&run.model(), &super::optim::named_vars(&vs))?;
         crate::model::prefer_channels_last(&vs);
         let workers = cpu_workers(&vs, &net)?;
-        Ok(LoadedRun { config, norm, info, _vs: vs, net, workers })
+        let prior = super::masks::open_run_prior(&config.partition, run_dir, Some(&device_name))?;
+        Ok(LoadedRun { config, norm, info, _vs: vs, net, workers, prior })
     }
 }
 
@@ -151,6 +155,8 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
             .to_device(device);
         let mut mean = vec![0f32; nb * len];
         let mut samples = vec![0f32; nb * s_count * len];
+        // Work II: guided prior draws for this chunk's masks, K per mask (cached across chunks).
+        super::masks::prepare(&run.config.partition, run.prior.as_ref(), &masks, d, opts.ensemble, opts.seed, quiet)?;
         if opts.steps == 1 {
             let (sched, part) = (&run.config.schedule, &run.config.partition);
             let mut rngs: Vec<ChaCha8Rng> = (0..nb).map(|i| ChaCha8Rng::seed_from_u64(field_seed(i))).collect();

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod eval;
 pub mod figure;
 pub mod impute;
+pub mod masks;
 pub mod optim;
 pub mod perf;
 pub mod progress;

@@ -214,6 +214,9 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
         );
     }
     let set = FieldSet::load(data, Truth::Never)?;
+    // A prior partition's prior is copied into the run, and the saved config points at the copy.
+    let adopted = super::masks::adopt_prior(cfg, run_dir)?;
+    let cfg = &adopted;
     let (train_idx, val_idx) = split_validation(set.n, cfg.val_fraction, cfg.seed);
     let mut train_set = set.select(&train_idx);
     let mut val_set = set.select(&val_idx);
@@ -287,6 +290,9 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
         cfg.steps
     );
 
+    let prior = super::masks::open_run_prior(&cfg.partition, run_dir, Some(&cfg.device))?;
+    let all_masks: Vec<Vec<u8>> = set.mask.chunks_exact(set.dims.len()).map(<[u8]>::to_vec).collect();
+    super::masks::prepare(&cfg.partition, prior.as_ref(), &all_masks, set.dims, 1, cfg.seed, quiet)?;
     let train_f = Fields::new(&train_set, device);
     let val_f = (val_set.n > 0).then(|| Fields::new(&val_set, device));
     let progress = Progress::new("train", state.step, cfg.steps, quiet);

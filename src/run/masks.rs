@@ -1,0 +1,617 @@
+//! `lacuna masks`: the Work II mask prior. Fit it on the observation masks of a data file, draw
+//! masks from it (guided toward real masks or not), compare generated with real masks, and
+//! fill a prior partition's bank of draws before training or inference.
+//!
+//! A prior directory holds `prior.toml` (the [`PriorConfig`], grid size included),
+//! `prior.safetensors` (the network) and `fit.jsonl` (the loss log).
+
+use super::optim::{named_vars, AdamW};
+use super::progress::Progress;
+use super::{mix_seed, open_device};
+use crate::data::npy::{write_npz, Array, Npz};
+use crate::data::{Dims, FieldSet, Truth};
+use crate::method::mask_prior::{self, BfnSchedule, GuideTo};
+use crate::method::partition::{site_mask, GUIDANCE_PER_SITE};
+use crate::method::Partition;
+use crate::model::{MaskNet, UNetConfig};
+use anyhow::{bail, ensure, Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// Unguided draws kept for intersections and for the multi-step sampler's random contexts.
+pub const FREE_POOL: usize = 256;
+
+/// Draws per sampler call.
+const CHUNK: usize = 64;
+
+/// How a mask prior is fitted and sampled; saved as `prior.toml`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PriorConfig {
+    /// Grid of the masks (set by `fit` from the data).
+    pub h: usize,
+    pub w: usize,
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub seed: u64,
+    /// Steps of the deterministic sampler.
+    pub sample_steps: usize,
+    pub device: String,
+    pub schedule: BfnSchedule,
+    pub model: UNetConfig,
+}
+
+impl Default for PriorConfig {
+    fn default() -> Self {
+        PriorConfig {
+            h: 0,
+            w: 0,
+            steps: 1500,
+            batch: 32,
+            lr: 2e-3,
+            seed: 0,
+            sample_steps: 25,
+            device: "cpu".into(),
+            schedule: BfnSchedule::default(),
+            model: MaskNet::default_config(),
+        }
+    }
+}
+
+impl PriorConfig {
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.steps >= 1 && self.batch >= 1, "mask prior: steps and batch must be at least 1");
+        ensure!(self.lr > 0.0 && self.lr.is_finite(), "mask prior: lr must be positive");
+        ensure!(self.sample_steps >= 1, "mask prior: sample_steps must be at least 1");
+        self.schedule.validate()?;
+        self.model.validate()
+    }
+}
+
+/// The site masks (`[H·W]`, 1 = observed in any channel) of a file: a field file (its `mask`,
+/// never-observable sites excluded) or a masks-only file with just `mask` `[N, C|1, H, W]`.
+pub fn load_site_masks(path: &Path) -> Result<(Dims, Vec<Vec<u8>>)> {
+    let mut npz = Npz::open(path)?;
+    if npz.contains("values") {
+        let set = FieldSet::load(path, Truth::Never)?;
+        let d = set.dims;
+        let masks = set.mask.chunks_exact(d.len()).map(|m| site_mask(m, d)).collect();
+        return Ok((Dims { c: 1, ..d }, masks));
+    }
+    let m = npz.get("mask")?.with_context(|| format!("{}: neither 'values' nor 'mask'", path.display()))?;
+    ensure!(m.shape.len() == 4, "{}: 'mask' must be [N, C, H, W], got {:?}", path.display(), m.shape);
+    let (n, c, h, w) = (m.shape[0], m.shape[1], m.shape[2], m.shape[3]);
+    let d = Dims { c, h, w };
+    let flat: Vec<u8> = m.to_f32().iter().map(|&v| u8::from(v != 0.0)).collect();
+    ensure!(n >= 1, "{}: no masks", path.display());
+    Ok((Dims { c: 1, h, w }, flat.chunks_exact(d.len()).map(|k| site_mask(k, d)).collect()))
+}
+
+fn write_masks(path: &Path, d: Dims, masks: &[Vec<u8>]) -> Result<()> {
+    let flat: Vec<u8> = masks.iter().flatten().copied().collect();
+    let mut arrays = BTreeMap::new();
+    arrays.insert("mask".to_string(), Array::from_bool(vec![masks.len(), 1, d.h, d.w], &flat));
+    write_npz(path, &arrays)
+}
+
+/// Files of a prior directory.
+fn config_path(dir: &Path) -> PathBuf {
+    dir.join("prior.toml")
+}
+fn weights_path(dir: &Path) -> PathBuf {
+    dir.join("prior.safetensors")
+}
+
+/// What `fit` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FitSummary {
+    pub masks: usize,
+    pub steps: usize,
+    pub last_loss: f64,
+    pub seconds: f64,
+}
+
+/// Fits the mask prior on the observation masks of `data` into `out`.
+pub fn fit(data: &Path, out: &Path, cfg: &PriorConfig, quiet: bool) -> Result<FitSummary> {
+    cfg.validate()?;
+    ensure!(
+        !weights_path(out).exists(),
+        "{}: already holds a mask prior; choose another --out or remove it",
+        out.display()
+    );
+    let (d, masks) = load_site_masks(data)?;
+    ensure!(
+        masks.iter().any(|m| m.iter().any(|&v| v != 0)),
+        "{}: no observed site in any mask; there is nothing to learn",
+        data.display()
+    );
+    let cfg = PriorConfig { h: d.h, w: d.w, ..cfg.clone() };
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    crate::atomic::write_bytes(&config_path(out), toml::to_string(&cfg)?.as_bytes())?;
+    let device = open_device(&cfg.device)?;
+    tch::manual_seed(mix_seed(cfg.seed, 11, 0) as i64);
+    let vs = VarStore::new(device);
+    let net = MaskNet::new(&vs.root(), &cfg.model)?;
+    let mut opt = AdamW::new(&vs, 0.9, 0.999, 0.0);
+    let flat: Vec<f32> = masks.iter().flatten().map(|&v| v as f32).collect();
+    let all = Tensor::from_slice(&flat).view([masks.len() as i64, 1, d.h as i64, d.w as i64]).to_device(device);
+    let log = out.join("fit.jsonl");
+    let mut log_file = std::fs::File::create(&log).with_context(|| format!("{}: cannot create", log.display()))?;
+    let progress = Progress::new("masks fit", 0, cfg.steps, quiet);
+    let (mut window, mut last) = ((0.0, 0usize), f64::NAN);
+    for step in 1..=cfg.steps {
+        let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(cfg.seed, 12, step as u64));
+        tch::manual_seed(mix_seed(cfg.seed, 13, step as u64) as i64);
+        let idx: Vec<i64> = (0..cfg.batch).map(|_| rng.gen_range(0..masks.len()) as i64).collect();
+        let batch = all.index_select(0, &Tensor::from_slice(&idx).to_device(device));
+        // Cosine decay after a short warm-up.
+        let warm = (step as f64 / 100.0).min(1.0);
+        let lr = cfg.lr * warm * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / cfg.steps as f64).cos()).max(0.02);
+        opt.zero_grad();
+        let loss = super::resources::torch(&format!("mask prior step {step}"), || {
+            let t = Tensor::rand([cfg.batch as i64], (Kind::Float, device));
+            let l = mask_prior::loss(&net, &cfg.schedule, &batch, &t);
+            l.backward();
+            l.double_value(&[])
+        })?;
+        if !loss.is_finite() {
+            bail!("mask prior loss became {loss} at step {step}; lower --lr");
+        }
+        opt.clip_grad_norm(1.0);
+        opt.step(lr);
+        last = loss;
+        window = (window.0 + loss, window.1 + 1);
+        if step % 100 == 0 || step == cfg.steps {
+            let mean = window.0 / window.1 as f64;
+            writeln!(log_file, "{}", serde_json::json!({"step": step, "loss_mean": mean, "lr": lr}))?;
+            progress.update(step, &format!("loss {mean:.4}"), true);
+            window = (0.0, 0);
+        } else {
+            progress.update(step, &format!("loss {loss:.4}"), false);
+        }
+        if step % 500 == 0 || step == cfg.steps {
+            super::checkpoint::save_weights(&weights_path(out), &named_vars(&vs))?;
+        }
+    }
+    Ok(FitSummary { masks: masks.len(), steps: cfg.steps, last_loss: last, seconds: progress.elapsed() })
+}
+
+/// A fitted prior, ready to draw from.
+pub struct LoadedPrior {
+    pub config: PriorConfig,
+    _vs: VarStore,
+    net: MaskNet,
+    device: Device,
+}
+
+impl LoadedPrior {
+    pub fn open(dir: &Path, device: Option<&str>) -> Result<LoadedPrior> {
+        let text = std::fs::read_to_string(config_path(dir)).with_context(|| {
+            format!("{}: not a mask prior (no prior.toml; make one with `lacuna masks fit`)", dir.display())
+        })?;
+        let config: PriorConfig =
+            toml::from_str(&text).with_context(|| format!("{}: corrupt", config_path(dir).display()))?;
+        config.validate()?;
+        let device = open_device(device.unwrap_or(&config.device))?;
+        let vs = VarStore::new(device);
+        let net = MaskNet::new(&vs.root(), &config.model)?;
+        super::checkpoint::load_weights(&weights_path(dir), &named_vars(&vs))?;
+        Ok(LoadedPrior { config, _vs: vs, net, device })
+    }
+
+    /// One draw per stream, guided toward `guide.masks[i]` when given (see [`mask_prior::draw`]).
+    pub fn draw(&self, rngs: &mut [ChaCha8Rng], guide: Option<&GuideTo>) -> Result<Vec<Vec<u8>>> {
+        let c = &self.config;
+        super::resources::torch("mask prior sampling", || {
+            mask_prior::draw(&self.net, &c.schedule, c.sample_steps, (c.h, c.w), rngs, guide, self.device, CHUNK)
+        })?
+    }
+
+    fn check_grid(&self, d: Dims, what: &str) -> Result<()> {
+        ensure!(
+            (self.config.h, self.config.w) == (d.h, d.w),
+            "the mask prior was fitted on {}×{} masks, {what} is {}×{}",
+            self.config.h,
+            self.config.w,
+            d.h,
+            d.w
+        );
+        Ok(())
+    }
+}
+
+/// Where a run keeps the copy of its mask prior (so the run directory is self-contained).
+pub const RUN_PRIOR: &str = "mask-prior";
+
+/// For a prior partition: copies the prior into `run_dir` and returns the configuration that
+/// points at the copy (relative to the run directory). Other partitions pass through.
+pub fn adopt_prior(cfg: &crate::config::TrainConfig, run_dir: &Path) -> Result<crate::config::TrainConfig> {
+    let mut cfg = cfg.clone();
+    if let Partition::Prior { prior, .. } = &mut cfg.partition {
+        let src = run_dir.join(&*prior);
+        let dst = run_dir.join(RUN_PRIOR);
+        if src != dst {
+            LoadedPrior::open(&src, Some("cpu"))?; // a readable prior before anything is copied
+            std::fs::create_dir_all(&dst).with_context(|| format!("{}: cannot create", dst.display()))?;
+            for f in [config_path(&src), weights_path(&src)] {
+                let to = dst.join(f.file_name().context("prior file name")?);
+                std::fs::copy(&f, &to)
+                    .with_context(|| format!("cannot copy {} to {}", f.display(), to.display()))?;
+            }
+        }
+        *prior = PathBuf::from(RUN_PRIOR);
+    }
+    Ok(cfg)
+}
+
+/// The prior of a run's partition, if it has one (`prior` relative to the run directory).
+pub fn open_run_prior(partition: &Partition, run_dir: &Path, device: Option<&str>) -> Result<Option<LoadedPrior>> {
+    match partition {
+        Partition::Prior { prior, .. } => Ok(Some(LoadedPrior::open(&run_dir.join(prior), device)?)),
+        _ => Ok(None),
+    }
+}
+
+/// A stable 64-bit hash of a mask (FNV-1a), so a mask's guided draws do not depend on which
+/// other masks are drawn with it.
+fn mask_hash(m: &[u8]) -> u64 {
+    m.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The guidance weight of a prior partition on `d` fields: its own, or the default per site.
+pub fn guidance_weight(weight: Option<f64>, d: Dims) -> f64 {
+    weight.unwrap_or(GUIDANCE_PER_SITE * d.sites() as f64)
+}
+
+/// Fills the bank of a prior partition for the observation masks `masks` (`[C, H, W]` each):
+/// the free pool, and, when guided, at least `min_draws` guided draws per distinct site mask.
+/// Does nothing for other partitions.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare(
+    partition: &Partition,
+    prior: Option<&LoadedPrior>,
+    masks: &[Vec<u8>],
+    d: Dims,
+    min_draws: usize,
+    seed: u64,
+    quiet: bool,
+) -> Result<()> {
+    let Partition::Prior { rho, weight, draws, bank, .. } = partition else {
+        return Ok(());
+    };
+    let prior = prior.context("internal: a prior partition needs its loaded prior")?;
+    prior.check_grid(d, "the data")?;
+    let started = std::time::Instant::now();
+    let free = bank.free_len();
+    if free < FREE_POOL {
+        let mut rngs: Vec<ChaCha8Rng> =
+            (free..FREE_POOL).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
+        bank.add_free(prior.draw(&mut rngs, None)?);
+    }
+    if let Some(rho) = rho {
+        let want = (*draws).max(min_draws);
+        let mut seen = HashSet::new();
+        let mut anchor_to = Vec::new();
+        let mut rngs = Vec::new();
+        for m in masks {
+            let sites = site_mask(m, d);
+            let have = bank.guided_len(&sites);
+            if have >= want || !seen.insert(sites.clone()) {
+                continue;
+            }
+            for j in have..want {
+                rngs.push(ChaCha8Rng::seed_from_u64(mix_seed(seed ^ mask_hash(&sites), 15, j as u64)));
+                anchor_to.push(sites.clone());
+            }
+        }
+        if !anchor_to.is_empty() {
+            let progress = Progress::new("guided masks", 0, anchor_to.len(), quiet);
+            let guide_w = guidance_weight(*weight, d);
+            let mut drawn = Vec::with_capacity(anchor_to.len());
+            for (lo, hi) in (0..anchor_to.len()).step_by(512).map(|lo| (lo, (lo + 512).min(anchor_to.len()))) {
+                let g = GuideTo { masks: &anchor_to[lo..hi], rho: *rho, weight: guide_w };
+                drawn.extend(prior.draw(&mut rngs[lo..hi], Some(&g))?);
+                progress.update(hi, "", hi == anchor_to.len());
+            }
+            for (sites, m) in anchor_to.iter().zip(drawn) {
+                bank.add_guided(sites, vec![m]);
+            }
+        }
+    }
+    if !quiet && started.elapsed().as_secs_f64() > 2.0 {
+        eprintln!("mask prior: draws ready in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// Statistics of a set of site masks.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MaskStats {
+    pub n: usize,
+    /// Observed fraction per mask: mean, standard deviation, 10/50/90% quantiles.
+    pub fraction_mean: f64,
+    pub fraction_sd: f64,
+    pub fraction_q: [f64; 3],
+    /// Two-point correlation of the indicator at lags 1..=L (horizontal and vertical pooled).
+    pub correlation: Vec<f64>,
+    /// Mean number and mean size (sites) of 4-connected missing regions per mask.
+    pub missing_regions: f64,
+    pub missing_region_size: f64,
+}
+
+pub fn mask_stats(masks: &[Vec<u8>], h: usize, w: usize) -> MaskStats {
+    let n = masks.len().max(1) as f64;
+    let mut fr: Vec<f64> = masks.iter().map(|m| m.iter().filter(|&&v| v != 0).count() as f64 / (h * w) as f64).collect();
+    let mean = fr.iter().sum::<f64>() / n;
+    let sd = (fr.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / n).sqrt();
+    fr.sort_by(f64::total_cmp);
+    let q = |p: f64| fr.get(((fr.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
+    let lags = (h.min(w) / 2).max(1);
+    let correlation = (1..=lags)
+        .map(|r| {
+            let (mut sa, mut sb, mut sab, mut saa, mut sbb, mut cnt) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+            for m in masks {
+                for y in 0..h {
+                    for x in 0..w {
+                        let a = m[y * w + x] as f64;
+                        for (yy, xx) in [(y, x + r), (y + r, x)] {
+                            if yy < h && xx < w {
+                                let b = m[yy * w + xx] as f64;
+                                sa += a;
+                                sb += b;
+                                sab += a * b;
+                                saa += a * a;
+                                sbb += b * b;
+                                cnt += 1.0;
+                            }
+                        }
+                    }
+                }
+            }
+            let (ma, mb) = (sa / cnt, sb / cnt);
+            let cov = sab / cnt - ma * mb;
+            let den = ((saa / cnt - ma * ma) * (sbb / cnt - mb * mb)).sqrt();
+            if den > 0.0 {
+                cov / den
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let (mut regions, mut sizes) = (0usize, 0usize);
+    for m in masks {
+        let mut seen = vec![false; h * w];
+        for start in 0..h * w {
+            if m[start] != 0 || seen[start] {
+                continue;
+            }
+            regions += 1;
+            let mut stack = vec![start];
+            seen[start] = true;
+            while let Some(k) = stack.pop() {
+                sizes += 1;
+                let (y, x) = (k / w, k % w);
+                let mut push = |j: usize| {
+                    if m[j] == 0 && !seen[j] {
+                        seen[j] = true;
+                        stack.push(j);
+                    }
+                };
+                if x > 0 {
+                    push(k - 1);
+                }
+                if x + 1 < w {
+                    push(k + 1);
+                }
+                if y > 0 {
+                    push(k - w);
+                }
+                if y + 1 < h {
+                    push(k + w);
+                }
+            }
+        }
+    }
+    MaskStats {
+        n: masks.len(),
+        fraction_mean: mean,
+        fraction_sd: sd,
+        fraction_q: [q(0.1), q(0.5), q(0.9)],
+        correlation,
+        missing_regions: regions as f64 / n,
+        missing_region_size: if regions > 0 { sizes as f64 / regions as f64 } else { 0.0 },
+    }
+}
+
+/// Tolerances of [`Comparison::within`]: generated masks match real ones when the observed
+/// fraction's mean and standard deviation each differ by at most 0.05 and the two-point
+/// correlation by at most 0.1 at every lag.
+pub const FRACTION_TOL: f64 = 0.05;
+pub const CORRELATION_TOL: f64 = 0.1;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Comparison {
+    pub real: MaskStats,
+    pub generated: MaskStats,
+    pub fraction_mean_diff: f64,
+    pub fraction_sd_diff: f64,
+    pub correlation_max_diff: f64,
+    pub within: bool,
+}
+
+pub fn compare(real: &[Vec<u8>], generated: &[Vec<u8>], h: usize, w: usize) -> Comparison {
+    let (r, g) = (mask_stats(real, h, w), mask_stats(generated, h, w));
+    let fm = (r.fraction_mean - g.fraction_mean).abs();
+    let fs = (r.fraction_sd - g.fraction_sd).abs();
+    let cm = r.correlation.iter().zip(&g.correlation).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    Comparison {
+        within: fm <= FRACTION_TOL && fs <= FRACTION_TOL && cm <= CORRELATION_TOL,
+        real: r,
+        generated: g,
+        fraction_mean_diff: fm,
+        fraction_sd_diff: fs,
+        correlation_max_diff: cm,
+    }
+}
+
+/// Empirical query probabilities of `partition` over the observed sites of `masks` (`[C, H, W]`
+/// each, bank prepared): per observed entry, the share of `splits` draws that query it. Returns
+/// (smallest, mean, share of observed entries never queried).
+pub fn query_probabilities(
+    partition: &Partition,
+    masks: &[Vec<u8>],
+    d: Dims,
+    splits: usize,
+    seed: u64,
+) -> (f64, f64, f64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut min, mut sum, mut zero, mut count) = (f64::INFINITY, 0.0, 0usize, 0usize);
+    for m in masks {
+        let mut hits = vec![0usize; m.len()];
+        for _ in 0..splits {
+            let s = partition.split(m, d, &mut rng);
+            for (h, &q) in hits.iter_mut().zip(&s.query) {
+                *h += q as usize;
+            }
+        }
+        for (k, &o) in m.iter().enumerate() {
+            if o != 0 {
+                let p = hits[k] as f64 / splits as f64;
+                min = min.min(p);
+                sum += p;
+                zero += usize::from(hits[k] == 0);
+                count += 1;
+            }
+        }
+    }
+    let c = count.max(1) as f64;
+    (if count > 0 { min } else { 0.0 }, sum / c, zero as f64 / c)
+}
+
+/// `lacuna masks sample`: `n` draws (per guide mask when `guide` is set) written as `mask`.
+pub fn sample_to_file(
+    prior_dir: &Path,
+    n: usize,
+    guide: Option<(&Path, f64, Option<f64>)>,
+    seed: u64,
+    out: &Path,
+) -> Result<usize> {
+    ensure!(n >= 1, "--n must be at least 1");
+    let prior = LoadedPrior::open(prior_dir, None)?;
+    let d = Dims { c: 1, h: prior.config.h, w: prior.config.w };
+    let drawn = match guide {
+        None => {
+            let mut rngs: Vec<ChaCha8Rng> = (0..n).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
+            prior.draw(&mut rngs, None)?
+        }
+        Some((data, rho, weight)) => {
+            ensure!(rho > 0.0 && rho <= 1.0, "--rho must be in (0, 1], got {rho}");
+            let (gd, masks) = load_site_masks(data)?;
+            prior.check_grid(gd, &data.display().to_string())?;
+            let anchor_to: Vec<Vec<u8>> = masks.iter().flat_map(|m| std::iter::repeat_n(m.clone(), n)).collect();
+            let mut rngs: Vec<ChaCha8Rng> =
+                (0..anchor_to.len()).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 15, i as u64))).collect();
+            let g = GuideTo { masks: &anchor_to, rho, weight: guidance_weight(weight, d) };
+            prior.draw(&mut rngs, Some(&g))?
+        }
+    };
+    write_masks(out, d, &drawn)?;
+    Ok(drawn.len())
+}
+
+/// What `lacuna masks compare` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CompareReport {
+    pub comparison: Comparison,
+    /// Query probabilities over observed entries (smallest, mean, share never queried) of the
+    /// unguided intersection and the guided partition, on the first masks of the data.
+    pub intersect_query: (f64, f64, f64),
+    pub guided_query: (f64, f64, f64),
+    pub rho: f64,
+    pub weight: f64,
+    pub query_masks: usize,
+    pub splits: usize,
+}
+
+impl CompareReport {
+    pub fn table(&self) -> String {
+        let (r, g) = (&self.comparison.real, &self.comparison.generated);
+        let mut s = String::new();
+        s += "| statistic | real | generated |\n|---|---|---|\n";
+        s += &format!("| masks | {} | {} |\n", r.n, g.n);
+        s += &format!("| observed fraction, mean | {:.3} | {:.3} |\n", r.fraction_mean, g.fraction_mean);
+        s += &format!("| observed fraction, sd | {:.3} | {:.3} |\n", r.fraction_sd, g.fraction_sd);
+        s += &format!(
+            "| observed fraction, 10/50/90% | {:.3} / {:.3} / {:.3} | {:.3} / {:.3} / {:.3} |\n",
+            r.fraction_q[0], r.fraction_q[1], r.fraction_q[2], g.fraction_q[0], g.fraction_q[1], g.fraction_q[2]
+        );
+        for (i, (a, b)) in r.correlation.iter().zip(&g.correlation).enumerate() {
+            if i < 4 || (i + 1) % 4 == 0 {
+                s += &format!("| two-point correlation, lag {} | {a:.3} | {b:.3} |\n", i + 1);
+            }
+        }
+        s += &format!("| missing regions per mask | {:.1} | {:.1} |\n", r.missing_regions, g.missing_regions);
+        s += &format!("| mean missing-region size | {:.1} | {:.1} |\n", r.missing_region_size, g.missing_region_size);
+        let c = &self.comparison;
+        s += &format!(
+            "\n|Δ fraction mean| {:.3}, |Δ fraction sd| {:.3} (tolerance {FRACTION_TOL}); max |Δ correlation| {:.3} (tolerance {CORRELATION_TOL}): {}\n",
+            c.fraction_mean_diff,
+            c.fraction_sd_diff,
+            c.correlation_max_diff,
+            if c.within { "within tolerance" } else { "OUTSIDE tolerance" }
+        );
+        let q = |name: &str, (min, mean, zero): (f64, f64, f64)| {
+            format!("{name}: query probability over observed entries min {min:.3}, mean {mean:.3}, never queried {:.1}%\n", 100.0 * zero)
+        };
+        s += &format!("\npartitions on the first {} masks, {} splits each:\n", self.query_masks, self.splits);
+        s += &q("  intersection (unguided)", self.intersect_query);
+        s += &q(&format!("  guided (rho {}, w_g {})", self.rho, self.weight), self.guided_query);
+        s
+    }
+}
+
+/// `lacuna masks compare`: `n` unguided draws against the masks of `data`, and the query
+/// probabilities of the two prior partitions on the data's first masks.
+pub fn compare_report(
+    prior_dir: &Path,
+    data: &Path,
+    n: usize,
+    (rho, weight): (f64, Option<f64>),
+    seed: u64,
+    quiet: bool,
+) -> Result<CompareReport> {
+    ensure!(n >= 1, "--n must be at least 1");
+    let prior = LoadedPrior::open(prior_dir, None)?;
+    let (d, real) = load_site_masks(data)?;
+    prior.check_grid(d, &data.display().to_string())?;
+    let mut rngs: Vec<ChaCha8Rng> = (0..n).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 16, i as u64))).collect();
+    let generated = prior.draw(&mut rngs, None)?;
+    let comparison = compare(&real, &generated, d.h, d.w);
+    let (query_masks, splits) = (real.len().min(32), 200);
+    let probe = &real[..query_masks];
+    let part = |rho: Option<f64>| Partition::Prior {
+        prior: prior_dir.to_path_buf(),
+        rho,
+        weight,
+        draws: 8,
+        bank: Default::default(),
+    };
+    let (unguided, guided) = (part(None), part(Some(rho)));
+    guided.validate()?;
+    prepare(&unguided, Some(&prior), probe, d, 8, seed, quiet)?;
+    prepare(&guided, Some(&prior), probe, d, 8, seed, quiet)?;
+    Ok(CompareReport {
+        comparison,
+        intersect_query: query_probabilities(&unguided, probe, d, splits, seed),
+        guided_query: query_probabilities(&guided, probe, d, splits, seed),
+        rho,
+        weight: guidance_weight(weight, d),
+        query_masks,
+        splits,
+    })
+}
