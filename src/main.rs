@@ -104,7 +104,7 @@ struct MasksSampleArgs {
     /// Share of observed sites anchored per guided draw.
     #[arg(long, default_value_t = lacuna::method::partition::DEFAULT_RHO)]
     rho: f64,
-    /// Guidance weight w_g (default 0.3·H·W).
+    /// Guidance weight w_g (default 0.1·H·W).
     #[arg(long)]
     guidance: Option<f64>,
     #[arg(long, default_value_t = 0)]
@@ -126,7 +126,7 @@ struct MasksCompareArgs {
     /// Anchor share of the guided partition whose query probabilities are reported.
     #[arg(long, default_value_t = lacuna::method::partition::DEFAULT_RHO)]
     rho: f64,
-    /// Guidance weight w_g of that partition (default 0.3·H·W).
+    /// Guidance weight w_g of that partition (default 0.1·H·W).
     #[arg(long)]
     guidance: Option<f64>,
     #[arg(long, default_value_t = 0)]
@@ -297,7 +297,7 @@ struct TrainArgs {
     /// Prior partition: share ρ of observed sites anchored in each guided draw, in (0, 1).
     #[arg(long)]
     rho: Option<f64>,
-    /// Prior partition: guidance weight w_g (default 0.3·H·W).
+    /// Prior partition: guidance weight w_g (default 0.1·H·W).
     #[arg(long)]
     guidance: Option<f64>,
     /// Prior partition: guided draws per training mask.
@@ -594,12 +594,15 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         Some(PartitionKind::Missdiff) => cfg.partition = Partition::MissDiff,
         Some(PartitionKind::Ambient) => cfg.partition = Partition::Ambient { keep: 0.9 },
         Some(kind @ (PartitionKind::Prior | PartitionKind::Intersect)) => {
-            let dir = a.prior.as_ref().context("--partition prior and intersect need --prior DIR (make one with `lacuna masks fit`)")?;
+            let dir = a
+                .prior
+                .as_ref()
+                .context("--partition prior and intersect need --prior DIR (make one with `lacuna masks fit`)")?;
             cfg.partition = Partition::Prior {
                 prior: std::fs::canonicalize(dir).with_context(|| format!("{}: no such mask prior", dir.display()))?,
                 rho: matches!(kind, PartitionKind::Prior).then_some(lacuna::method::partition::DEFAULT_RHO),
                 weight: None,
-                draws: 8,
+                draws: lacuna::method::partition::default_draws(),
                 bank: Default::default(),
             };
         }

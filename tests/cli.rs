@@ -747,3 +747,124 @@ methods = ["pixel", "nearest"]
     assert_eq!(record["metrics"]["missing_entries"].as_u64().unwrap() as usize, hidden);
     assert!(hidden > 500, "the next month's occlusion should hide hundreds of entries, hid {hidden}");
 }
+
+/// Work II through the CLI: fit a mask prior, draw from it (free and guided), compare, train
+/// with the guided prior partition and impute; bad settings give one-line errors.
+#[test]
+fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
+    let f = Fixture::new();
+    let fit = |data: &str, out: &str| {
+        ok(&[
+            "masks",
+            "fit",
+            "--data",
+            s(&f.p(data)),
+            "--out",
+            s(&f.p(out)),
+            "--steps",
+            "20",
+            "--batch",
+            "8",
+            "--sample-steps",
+            "4",
+        ])
+    };
+    let out = fit("train.npz", "prior");
+    assert!(out.contains("24 masks"), "{out}");
+    let e = fails(&["masks", "fit", "--data", s(&f.p("train.npz")), "--out", s(&f.p("prior"))]);
+    assert!(e.contains("already holds"), "{e}");
+
+    ok(&["masks", "sample", "--prior", s(&f.p("prior")), "--n", "5", "--out", s(&f.p("free.npz"))]);
+    assert_eq!(read(&f.p("free.npz"), "mask").shape, vec![5, 1, 12, 12]);
+    ok(&[
+        "masks",
+        "sample",
+        "--prior",
+        s(&f.p("prior")),
+        "--n",
+        "2",
+        "--guide",
+        s(&f.p("test.npz")),
+        "--out",
+        s(&f.p("guided.npz")),
+    ]);
+    assert_eq!(read(&f.p("guided.npz"), "mask").shape, vec![10, 1, 12, 12]);
+    // A masks-only file is accepted as real masks too.
+    let out = ok(&["masks", "compare", "--prior", s(&f.p("prior")), "--data", s(&f.p("free.npz")), "--n", "8"]);
+    assert!(out.contains("two-point correlation") && out.contains("guided (rho"), "{out}");
+    let out =
+        ok(&["masks", "compare", "--prior", s(&f.p("prior")), "--data", s(&f.p("train.npz")), "--n", "8", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["comparison"]["real"]["n"].as_u64(), Some(24));
+
+    f.train("run", &["--partition", "prior", "--prior", s(&f.p("prior")), "--rho", "0.3", "--draws", "2"]);
+    let cfg = std::fs::read_to_string(f.p("run/config.toml")).unwrap();
+    assert!(cfg.contains("kind = \"prior\"") && cfg.contains("rho = 0.3"), "{cfg}");
+    assert!(f.p("run/mask-prior/prior.safetensors").exists(), "the run keeps its own copy of the prior");
+    std::fs::remove_dir_all(f.p("prior")).unwrap();
+    ok(&[
+        "impute",
+        "--run",
+        s(&f.p("run")),
+        "--data",
+        s(&f.p("test.npz")),
+        "--out",
+        s(&f.p("pred.npz")),
+        "--ensemble",
+        "3",
+    ]);
+    let (mean, mask, values) = (
+        read(&f.p("pred.npz"), "mean").to_f32(),
+        read(&f.p("test.npz"), "mask").to_f32(),
+        read(&f.p("test.npz"), "values").to_f32(),
+    );
+    assert!(mean.iter().all(|v| v.is_finite()));
+    assert!((0..mean.len()).all(|k| mask[k] == 0.0 || mean[k] == values[k]), "observations must be kept");
+
+    let e = fails(&["train", "--data", s(&f.p("train.npz")), "--out", s(&f.p("r2")), "--partition", "prior"]);
+    assert!(e.contains("--prior"), "{e}");
+    let prior = f.p("run/mask-prior");
+    let e = fails(&[
+        "train",
+        "--data",
+        s(&f.p("train.npz")),
+        "--out",
+        s(&f.p("r3")),
+        "--partition",
+        "prior",
+        "--prior",
+        s(&prior),
+        "--rho",
+        "1",
+    ]);
+    assert!(e.contains("rho"), "{e}");
+    let e = fails(&[
+        "train",
+        "--data",
+        s(&f.p("train.npz")),
+        "--out",
+        s(&f.p("r4")),
+        "--partition",
+        "intersect",
+        "--prior",
+        s(&prior),
+        "--rho",
+        "0.5",
+    ]);
+    assert!(e.contains("unguided"), "{e}");
+    let e = fails(&["train", "--data", s(&f.p("train.npz")), "--out", s(&f.p("r5")), "--prior", s(&prior)]);
+    assert!(e.contains("apply to --partition prior"), "{e}");
+    ok(&["data", "gen", "grf", "--out", s(&f.p("small.npz")), "--n", "4", "--size", "8"]);
+    let e = fails(&[
+        "train",
+        "--data",
+        s(&f.p("small.npz")),
+        "--out",
+        s(&f.p("r6")),
+        "--partition",
+        "intersect",
+        "--prior",
+        s(&prior),
+    ]);
+    assert!(e.contains("fitted on 12×12"), "{e}");
+}

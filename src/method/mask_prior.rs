@@ -150,8 +150,8 @@ pub fn sample(
                 // Binary cross-entropy over all d sites of each draw, summed over draws (their
                 // gradients do not interact).
                 let d = (logit.size()[2] * logit.size()[3]) as f64;
-                let lg = logit.binary_cross_entropy_with_logits::<Tensor>(g.anchors, None, None, tch::Reduction::Sum)
-                    / d;
+                let lg =
+                    logit.binary_cross_entropy_with_logits::<Tensor>(g.anchors, None, None, tch::Reduction::Sum) / d;
                 let grad = Tensor::run_backward(&[&lg], &[&xg], false, false);
                 (logit.detach().sigmoid(), Some(grad[0].shallow_clone()))
             }
@@ -203,8 +203,10 @@ pub fn draw(
     while start < n {
         let b = chunk.max(1).min(n - start);
         let rows = &mut rngs[start..start + b];
-        let noise: Vec<f32> =
-            rows.iter_mut().flat_map(|r| (0..2 * d).map(|_| r.sample::<f32, _>(StandardNormal)).collect::<Vec<_>>()).collect();
+        let noise: Vec<f32> = rows
+            .iter_mut()
+            .flat_map(|r| (0..2 * d).map(|_| r.sample::<f32, _>(StandardNormal)).collect::<Vec<_>>())
+            .collect();
         let noise = Tensor::from_slice(&noise).view([b as i64, 2, h as i64, w as i64]).to_device(device);
         let e1 = match guide {
             Some(g) => {

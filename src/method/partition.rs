@@ -60,18 +60,18 @@ pub enum Partition {
     },
 }
 
-/// Guided draws per distinct observation mask.
-fn default_draws() -> usize {
-    8
+/// Guided draws per distinct observation mask (each costs a guided sampler run).
+pub fn default_draws() -> usize {
+    4
 }
 
 /// Default anchor share ρ of guided draws (sweep in docs/results.md §6).
-pub const DEFAULT_RHO: f64 = 0.5;
+pub const DEFAULT_RHO: f64 = 0.2;
 
 /// Default guidance weight per site: w_g = this · H·W. The guidance loss is normalised by the
 /// number of sites d, so the push each site's logit gets is w_g/d; keeping that fixed keeps
 /// the guidance strength the same at every resolution. From the sweep in docs/results.md §6.
-pub const GUIDANCE_PER_SITE: f64 = 0.3;
+pub const GUIDANCE_PER_SITE: f64 = 0.1;
 
 /// Draws of the mask prior held for a prior partition: a pool of unguided draws, and guided
 /// draws keyed by the site mask (`[H·W]`) they were anchored to. Shared by clones; not part of
@@ -236,7 +236,6 @@ impl Partition {
             }
         }
     }
-
 
     /// A context mask for a *random* observation of the same pattern as `m` (same count of
     /// observed sites or blocks, placed anew), not contained in `m`. The multi-step sampler
@@ -493,7 +492,8 @@ mod tests {
                     .collect()
             })
             .collect();
-        let part = Partition::Prior { prior: "unused".into(), rho: None, weight: None, draws: 1, bank: MaskBank::default() };
+        let part =
+            Partition::Prior { prior: "unused".into(), rho: None, weight: None, draws: 1, bank: MaskBank::default() };
         let Partition::Prior { bank, .. } = &part else { unreachable!() };
         bank.add_free(support.clone());
         // Which (context, site) pairs the theorem says are queryable.

@@ -384,7 +384,7 @@ impl MethodSpec {
                 prior: PathBuf::new(),
                 rho: (base == "prior").then(|| p.unwrap_or(crate::method::partition::DEFAULT_RHO)),
                 weight: None,
-                draws: 8,
+                draws: crate::method::partition::default_draws(),
                 bank: Default::default(),
             },
             _ => return Ok(None),
@@ -586,6 +586,9 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<
         }
         // Panels from seed 0: truth, observed, then each method that wrote a prediction file.
         let dir0 = out.join(slug(&case.name)).join("seed-0");
+        if !dir0.join("test.npz").exists() {
+            continue; // a report before anything of this case was computed
+        }
         let preds: Vec<PathBuf> =
             case.methods.iter().map(|m| dir0.join(format!("pred-{}.npz", slug(m)))).filter(|p| p.exists()).collect();
         super::figure::plot_files(

@@ -55,7 +55,7 @@ impl Default for PriorConfig {
             batch: 32,
             lr: 2e-3,
             seed: 0,
-            sample_steps: 25,
+            sample_steps: 20,
             device: "cpu".into(),
             schedule: BfnSchedule::default(),
             model: MaskNet::default_config(),
@@ -240,8 +240,7 @@ pub fn adopt_prior(cfg: &crate::config::TrainConfig, run_dir: &Path) -> Result<c
             std::fs::create_dir_all(&dst).with_context(|| format!("{}: cannot create", dst.display()))?;
             for f in [config_path(&src), weights_path(&src)] {
                 let to = dst.join(f.file_name().context("prior file name")?);
-                std::fs::copy(&f, &to)
-                    .with_context(|| format!("cannot copy {} to {}", f.display(), to.display()))?;
+                std::fs::copy(&f, &to).with_context(|| format!("cannot copy {} to {}", f.display(), to.display()))?;
             }
         }
         *prior = PathBuf::from(RUN_PRIOR);
@@ -346,7 +345,8 @@ pub struct MaskStats {
 
 pub fn mask_stats(masks: &[Vec<u8>], h: usize, w: usize) -> MaskStats {
     let n = masks.len().max(1) as f64;
-    let mut fr: Vec<f64> = masks.iter().map(|m| m.iter().filter(|&&v| v != 0).count() as f64 / (h * w) as f64).collect();
+    let mut fr: Vec<f64> =
+        masks.iter().map(|m| m.iter().filter(|&&v| v != 0).count() as f64 / (h * w) as f64).collect();
     let mean = fr.iter().sum::<f64>() / n;
     let sd = (fr.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / n).sqrt();
     fr.sort_by(f64::total_cmp);
@@ -506,7 +506,8 @@ pub fn sample_to_file(
     let d = Dims { c: 1, h: prior.config.h, w: prior.config.w };
     let drawn = match guide {
         None => {
-            let mut rngs: Vec<ChaCha8Rng> = (0..n).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
+            let mut rngs: Vec<ChaCha8Rng> =
+                (0..n).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
             prior.draw(&mut rngs, None)?
         }
         Some((data, rho, weight)) => {
@@ -523,6 +524,9 @@ pub fn sample_to_file(
     write_masks(out, d, &drawn)?;
     Ok(drawn.len())
 }
+
+/// Guided draws per mask in `masks compare`'s query-probability probe.
+const PROBE_DRAWS: usize = 8;
 
 /// What `lacuna masks compare` reports.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -566,9 +570,15 @@ impl CompareReport {
             if c.within { "within tolerance" } else { "OUTSIDE tolerance" }
         );
         let q = |name: &str, (min, mean, zero): (f64, f64, f64)| {
-            format!("{name}: query probability over observed entries min {min:.3}, mean {mean:.3}, never queried {:.1}%\n", 100.0 * zero)
+            format!(
+                "{name}: query probability over observed entries min {min:.3}, mean {mean:.3}, never queried {:.1}%\n",
+                100.0 * zero
+            )
         };
-        s += &format!("\npartitions on the first {} masks, {} splits each:\n", self.query_masks, self.splits);
+        s += &format!(
+            "\npartitions on the first {} masks, {} guided draws and {} splits each:\n",
+            self.query_masks, PROBE_DRAWS, self.splits
+        );
         s += &q("  intersection (unguided)", self.intersect_query);
         s += &q(&format!("  guided (rho {}, w_g {})", self.rho, self.weight), self.guided_query);
         s
@@ -598,13 +608,13 @@ pub fn compare_report(
         prior: prior_dir.to_path_buf(),
         rho,
         weight,
-        draws: 8,
+        draws: PROBE_DRAWS,
         bank: Default::default(),
     };
     let (unguided, guided) = (part(None), part(Some(rho)));
     guided.validate()?;
-    prepare(&unguided, Some(&prior), probe, d, 8, seed, quiet)?;
-    prepare(&guided, Some(&prior), probe, d, 8, seed, quiet)?;
+    prepare(&unguided, Some(&prior), probe, d, PROBE_DRAWS, seed, quiet)?;
+    prepare(&guided, Some(&prior), probe, d, PROBE_DRAWS, seed, quiet)?;
     Ok(CompareReport {
         comparison,
         intersect_query: query_probabilities(&unguided, probe, d, splits, seed),
