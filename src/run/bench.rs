@@ -64,7 +64,8 @@ pub struct Case {
     #[serde(default)]
     pub size: usize,
     /// Observation pattern, e.g. `pixel:0.2` or `block:3:1`. For `file` cases: what hides
-    /// observed entries for held-out evaluation (a pattern, or `other`; see `eval --holdout`).
+    /// observed entries for held-out evaluation (a pattern, or `other`; see `eval --holdout`),
+    /// or `given` for files with a separate `test_data` holding the truth.
     pub mask: String,
     #[serde(default)]
     pub train: usize,
@@ -80,6 +81,10 @@ pub struct Case {
     pub vars: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observable: Option<String>,
+    /// `file` cases with complete truth: the test file (with `truth`). Every method trains on
+    /// `data` as it is and is scored on the test file's missing entries; `mask = "given"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_data: Option<String>,
 }
 
 impl Case {
@@ -96,6 +101,10 @@ impl Case {
 
     /// The pattern the partitions are built for (the block grid of block masks).
     fn pattern(&self) -> Result<Pattern> {
+        if self.kind == "file" && self.mask == "given" {
+            ensure!(self.test_data.is_some(), "case {:?}: mask \"given\" needs `test_data`", self.name);
+            return Ok(Pattern::Pixel { observed: 0.5 });
+        }
         if self.kind == "file" {
             return Ok(match self.mask.parse::<Holdout>()? {
                 Holdout::Pattern(p) => p,
@@ -121,6 +130,7 @@ impl Suite {
             data: None,
             vars: Vec::new(),
             observable: None,
+            test_data: None,
         };
         // The GRF pixel case shared by the suites, with its Bayes oracle available.
         let grf_pixel = |methods: &[&str]| case("GRF 32² pixel 20%", "grf", 32, "pixel:0.2", 2000, 100, methods);
@@ -259,6 +269,10 @@ impl Suite {
                 let data =
                     case.data.as_deref().with_context(|| format!("case {:?}: a file case needs `data`", case.name))?;
                 ensure!(Path::new(data).exists(), "case {:?}: {data} not found", case.name);
+                if let Some(t) = &case.test_data {
+                    ensure!(Path::new(t).exists(), "case {:?}: {t} not found", case.name);
+                    ensure!(case.mask == "given", "case {:?}: with `test_data` the mask is \"given\"", case.name);
+                }
             } else {
                 let gen = generator(&case.kind, case.size).with_context(|| format!("case {:?}", case.name))?;
                 pattern.check(gen.dims()).with_context(|| format!("case {:?}", case.name))?;
@@ -541,10 +555,18 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<
             let dir = out.join(slug(&case.name)).join(format!("seed-{seed}"));
             std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
             if let (Some(source), false) = (&source, dir.join("test.npz").exists()) {
-                // Real data: train and test on the held-out version; the hidden entries are the score.
-                let held = holdout(source, &case.mask.parse()?, seed as u64)?;
-                held.save(&dir.join("train.npz"))?;
-                held.save(&dir.join("test.npz"))?;
+                if let Some(t) = &case.test_data {
+                    // Real data with complete truth: train on the file as it is, score on the test file.
+                    let test = FieldSet::load(Path::new(t), Truth::IfPresent)?;
+                    ensure!(test.truth.is_some(), "{t}: the test file of case {:?} needs `truth`", case.name);
+                    source.save(&dir.join("train.npz"))?;
+                    test.save(&dir.join("test.npz"))?;
+                } else {
+                    // Real data: train and test on the held-out version; the hidden entries are the score.
+                    let held = holdout(source, &case.mask.parse()?, seed as u64)?;
+                    held.save(&dir.join("train.npz"))?;
+                    held.save(&dir.join("test.npz"))?;
+                }
             }
             for (name, n, s) in
                 [("train.npz", case.train, seed as u64), ("test.npz", case.test, seed as u64 + 1_000_003)]
