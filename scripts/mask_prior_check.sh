@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
-# Work II acceptance: a mask prior fitted on cloud-type (and swath) masks draws masks whose
-# observed-fraction distribution and two-point correlation match the real ones within the stated
+# Work II acceptance: the mask priors that `lacuna bench --suite suites/work2.toml` fitted on the
+# training masks (cloud-type and swath occlusions) draw masks whose observed-fraction
+# distribution and two-point correlation match the held-out test masks within the stated
 # tolerance (|Δ mean|, |Δ sd| of the observed fraction ≤ 0.05; |Δ correlation| ≤ 0.1 at every
 # lag), checked by `lacuna masks compare --check` (exit status 1 otherwise).
 #
-#   bash scripts/mask_prior_check.sh [OUT_DIR]      (about 10 minutes on 2 cores)
+#   lacuna bench --suite suites/work2.toml --out bench-work2     # fits the priors (and more)
+#   bash scripts/mask_prior_check.sh [bench-work2]                # about 3 minutes on 2 cores
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${LACUNA_BIN:-$root/target/release/lacuna}"
-OUT="${1:-mask-prior-check}"
-mkdir -p "$OUT"
+BENCH="${1:-bench-work2}"
 status=0
-for pattern in cloud:0.5 swath:0.5; do
-    name="${pattern%%:*}"
-    "$BIN" --quiet data gen grf --n 1000 --mask "$pattern" --seed 1 --out "$OUT/$name.npz"
-    [ -f "$OUT/prior-$name/prior.safetensors" ] || "$BIN" --quiet masks fit --data "$OUT/$name.npz" --out "$OUT/prior-$name" --steps 600
-    echo "## $pattern"
-    "$BIN" --quiet masks compare --prior "$OUT/prior-$name" --data "$OUT/$name.npz" --n 256 --check || status=1
+for case in grf-32-cloud-50 grf-32-swath-50; do
+    dir="$BENCH/$case/seed-0"
+    [ -f "$dir/mask-prior/prior.safetensors" ] || { echo "$dir: no fitted prior; run the work2 bench first" >&2; exit 2; }
+    echo "## $case: prior fitted on train.npz masks, compared with test.npz masks"
+    "$BIN" --quiet masks compare --prior "$dir/mask-prior" --data "$dir/test.npz" --n 256 --check || status=1
 done
 exit $status

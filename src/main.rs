@@ -101,16 +101,23 @@ struct MasksSampleArgs {
     /// Guide each draw toward the masks of this data file (observation-aligned guidance).
     #[arg(long)]
     guide: Option<PathBuf>,
-    /// Share of observed sites anchored per guided draw.
+    #[command(flatten)]
+    guidance: GuidanceArgs,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Observation-aligned guidance of mask-prior draws.
+#[derive(Args)]
+struct GuidanceArgs {
+    /// Share ρ of observed sites anchored per guided draw, in (0, 1].
     #[arg(long, default_value_t = lacuna::method::partition::DEFAULT_RHO)]
     rho: f64,
     /// Guidance weight w_g (default 0.1·H·W).
     #[arg(long)]
     guidance: Option<f64>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    #[arg(long)]
-    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -123,12 +130,9 @@ struct MasksCompareArgs {
     /// Unguided draws to compare.
     #[arg(long, default_value_t = 512)]
     n: usize,
-    /// Anchor share of the guided partition whose query probabilities are reported.
-    #[arg(long, default_value_t = lacuna::method::partition::DEFAULT_RHO)]
-    rho: f64,
-    /// Guidance weight w_g of that partition (default 0.1·H·W).
-    #[arg(long)]
-    guidance: Option<f64>,
+    /// The guided partition whose query probabilities are reported.
+    #[command(flatten)]
+    guidance: GuidanceArgs,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Exit with status 1 when the draws are outside the stated tolerance.
@@ -871,12 +875,13 @@ fn run_masks(c: &MasksCommand, quiet: bool) -> Result<()> {
             );
         }
         MasksCommand::Sample(a) => {
-            let guide = a.guide.as_deref().map(|g| (g, a.rho, a.guidance));
+            let guide = a.guide.as_deref().map(|g| (g, a.guidance.rho, a.guidance.guidance));
             let n = masks::sample_to_file(&a.prior, a.n, guide, a.seed, &a.out)?;
             println!("drew {n} masks → {}", a.out.display());
         }
         MasksCommand::Compare(a) => {
-            let report = masks::compare_report(&a.prior, &a.data, a.n, (a.rho, a.guidance), a.seed, quiet)?;
+            let report =
+                masks::compare_report(&a.prior, &a.data, a.n, (a.guidance.rho, a.guidance.guidance), a.seed, quiet)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

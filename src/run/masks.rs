@@ -651,8 +651,7 @@ mod tests {
         let stripes: Vec<Vec<u8>> =
             (0..4).map(|o| (0..256).map(|k| u8::from((k % 16 + o) % 8 < 4)).collect()).collect();
         assert!(compare(&stripes, &stripes, 16, 16).within);
-        let denser: Vec<Vec<u8>> =
-            (0..4).map(|o| (0..256).map(|k| u8::from((k % 16 + o) % 8 < 6)).collect()).collect();
+        let denser: Vec<Vec<u8>> = (0..4).map(|o| (0..256).map(|k| u8::from((k % 16 + o) % 8 < 6)).collect()).collect();
         let c = compare(&stripes, &denser, 16, 16);
         assert!(!c.within && c.fraction_mean_diff > FRACTION_TOL, "{c:?}");
     }
