@@ -697,9 +697,15 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
     );
     for case in &suite.cases {
         let what = match (&case.data, case.kind.as_str()) {
-            (Some(data), "file") => {
-                format!("`{data}`, held out with `{}`: trained on and scored at the hidden observed entries", case.mask)
-            }
+            (Some(data), "file") => match &case.test_data {
+                Some(test) => {
+                    format!("trained on `{data}`, scored on the missing entries of `{test}` against its truth")
+                }
+                None => format!(
+                    "`{data}`, held out with `{}`: trained on and scored at the hidden observed entries",
+                    case.mask
+                ),
+            },
             _ => format!(
                 "`{}` {}×{}, `{}`, {} training / {} test fields",
                 case.kind, case.size, case.size, case.mask, case.train, case.test
