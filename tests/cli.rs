@@ -868,3 +868,33 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
     ]);
     assert!(e.contains("fitted on 12×12"), "{e}");
 }
+
+/// A `file` case with a separate test file (`mask = "given"`): trained on the training file as
+/// it is, scored on the test file's missing entries against its truth; the training file's
+/// truth is never copied into the bench.
+#[test]
+fn bench_file_cases_with_a_test_file_score_its_missing_entries() {
+    let f = Fixture::new();
+    let suite = f.p("suite.toml");
+    let body = format!(
+        "name = \"given\"\nseeds = 1\nsteps = 2\nensemble = 2\n[[cases]]\nname = \"G\"\nkind = \"file\"\ndata = \"{}\"\ntest_data = \"{}\"\nmask = \"given\"\nmethods = [\"nearest\"]\n",
+        s(&f.p("train.npz")),
+        s(&f.p("test.npz"))
+    );
+    std::fs::write(&suite, body).unwrap();
+    let said = ok(&["bench", "--suite", s(&suite), "--out", s(&f.p("b"))]);
+    assert!(said.contains("| nearest |") && said.contains("against its truth"), "{said}");
+    let train = Npz::open(&f.p("b/g/seed-0/train.npz")).unwrap();
+    assert!(!train.contains("truth"), "training truth must not reach the bench");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.p("b/g/seed-0/nearest.json")).unwrap()).unwrap();
+    let mask = read(&f.p("test.npz"), "mask").to_f32();
+    assert_eq!(
+        record["metrics"]["missing_entries"].as_u64().unwrap() as usize,
+        mask.iter().filter(|&&m| m == 0.0).count()
+    );
+    std::fs::write(&suite, std::fs::read_to_string(&suite).unwrap().replace("mask = \"given\"", "mask = \"other\""))
+        .unwrap();
+    let e = fails(&["bench", "--suite", s(&suite), "--out", s(&f.p("b2"))]);
+    assert!(e.contains("given"), "{e}");
+}
