@@ -93,12 +93,17 @@ impl MaskModel for IndependentSites {
     }
 }
 
+/// `softmax(x)_1` `[B, 1, H, W]` of a latent `[B, 2, H, W]`: what the network sees.
+fn observed_probability(x: &Tensor) -> Tensor {
+    x.softmax(1, Kind::Float).narrow(1, 1, 1)
+}
+
 /// `[B, 1, H, W]` site masks → the flow's class-1 probability at `t` `[B]` (fresh noise).
 fn flow_probability(schedule: &BfnSchedule, masks: &Tensor, t: &Tensor) -> Tensor {
     let a = (t.square() * schedule.beta1).view([-1, 1, 1, 1]);
     let x0 = Tensor::cat(&[1.0 - masks, masks.shallow_clone()], 1) * CLASSES;
     let x = &x0 * &a + (&a * CLASSES).sqrt() * x0.randn_like();
-    x.softmax(1, Kind::Float).narrow(1, 1, 1)
+    observed_probability(&x)
 }
 
 /// The data-matching loss (module doc) of site masks `[B, 1, H, W]` (1 = observed) at times
@@ -146,7 +151,7 @@ pub fn sample(
         let (e1, grad) = match guidance {
             Some(g) => {
                 let xg = x.detach().set_requires_grad(true);
-                let logit = model.logits(&tt, &xg.softmax(1, Kind::Float).narrow(1, 1, 1));
+                let logit = model.logits(&tt, &observed_probability(&xg));
                 // Binary cross-entropy over all d sites of each draw, summed over draws (their
                 // gradients do not interact).
                 let d = (logit.size()[2] * logit.size()[3]) as f64;
@@ -155,7 +160,7 @@ pub fn sample(
                 let grad = Tensor::run_backward(&[&lg], &[&xg], false, false);
                 (logit.detach().sigmoid(), Some(grad[0].shallow_clone()))
             }
-            None => (tch::no_grad(|| model.logits(&tt, &x.softmax(1, Kind::Float).narrow(1, 1, 1)).sigmoid()), None),
+            None => (tch::no_grad(|| model.logits(&tt, &observed_probability(&x)).sigmoid()), None),
         };
         tch::no_grad(|| {
             let x0 = Tensor::cat(&[1.0 - &e1, e1.shallow_clone()], 1) * CLASSES;
@@ -166,7 +171,7 @@ pub fn sample(
             }
         });
     }
-    Ok(tch::no_grad(|| model.logits(&times(1.0), &x.softmax(1, Kind::Float).narrow(1, 1, 1)).sigmoid()))
+    Ok(tch::no_grad(|| model.logits(&times(1.0), &observed_probability(&x)).sigmoid()))
 }
 
 /// What guided draws are anchored to: one site mask (`[H·W]`) per draw.

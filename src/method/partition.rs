@@ -200,7 +200,7 @@ impl Partition {
                 let keep: Vec<bool> = (0..dims.sites()).map(|_| rng.gen::<f64>() < *context_ratio).collect();
                 let context = per_site(m, dims, |i| keep[i]);
                 let query = match query_ratio {
-                    None => m.iter().zip(&context).map(|(&o, &c)| u8::from(o != 0 && c == 0)).collect(),
+                    None => observed_rest(m, &context),
                     Some(q) => {
                         let pick: Vec<bool> = (0..dims.sites()).map(|_| rng.gen::<f64>() < *q).collect();
                         per_site(m, dims, |i| pick[i])
@@ -231,7 +231,7 @@ impl Partition {
                 let sites = site_mask(m, dims);
                 let drawn = bank.draw(rho.is_some().then_some(sites.as_slice()), rng);
                 let context = per_site(m, dims, |i| drawn[i] != 0);
-                let query = m.iter().zip(&context).map(|(&o, &c)| u8::from(o != 0 && c == 0)).collect();
+                let query = observed_rest(m, &context);
                 Split { context, query }
             }
         }
@@ -272,6 +272,11 @@ impl Partition {
 fn per_site(m: &[u8], dims: Dims, keep: impl Fn(usize) -> bool) -> Vec<u8> {
     let s = dims.sites();
     m.iter().enumerate().map(|(k, &o)| u8::from(o != 0 && keep(k % s))).collect()
+}
+
+/// `M ⊙ (1 − M_ctx)`: the observed entries left out of the context.
+fn observed_rest(m: &[u8], context: &[u8]) -> Vec<u8> {
+    m.iter().zip(context).map(|(&o, &c)| u8::from(o != 0 && c == 0)).collect()
 }
 
 /// The site mask (`[H·W]`, observed in any channel) of `m`: what the mask prior models and
