@@ -977,6 +977,11 @@ fn run_data(c: &DataCommand, quiet: bool) -> Result<()> {
             let var = obs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / obs.len().max(1) as f64;
             let (lo, hi) = obs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
             println!("observed values: mean {mean:.4}, std {:.4}, min {lo:.4}, max {hi:.4}", var.sqrt());
+            if let Some(ok) = &set.observable {
+                let never = ok.iter().filter(|&&o| o == 0).count() as f64 / ok.len() as f64;
+                let layout = if set.observable_per_field() { "one static mask per field" } else { "one static mask" };
+                println!("never observable: {:.1}% of sites ({layout})", 100.0 * never);
+            }
             println!("truth: {}", if set.truth.is_some() { "present" } else { "absent" });
         }
         DataCommand::Krige(a) => {

@@ -652,17 +652,25 @@ fn perf_compares_with_the_torch_reference_only_when_both_compute_the_same_functi
 
 #[test]
 fn never_observable_sites_are_not_filled_not_scored_and_held_out_evaluation_works() {
+    // Land as one static mask for every field, then as one per field (tiles of a coast).
+    never_observable_sites_case(false);
+    never_observable_sites_case(true);
+}
+
+fn never_observable_sites_case(per_field: bool) {
     let f = Fixture::new();
-    // Land: the first three columns of every 12×12 field, declared by a static mask.
-    let land = |k: usize| k % 12 < 3;
-    let ok_mask: Vec<u8> = (0..144).map(|k| u8::from(!land(k))).collect();
+    // Land: three columns of every 12×12 field: the first three, or a band that moves with the
+    // field (flat index j of a file: field j / 144).
+    let land = |j: usize| if per_field { (j % 12 + j / 144) % 12 < 3 } else { j % 12 < 3 };
     for name in ["train", "test"] {
         let p = f.p(&format!("{name}.npz"));
-        let mut arrays = vec![
-            ("values", read(&p, "values")),
-            ("mask", read(&p, "mask")),
-            ("static_mask", Array::from_bool(vec![12, 12], &ok_mask)),
-        ];
+        let n = read(&p, "values").shape[0];
+        let static_mask = if per_field {
+            Array::from_bool(vec![n, 1, 12, 12], &(0..n * 144).map(|j| u8::from(!land(j))).collect::<Vec<_>>())
+        } else {
+            Array::from_bool(vec![12, 12], &(0..144).map(|j| u8::from(!land(j))).collect::<Vec<_>>())
+        };
+        let mut arrays = vec![("values", read(&p, "values")), ("mask", read(&p, "mask")), ("static_mask", static_mask)];
         if name == "test" {
             arrays.push(("truth", read(&p, "truth")));
         }
@@ -674,13 +682,13 @@ fn never_observable_sites_are_not_filled_not_scored_and_held_out_evaluation_work
     for pred in ["pred.npz", "harm.npz"] {
         let mean = read(&f.p(pred), "mean").to_f32();
         for (k, v) in mean.iter().enumerate() {
-            assert_eq!(v.is_nan(), land(k % 144), "{pred}: entry {k} is {v}");
+            assert_eq!(v.is_nan(), land(k), "{pred}: entry {k} is {v}");
         }
         let out = ok(&["eval", "--pred", s(&f.p(pred)), "--truth", s(&f.p("test-land.npz"))]);
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(f.p(pred).with_extension("eval.json")).unwrap()).unwrap();
         let mask = read(&f.p("test.npz"), "mask").to_f32();
-        let expected = (0..mask.len()).filter(|&k| mask[k] == 0.0 && !land(k % 144)).count();
+        let expected = (0..mask.len()).filter(|&k| mask[k] == 0.0 && !land(k)).count();
         assert_eq!(json["missing_entries"].as_u64().unwrap() as usize, expected, "{out}");
         assert_eq!(json["entries"].as_u64().unwrap() as usize, 5 * 144 * 3 / 4, "land counted in the score");
     }
@@ -699,7 +707,7 @@ fn never_observable_sites_are_not_filled_not_scored_and_held_out_evaluation_work
     assert!(out.contains("PSNR") && out.contains("held out"), "{out}");
     let held_mask = read(&f.p("held/held.npz"), "mask").to_f32();
     let mask = read(&f.p("test.npz"), "mask").to_f32();
-    let hidden = (0..mask.len()).filter(|&k| mask[k] != 0.0 && held_mask[k] == 0.0 && !land(k % 144)).count();
+    let hidden = (0..mask.len()).filter(|&k| mask[k] != 0.0 && held_mask[k] == 0.0 && !land(k)).count();
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(f.p("held/pred.eval.json")).unwrap()).unwrap();
     assert_eq!(json["missing_entries"].as_u64().unwrap() as usize, hidden, "only hidden observations are scored");

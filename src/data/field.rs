@@ -3,10 +3,11 @@
 //! - `values`: float `[N, C, H, W]`; entries outside the mask are ignored (0 or NaN).
 //! - `mask`: bool/uint8 `[N, 1, H, W]` or `[N, C, H, W]`, 1 = observed; absent → `isfinite(values)`.
 //! - `truth` (optional): float `[N, C, H, W]`, complete fields, read only by evaluation.
-//! - `static_mask` (optional): bool/uint8 `[H, W]`, `[1|C, H, W]` or `[1, 1|C, H, W]`, 1 = the
-//!   site can ever be observed, 0 = never (land, outside a swath disc). Never-observable sites
-//!   are never observed (a `mask` entry there is dropped), never queried, never scored, and
-//!   imputation writes NaN there.
+//! - `static_mask` (optional): bool/uint8 `[H, W]`, `[1|C, H, W]` or `[1, 1|C, H, W]` (one for
+//!   every field), or `[N, 1|C, H, W]` (one per field: tiles of a coast, a swath disc that
+//!   moves); 1 = the site can ever be observed, 0 = never (land, outside a swath disc).
+//!   Never-observable sites are never observed (a `mask` entry there is dropped), never
+//!   queried, never scored, and imputation writes NaN there.
 //!
 //! In memory the mask is always expanded to `[N, C, H, W]` and unobserved values are 0.
 
@@ -55,7 +56,9 @@ pub struct FieldSet {
     /// `[N, C, H, W]`, 1 = observed.
     pub mask: Vec<u8>,
     pub truth: Option<Vec<f32>>,
-    /// `[C, H, W]`, 1 = can be observed; `None` = every site can.
+    /// 1 = can be observed; `None` = every site can. Either `[C, H, W]`, shared by every
+    /// field, or `[N, C, H, W]`, one per field: flat entry `k` of the set reads
+    /// `ok[k % ok.len()]` in both cases.
     pub observable: Option<Vec<u8>>,
 }
 
@@ -72,16 +75,24 @@ impl FieldSet {
         Ok(FieldSet { n, dims, values, mask, truth, observable: None })
     }
 
-    /// Declares the never-observable sites (`ok` `[C, H, W]`, 1 = observable); observations
-    /// at the others are dropped. Returns how many were dropped.
+    /// Declares the never-observable sites (`ok` `[C, H, W]` for every field or `[N, C, H, W]`
+    /// per field, 1 = observable); observations at the others are dropped. Returns how many
+    /// were dropped.
     pub fn set_observable(&mut self, ok: Vec<u8>) -> Result<usize> {
         let len = self.dims.len();
-        ensure!(ok.len() == len, "static mask has {} entries, a field has {len}", ok.len());
+        ensure!(
+            ok.len() == len || ok.len() == self.n * len,
+            "static mask has {} entries, expected {len} (one field) or {} (one per field)",
+            ok.len(),
+            self.n * len
+        );
         ensure!(ok.iter().all(|&o| o <= 1), "static mask must be 0/1");
-        ensure!(ok.contains(&1), "the static mask makes every site never-observable");
+        if let Some(i) = (0..ok.len() / len).find(|&i| !ok[i * len..(i + 1) * len].contains(&1)) {
+            bail!("the static mask makes every site of field {i} never-observable");
+        }
         let mut dropped = 0;
         for (k, m) in self.mask.iter_mut().enumerate() {
-            if *m != 0 && ok[k % len] == 0 {
+            if *m != 0 && ok[k % ok.len()] == 0 {
                 *m = 0;
                 self.values[k] = 0.0;
                 dropped += 1;
@@ -93,7 +104,12 @@ impl FieldSet {
 
     /// Whether flat entry `k` (of `[N, C, H, W]`) can be observed.
     pub fn is_observable(&self, k: usize) -> bool {
-        self.observable.as_ref().is_none_or(|ok| ok[k % self.dims.len()] != 0)
+        self.observable.as_ref().is_none_or(|ok| ok[k % ok.len()] != 0)
+    }
+
+    /// Whether the set has one static mask per field rather than one for all.
+    pub fn observable_per_field(&self) -> bool {
+        self.observable.as_ref().is_some_and(|ok| ok.len() != self.dims.len())
     }
 
     /// Loads and validates an `.npz` file (see the module doc for the contract).
@@ -145,9 +161,10 @@ impl FieldSet {
             arrays.insert("truth".to_string(), Array::from_f32(shape, t));
         }
         if let Some(ok) = &self.observable {
+            let n = if self.observable_per_field() { self.n } else { 1 };
             arrays.insert(
                 "static_mask".to_string(),
-                Array::from_bool(vec![1, self.dims.c, self.dims.h, self.dims.w], ok),
+                Array::from_bool(vec![n, self.dims.c, self.dims.h, self.dims.w], ok),
             );
         }
         arrays
@@ -164,7 +181,12 @@ impl FieldSet {
             values: gather(&self.values),
             mask: idx.iter().flat_map(|&i| self.mask[i * len..(i + 1) * len].iter().copied()).collect(),
             truth: self.truth.as_ref().map(|t| gather(t)),
-            observable: self.observable.clone(),
+            observable: match &self.observable {
+                Some(ok) if self.observable_per_field() => {
+                    Some(idx.iter().flat_map(|&i| ok[i * len..(i + 1) * len].iter().copied()).collect())
+                }
+                ok => ok.clone(),
+            },
         }
     }
 
@@ -183,7 +205,7 @@ pub struct FieldStream {
     values: ArrayReader,
     /// The mask reader and whether it has one plane per channel.
     mask: Option<(ArrayReader, bool)>,
-    /// `static_mask` broadcast to `[C, H, W]`.
+    /// `static_mask` broadcast to `[C, H, W]` (shared) or `[N, C, H, W]` (per field).
     pub observable: Option<Vec<u8>>,
     next: usize,
 }
@@ -236,7 +258,7 @@ impl FieldStream {
                 Some((m, per_channel))
             }
         };
-        let observable = read_static_mask(&mut npz, &file, dims)?;
+        let observable = read_static_mask(&mut npz, &file, n, dims)?;
         Ok(FieldStream { file, n, dims, values, mask, observable, next: 0 })
     }
 
@@ -287,42 +309,44 @@ impl FieldStream {
         self.next += k;
         let mut set = FieldSet::new(k, dims, raw, mask, None)?;
         if let Some(ok) = &self.observable {
-            set.set_observable(ok.clone())?;
+            let ok = if ok.len() == len { ok.clone() } else { ok[first * len..(first + k) * len].to_vec() };
+            set.set_observable(ok).with_context(|| format!("{file}: array 'static_mask'"))?;
         }
         Ok(Some(set))
     }
 }
 
-/// The optional `static_mask` of an archive whose fields are `dims`, broadcast to `[C, H, W]`
-/// (1 = observable), validated (see the module doc).
-pub fn read_static_mask(npz: &mut Npz, file: &str, dims: Dims) -> Result<Option<Vec<u8>>> {
-    Ok(match npz.get("static_mask")? {
-        None => None,
-        Some(a) => {
-            let ok_shape = match a.shape[..] {
-                [h, w] | [1, h, w] | [1, 1, h, w] => (h, w) == (dims.h, dims.w),
-                [c, h, w] | [1, c, h, w] => c == dims.c && (h, w) == (dims.h, dims.w),
-                _ => false,
-            };
-            ensure!(
-                ok_shape,
-                "{file}: array 'static_mask' has shape {:?}, expected [{h}, {w}] or [1|{c}, {h}, {w}]",
-                a.shape,
-                h = dims.h,
-                w = dims.w,
-                c = dims.c
-            );
-            let v = a.to_f32();
-            ensure!(v.iter().all(|&x| x == 0.0 || x == 1.0), "{file}: array 'static_mask' must be 0/1 (or bool)");
-            let ok = if v.len() == dims.len() {
-                v.iter().map(|&x| x as u8).collect()
-            } else {
-                (0..dims.c).flat_map(|_| v.iter().map(|&x| x as u8)).collect::<Vec<u8>>()
-            };
-            ensure!(ok.contains(&1), "{file}: array 'static_mask' marks every site never-observable");
-            Some(ok)
-        }
-    })
+/// The optional `static_mask` of an archive of `n` fields of `dims`, broadcast to `[C, H, W]`
+/// (one for every field) or `[n, C, H, W]` (one per field), 1 = observable, validated (see
+/// the module doc).
+pub fn read_static_mask(npz: &mut Npz, file: &str, n: usize, dims: Dims) -> Result<Option<Vec<u8>>> {
+    let Some(a) = npz.get("static_mask")? else { return Ok(None) };
+    let hw = |h: usize, w: usize| (h, w) == (dims.h, dims.w);
+    // (fields, channel planes) of the stored array.
+    let layout = match a.shape[..] {
+        [h, w] | [1, h, w] | [1, 1, h, w] if hw(h, w) => Some((1, 1)),
+        [c, h, w] | [1, c, h, w] if c == dims.c && hw(h, w) => Some((1, c)),
+        [m, c, h, w] if m == n && (c == 1 || c == dims.c) && hw(h, w) => Some((n, c)),
+        _ => None,
+    };
+    let Some((fields, planes)) = layout else {
+        bail!(
+            "{file}: array 'static_mask' has shape {:?}, expected [{h}, {w}], [1|{c}, {h}, {w}] or [{n}, 1|{c}, {h}, {w}]",
+            a.shape,
+            h = dims.h,
+            w = dims.w,
+            c = dims.c
+        )
+    };
+    let v = a.to_f32();
+    ensure!(v.iter().all(|&x| x == 0.0 || x == 1.0), "{file}: array 'static_mask' must be 0/1 (or bool)");
+    let ok = broadcast_mask(&v, fields, dims, planes == dims.c && dims.c > 1);
+    let len = dims.len();
+    if let Some(i) = (0..fields).find(|&i| !ok[i * len..(i + 1) * len].contains(&1)) {
+        let which = if fields == 1 { String::new() } else { format!(" of field {i}") };
+        bail!("{file}: array 'static_mask' marks every site{which} never-observable");
+    }
+    Ok(Some(ok))
 }
 
 /// Broadcasts a `[k, 1|C, H, W]` 0/1 mask to `[k, C, H, W]` bytes.
@@ -404,6 +428,47 @@ mod tests {
         assert!(e.contains("'static_mask'") && e.contains("shape"), "{e}");
         let e = load_err(vec![("values", v()), ("static_mask", Array::from_bool(vec![2, 2], &[0; 4]))]);
         assert!(e.contains("never-observable"), "{e}");
+    }
+
+    /// A static mask per field (tiles of a coast) survives load, chunked streaming, selection
+    /// and save; an all-land field is a named error.
+    #[test]
+    fn per_field_static_masks_follow_their_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tiles.npz");
+        // Three 1×2×2 fields; land: field 0 none, field 1 entry 0, field 2 entries 2 and 3.
+        let ok = [1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 0];
+        write(
+            &p,
+            vec![
+                ("values", Array::from_f32(vec![3, 1, 2, 2], &[1.0; 12])),
+                ("static_mask", Array::from_bool(vec![3, 1, 2, 2], &ok)),
+            ],
+        );
+        let set = FieldSet::load(&p, Truth::Never).unwrap();
+        assert_eq!(set.mask, ok, "observations on each field's land are dropped");
+        assert!(set.observable_per_field() && !set.is_observable(4) && set.is_observable(0));
+        let mut stream = FieldStream::open(&p).unwrap();
+        stream.next_chunk(1).unwrap();
+        let rest = stream.next_chunk(2).unwrap().unwrap();
+        assert_eq!(rest.observable.as_deref(), Some(&ok[4..]), "a chunk carries its own fields' static masks");
+        let picked = set.select(&[2, 0]);
+        assert_eq!(picked.observable.as_deref(), Some(&[1, 1, 0, 0, 1, 1, 1, 1][..]));
+        let q = dir.path().join("picked.npz");
+        picked.save(&q).unwrap();
+        assert_eq!(FieldSet::load(&q, Truth::Never).unwrap().observable, picked.observable);
+        let mut all_land = ok;
+        all_land[..4].fill(0);
+        let e = load_err(vec![
+            ("values", Array::from_f32(vec![3, 1, 2, 2], &[1.0; 12])),
+            ("static_mask", Array::from_bool(vec![3, 1, 2, 2], &all_land)),
+        ]);
+        assert!(e.contains("field 0") && e.contains("never-observable"), "{e}");
+        let e = load_err(vec![
+            ("values", Array::from_f32(vec![3, 1, 2, 2], &[1.0; 12])),
+            ("static_mask", Array::from_bool(vec![2, 1, 2, 2], &ok[..8])),
+        ]);
+        assert!(e.contains("'static_mask'") && e.contains("[3, 1|1, 2, 2]"), "{e}");
     }
 
     #[test]

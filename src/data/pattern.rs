@@ -236,6 +236,16 @@ impl BlockGrid {
             })
             .collect()
     }
+
+    /// Blocks holding at least one observed site (`sites` `[H, W]`, 1 = observed).
+    pub fn touched_blocks(&self, sites: &[u8]) -> Vec<usize> {
+        (0..self.count())
+            .filter(|&b| {
+                let ((r0, r1), (c0, c1)) = self.bounds(b);
+                (r0..r1).any(|r| sites[r * self.w + c0..r * self.w + c1].contains(&1))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

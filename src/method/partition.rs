@@ -36,6 +36,8 @@ pub enum Partition {
     /// Bernoulli(`query_ratio`) draw of M when set (can overlap the context).
     Pixel { context_ratio: f64, query_ratio: Option<f64> },
     /// Whole-block dropout on a `grid`×`grid` grid: `drop` more observed blocks leave the context.
+    /// A block counts as observed when it holds any observation (the official code needs half
+    /// of its sites, which never queries a block that land or a swath edge mostly covers).
     Block { grid: usize, drop: usize },
     /// MissDiff baseline: context = query = M.
     MissDiff,
@@ -211,7 +213,10 @@ impl Partition {
             Partition::Block { grid, drop } => {
                 let g = BlockGrid::new(*grid, dims.h, dims.w);
                 let sites = site_mask(m, dims);
-                let observed = g.observed_blocks(&sites);
+                // Any block holding an observation can be dropped, not only mostly observed ones:
+                // a block cut by land or a swath edge must be queried too (positivity over every
+                // observable site).
+                let observed = g.touched_blocks(&sites);
                 // Keep at least one block of context; with a single observed block the query is empty.
                 let k = (*drop).min(observed.len().saturating_sub(1));
                 let mut removed = vec![0u8; dims.sites()];
@@ -296,39 +301,48 @@ mod tests {
 
     /// Issue 9: never-observable sites (static_mask) are dropped from the observations at load,
     /// so no partition ever puts them in a context or a query (the loss is a sum over queries).
+    /// Checked with one static mask for every field and with one per field (tiles of a coast).
     #[test]
     fn never_observable_sites_are_in_no_context_and_no_query() {
         let d = Dims { c: 2, h: 9, w: 9 };
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let n = 20;
-        // The file claims everything observed; land is the left third of the grid.
-        let mut set = crate::data::FieldSet::new(n, d, vec![1.0; n * d.len()], vec![1; n * d.len()], None).unwrap();
-        let ok: Vec<u8> = (0..d.len()).map(|k| u8::from(k % 9 >= 3)).collect();
-        let dropped = set.set_observable(ok.clone()).unwrap();
-        assert_eq!(dropped, n * d.len() / 3);
-        let parts = [
-            Partition::default(),
-            Partition::Pixel { context_ratio: 0.5, query_ratio: Some(0.5) },
-            Partition::Block { grid: 3, drop: 1 },
-            Partition::MissDiff,
-            Partition::Ambient { keep: 0.9 },
-        ];
-        for part in &parts {
-            let mut queried = vec![0usize; d.len()];
-            for i in 0..n {
-                let m = &set.mask[i * d.len()..(i + 1) * d.len()];
-                for _ in 0..50 {
-                    let sp = part.split(m, d, &mut rng);
-                    for k in 0..d.len() {
-                        if ok[k] == 0 {
-                            assert_eq!((sp.context[k], sp.query[k]), (0, 0), "{part:?} used never-observable site {k}");
+        // Land is a third of the columns: the left third for every field, or a band that moves.
+        let shared: Vec<u8> = (0..d.len()).map(|k| u8::from(k % 9 >= 3)).collect();
+        let moving: Vec<u8> = (0..n * d.len()).map(|j| u8::from((j % 9 + j / d.len()) % 9 >= 3)).collect();
+        for ok in [shared, moving] {
+            // The file claims everything observed.
+            let mut set = crate::data::FieldSet::new(n, d, vec![1.0; n * d.len()], vec![1; n * d.len()], None).unwrap();
+            let dropped = set.set_observable(ok.clone()).unwrap();
+            assert_eq!(dropped, n * d.len() / 3);
+            let observable = |i: usize, k: usize| set.is_observable(i * d.len() + k);
+            let parts = [
+                Partition::default(),
+                Partition::Pixel { context_ratio: 0.5, query_ratio: Some(0.5) },
+                Partition::Block { grid: 3, drop: 1 },
+                Partition::MissDiff,
+                Partition::Ambient { keep: 0.9 },
+            ];
+            for part in &parts {
+                let mut queried = vec![0usize; n * d.len()];
+                for i in 0..n {
+                    let m = &set.mask[i * d.len()..(i + 1) * d.len()];
+                    // Positivity per field: a 1-in-9 block needs a few hundred draws to be sure.
+                    for _ in 0..400 {
+                        let sp = part.split(m, d, &mut rng);
+                        for k in 0..d.len() {
+                            if !observable(i, k) {
+                                let used = (sp.context[k], sp.query[k]);
+                                assert_eq!(used, (0, 0), "{part:?} used never-observable site {k} of field {i}");
+                            }
+                            queried[i * d.len() + k] += sp.query[k] as usize;
                         }
-                        queried[k] += sp.query[k] as usize;
                     }
                 }
+                // Positivity over the observable sites only (the "valid dimension" of spec §9 T4).
+                let missed = (0..n * d.len()).find(|&j| observable(j / d.len(), j % d.len()) && queried[j] == 0);
+                assert!(missed.is_none(), "{part:?} never queried observable entry {missed:?}");
             }
-            // Positivity over the observable sites only (the "valid dimension" of spec §9 T4).
-            assert!((0..d.len()).all(|k| ok[k] == 0 || queried[k] > 0), "{part:?} never queried an observable site");
         }
     }
 

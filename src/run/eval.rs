@@ -288,8 +288,10 @@ pub fn eval_files(pred_path: &Path, truth_path: &Path) -> Result<Metrics> {
         [.., h, w] if pred.shape.len() >= 3 && h * w > 0 => Dims { c: d / (h * w), h, w },
         _ => bail!("{}: 'mean' has shape {:?}, expected [N, C, H, W]", pred_path.display(), pred.shape),
     };
-    let observable = read_static_mask(&mut truth_npz, &truth_path.display().to_string(), dims)?;
-    let mask = scoring_mask(&observed, &t, |k| observable.as_ref().is_none_or(|ok| ok[k % d] != 0));
+    let n = pred.shape[0];
+    let observable = read_static_mask(&mut truth_npz, &truth_path.display().to_string(), n, dims)?;
+    // Shared ([C, H, W]) or per field ([N, C, H, W]): entry k reads ok[k % ok.len()].
+    let mask = scoring_mask(&observed, &t, |k| observable.as_ref().is_none_or(|ok| ok[k % ok.len()] != 0));
     if let Some(k) = (0..p.len()).find(|&k| mask[k] != EXCLUDED && !p[k].is_finite()) {
         bail!("{}: 'mean' is not finite at flat index {k}, a scored entry", pred_path.display());
     }
