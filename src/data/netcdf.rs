@@ -1,5 +1,6 @@
-//! NetCDF-3 (classic and 64-bit offset) import into the field contract, with the pure-Rust
-//! `netcdf3` reader (no C library).
+//! NetCDF import into the field contract: NetCDF-3 (classic and 64-bit offset) with the
+//! pure-Rust `netcdf3` reader (no C library), NetCDF-4/HDF5 through libnetcdf when built with
+//! the optional `netcdf4` cargo feature (`--features netcdf4`, Debian `libnetcdf-dev`).
 //!
 //! Each imported variable is one channel. A variable's last two dimensions are the grid
 //! (Y, X); at most one leading dimension (usually time) becomes the field index N, and
@@ -30,13 +31,90 @@ struct Read {
     observed: Vec<bool>,
 }
 
-fn open(path: &Path) -> Result<FileReader> {
-    FileReader::open(path).map_err(|e| {
+/// The CF attributes that say which stored values are gaps and how to unpack the rest.
+#[derive(Debug, Default)]
+struct Coding {
+    fills: Vec<f64>,
+    valid_min: Option<f64>,
+    valid_max: Option<f64>,
+    scale: Option<f64>,
+    offset: Option<f64>,
+}
+
+impl Coding {
+    /// From a lookup of numeric attributes by name.
+    fn from_attrs(attr: impl Fn(&str) -> Option<Vec<f64>>) -> Coding {
+        let mut fills = attr("_FillValue").unwrap_or_default();
+        fills.extend(attr("missing_value").unwrap_or_default());
+        let range = attr("valid_range");
+        let first = |name: &str| attr(name).and_then(|v| v.first().copied());
+        Coding {
+            fills,
+            valid_min: first("valid_min").or(range.as_ref().map(|r| r[0])),
+            valid_max: first("valid_max").or(range.as_ref().and_then(|r| r.get(1).copied())),
+            scale: first("scale_factor"),
+            offset: first("add_offset"),
+        }
+    }
+
+    /// Flags and unpacks stored values. Fill and valid-range tests apply to the stored (packed)
+    /// values, as CF prescribes.
+    fn decode(&self, dims: Vec<(String, usize)>, raw: Vec<f64>) -> Read {
+        let observed: Vec<bool> = raw
+            .iter()
+            .map(|&x| {
+                x.is_finite()
+                    && !self.fills.iter().any(|&f| x == f || (f.abs() > 1e30 && (x - f).abs() <= 1e-6 * f.abs()))
+                    && self.valid_min.is_none_or(|lo| x >= lo)
+                    && self.valid_max.is_none_or(|hi| x <= hi)
+            })
+            .collect();
+        let values = raw.iter().map(|&x| x * self.scale.unwrap_or(1.0) + self.offset.unwrap_or(0.0)).collect();
+        Read { dims, values, observed }
+    }
+}
+
+/// An open NetCDF file: classic/64-bit offset (pure Rust, always), or NetCDF-4/HDF5 through
+/// libnetcdf when built with the `netcdf4` feature.
+enum Source {
+    Classic(FileReader),
+    #[cfg(feature = "netcdf4")]
+    Hdf5(netcdf::File),
+}
+
+/// The HDF5 signature that starts a NetCDF-4 file.
+const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
+
+fn open(path: &Path) -> Result<Source> {
+    let mut head = [0u8; 8];
+    let n = std::io::Read::read(
+        &mut std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: cannot open ({e})", path.display()))?,
+        &mut head,
+    )?;
+    if &head[..n] == HDF5_MAGIC {
+        return open_hdf5(path);
+    }
+    let reader = FileReader::open(path).map_err(|e| {
         anyhow::anyhow!(
-            "{}: cannot read as NetCDF-3 ({e:?}); NetCDF-4/HDF5 files need conversion (see tools/)",
+            "{}: cannot read as NetCDF-3 ({e:?}); NetCDF-4/HDF5 files need the `netcdf4` build or conversion (see tools/)",
             path.display()
         )
-    })
+    })?;
+    Ok(Source::Classic(reader))
+}
+
+#[cfg(feature = "netcdf4")]
+fn open_hdf5(path: &Path) -> Result<Source> {
+    let file = netcdf::open(path).map_err(|e| anyhow::anyhow!("{}: cannot read as NetCDF-4 ({e})", path.display()))?;
+    Ok(Source::Hdf5(file))
+}
+
+#[cfg(not(feature = "netcdf4"))]
+fn open_hdf5(path: &Path) -> Result<Source> {
+    bail!(
+        "{}: a NetCDF-4/HDF5 file; this build reads NetCDF-3 only. Rebuild with `cargo build --release --features netcdf4` (needs libnetcdf-dev) or convert it (see tools/convert_ostia.py)",
+        path.display()
+    )
 }
 
 fn to_f64(data: DataVector) -> Vec<f64> {
@@ -50,7 +128,7 @@ fn to_f64(data: DataVector) -> Vec<f64> {
     }
 }
 
-/// A numeric attribute of a variable as f64 values (any numeric type).
+/// A numeric attribute of a NetCDF-3 variable as f64 values (any numeric type).
 fn attr(var: &netcdf3::Variable, name: &str) -> Option<Vec<f64>> {
     let a = var.get_attr(name)?;
     if let Some(v) = a.get_f64() {
@@ -71,38 +149,93 @@ fn attr(var: &netcdf3::Variable, name: &str) -> Option<Vec<f64>> {
     None
 }
 
-/// Reads `name` from `reader`, flagging fill values (see the module doc).
-fn read_var(reader: &mut FileReader, path: &Path, name: &str) -> Result<Read> {
-    let (dims, fills, valid_min, valid_max, scale, offset) = {
-        let ds = reader.data_set();
-        let Some(var) = ds.get_var(name) else {
-            let names: Vec<String> = ds.get_vars().iter().map(|v| v.name().to_string()).collect();
-            bail!("{}: no variable {name:?} (variables: {})", path.display(), names.join(", "));
+/// A numeric attribute of a NetCDF-4 variable as f64 values (any numeric type).
+#[cfg(feature = "netcdf4")]
+fn attr4(var: &netcdf::Variable, name: &str) -> Option<Vec<f64>> {
+    use netcdf::AttributeValue as A;
+    Some(match var.attribute_value(name)?.ok()? {
+        A::Uchar(x) => vec![f64::from(x)],
+        A::Schar(x) => vec![f64::from(x)],
+        A::Ushort(x) => vec![f64::from(x)],
+        A::Short(x) => vec![f64::from(x)],
+        A::Uint(x) => vec![f64::from(x)],
+        A::Int(x) => vec![f64::from(x)],
+        A::Ulonglong(x) => vec![x as f64],
+        A::Longlong(x) => vec![x as f64],
+        A::Float(x) => vec![f64::from(x)],
+        A::Double(x) => vec![x],
+        A::Uchars(v) => v.into_iter().map(f64::from).collect(),
+        A::Schars(v) => v.into_iter().map(f64::from).collect(),
+        A::Ushorts(v) => v.into_iter().map(f64::from).collect(),
+        A::Shorts(v) => v.into_iter().map(f64::from).collect(),
+        A::Uints(v) => v.into_iter().map(f64::from).collect(),
+        A::Ints(v) => v.into_iter().map(f64::from).collect(),
+        A::Ulonglongs(v) => v.into_iter().map(|x| x as f64).collect(),
+        A::Longlongs(v) => v.into_iter().map(|x| x as f64).collect(),
+        A::Floats(v) => v.into_iter().map(f64::from).collect(),
+        A::Doubles(v) => v,
+        _ => return None,
+    })
+}
+
+impl Source {
+    /// Reads variable `name`, flagging fill values (see the module doc).
+    fn read_var(&mut self, path: &Path, name: &str) -> Result<Read> {
+        match self {
+            Source::Classic(reader) => {
+                let (dims, coding) = {
+                    let ds = reader.data_set();
+                    let Some(var) = ds.get_var(name) else {
+                        let names: Vec<String> = ds.get_vars().iter().map(|v| v.name().to_string()).collect();
+                        bail!("{}: no variable {name:?} (variables: {})", path.display(), names.join(", "));
+                    };
+                    let dims: Vec<(String, usize)> = var.get_dims().iter().map(|d| (d.name(), d.size())).collect();
+                    (dims, Coding::from_attrs(|a| attr(var, a)))
+                };
+                let raw =
+                    reader.read_var(name).map_err(|e| anyhow::anyhow!("{}: reading {name}: {e:?}", path.display()))?;
+                Ok(coding.decode(dims, to_f64(raw)))
+            }
+            #[cfg(feature = "netcdf4")]
+            Source::Hdf5(file) => {
+                let Some(var) = file.variable(name) else {
+                    let names: Vec<String> = file.variables().map(|v| v.name()).collect();
+                    bail!("{}: no variable {name:?} (variables: {})", path.display(), names.join(", "));
+                };
+                let dims: Vec<(String, usize)> = var.dimensions().iter().map(|d| (d.name(), d.len())).collect();
+                let mut coding = Coding::from_attrs(|a| attr4(&var, a));
+                // Without a _FillValue attribute, unwritten NetCDF-4 entries hold the type's default fill.
+                if coding.fills.is_empty() {
+                    if let Ok(Some(f)) = var.fill_value::<f64>() {
+                        coding.fills.push(f);
+                    }
+                }
+                let raw: Vec<f64> =
+                    var.get_values(..).map_err(|e| anyhow::anyhow!("{}: reading {name}: {e}", path.display()))?;
+                Ok(coding.decode(dims, raw))
+            }
+        }
+    }
+
+    /// The coordinate variable of dimension `name` (1-D, same name), or its index.
+    fn coordinate(&mut self, name: &str, len: usize) -> Vec<f64> {
+        let coord = match self {
+            Source::Classic(reader) => {
+                let is_coord = reader.data_set().get_var(name).is_some_and(|v| v.num_dims() == 1 && v.len() == len);
+                if is_coord {
+                    reader.read_var(name).ok().map(to_f64)
+                } else {
+                    None
+                }
+            }
+            #[cfg(feature = "netcdf4")]
+            Source::Hdf5(file) => file
+                .variable(name)
+                .filter(|v| v.dimensions().len() == 1 && v.len() == len)
+                .and_then(|v| v.get_values::<f64, _>(..).ok()),
         };
-        let dims: Vec<(String, usize)> = var.get_dims().iter().map(|d| (d.name(), d.size())).collect();
-        let mut fills = attr(var, "_FillValue").unwrap_or_default();
-        fills.extend(attr(var, "missing_value").unwrap_or_default());
-        let range = attr(var, "valid_range");
-        let valid_min = attr(var, "valid_min").and_then(|v| v.first().copied()).or(range.as_ref().map(|r| r[0]));
-        let valid_max =
-            attr(var, "valid_max").and_then(|v| v.first().copied()).or(range.as_ref().and_then(|r| r.get(1).copied()));
-        let scale = attr(var, "scale_factor").and_then(|v| v.first().copied());
-        let offset = attr(var, "add_offset").and_then(|v| v.first().copied());
-        (dims, fills, valid_min, valid_max, scale, offset)
-    };
-    let raw = to_f64(reader.read_var(name).map_err(|e| anyhow::anyhow!("{}: reading {name}: {e:?}", path.display()))?);
-    // Fill and valid-range tests apply to the stored (packed) values, as CF prescribes.
-    let observed: Vec<bool> = raw
-        .iter()
-        .map(|&x| {
-            x.is_finite()
-                && !fills.iter().any(|&f| x == f || (f.abs() > 1e30 && (x - f).abs() <= 1e-6 * f.abs()))
-                && valid_min.is_none_or(|lo| x >= lo)
-                && valid_max.is_none_or(|hi| x <= hi)
-        })
-        .collect();
-    let values = raw.iter().map(|&x| x * scale.unwrap_or(1.0) + offset.unwrap_or(0.0)).collect();
-    Ok(Read { dims, values, observed })
+        coord.unwrap_or_else(|| (0..len).map(|i| i as f64).collect())
+    }
 }
 
 /// A named dimension and its size.
@@ -195,24 +328,13 @@ pub struct Imported {
     pub dropped: usize,
 }
 
-/// The coordinate variable of dimension `name` (1-D, same name), or its index.
-fn coordinate(reader: &mut FileReader, name: &str, len: usize) -> Vec<f64> {
-    let is_coord = reader.data_set().get_var(name).is_some_and(|v| v.num_dims() == 1 && v.len() == len);
-    if is_coord {
-        if let Ok(v) = reader.read_var(name) {
-            return to_f64(v);
-        }
-    }
-    (0..len).map(|i| i as f64).collect()
-}
-
 /// Reads `vars` of `path` as channels of one field set (see the module doc).
 pub fn import(path: &Path, vars: &[String], observable: &Observable) -> Result<Imported> {
     ensure!(!vars.is_empty(), "name at least one variable with --var");
-    let mut reader = open(path)?;
+    let mut source = open(path)?;
     let mut reads = Vec::with_capacity(vars.len());
     for v in vars {
-        reads.push(read_var(&mut reader, path, v)?);
+        reads.push(source.read_var(path, v)?);
     }
     let (lead, y, x) = layout(&vars[0], &reads[0].dims)?;
     for (v, r) in vars.iter().zip(&reads).skip(1) {
@@ -251,8 +373,7 @@ pub fn import(path: &Path, vars: &[String], observable: &Observable) -> Result<I
             Some(ok)
         }
         Observable::Condition { path: cpath, var, op, value } => {
-            let mut r2 = open(cpath)?;
-            let read = read_var(&mut r2, cpath, var)?;
+            let read = open(cpath)?.read_var(cpath, var)?;
             let (clead, cy, cx) = layout(var, &read.dims)?;
             ensure!(
                 clead.is_none() && cy.1 == dims.h && cx.1 == dims.w,
@@ -273,11 +394,11 @@ pub fn import(path: &Path, vars: &[String], observable: &Observable) -> Result<I
         None => 0,
     };
     let lead_name = lead.as_ref().map_or("n".to_string(), |d| d.0.clone());
-    let n_coord = if lead.is_some() { coordinate(&mut reader, &lead_name, n) } else { vec![0.0] };
+    let n_coord = if lead.is_some() { source.coordinate(&lead_name, n) } else { vec![0.0] };
     let axes = vec![
         ("n", lead_name, n_coord),
-        ("y", y.0.clone(), coordinate(&mut reader, &y.0, y.1)),
-        ("x", x.0.clone(), coordinate(&mut reader, &x.0, x.1)),
+        ("y", y.0.clone(), source.coordinate(&y.0, y.1)),
+        ("x", x.0.clone(), source.coordinate(&x.0, x.1)),
     ];
     Ok(Imported { set, axes, dropped })
 }
@@ -388,6 +509,47 @@ mod tests {
         assert!(im.axes[1].2[0] < im.axes[1].2[29], "latitudes run south to north");
     }
 
+    /// With the `netcdf4` feature, a NetCDF-4/HDF5 copy of the small file imports exactly as
+    /// the NetCDF-3 original (fills, packing, axes). `cargo test --features netcdf4`.
+    #[cfg(feature = "netcdf4")]
+    #[test]
+    fn netcdf4_files_import_like_netcdf3() {
+        let dir = tempfile::tempdir().unwrap();
+        let classic = write_file(dir.path());
+        let vars = ["SST".to_string(), "PACKED".to_string()];
+        let a = import(&classic, &vars, &Observable::All).unwrap();
+        let path = dir.path().join("small4.nc");
+        {
+            let mut f = netcdf::create(&path).unwrap();
+            f.add_unlimited_dimension("time").unwrap();
+            f.add_dimension("lat", 4).unwrap();
+            f.add_dimension("lon", 5).unwrap();
+            let mut reader = FileReader::open(&classic).unwrap();
+            let mut put_f32 = |name: &str, dims: &[&str], attrs: &[(&str, f32)]| {
+                let data: Vec<f32> = to_f64(reader.read_var(name).unwrap()).iter().map(|&x| x as f32).collect();
+                let mut v = f.add_variable::<f32>(name, dims).unwrap();
+                for &(k, x) in attrs {
+                    v.put_attribute(k, x).unwrap();
+                }
+                v.put_values(&data, ..).unwrap();
+            };
+            put_f32("time", &["time"], &[]);
+            put_f32("lat", &["lat"], &[]);
+            put_f32("lon", &["lon"], &[]);
+            put_f32("SST", &["time", "lat", "lon"], &[("_FillValue", -1e34)]);
+            let packed: Vec<i16> = to_f64(reader.read_var("PACKED").unwrap()).iter().map(|&x| x as i16).collect();
+            let mut v = f.add_variable::<i16>("PACKED", &["time", "lat", "lon"]).unwrap();
+            v.put_attribute("scale_factor", 0.5f32).unwrap();
+            v.put_attribute("add_offset", 10.0f32).unwrap();
+            v.put_attribute("missing_value", vec![-999i16, -998]).unwrap();
+            v.put_values(&packed, ..).unwrap();
+        }
+        let b = import(&path, &vars, &Observable::All).unwrap();
+        assert_eq!(b.set.mask, a.set.mask);
+        assert_eq!(b.set.values, a.set.values);
+        assert_eq!(b.axes, a.axes);
+    }
+
     #[test]
     fn clear_errors_for_bad_requests() {
         let dir = tempfile::tempdir().unwrap();
@@ -401,5 +563,10 @@ mod tests {
         let junk = dir.path().join("junk.nc");
         std::fs::write(&junk, b"not a netcdf file").unwrap();
         assert!(import(&junk, &["SST".into()], &Observable::All).unwrap_err().to_string().contains("NetCDF-3"));
+        // An HDF5 signature: a NetCDF-4 file, named as such (readable with the `netcdf4` build).
+        let hdf = dir.path().join("hdf.nc");
+        std::fs::write(&hdf, b"\x89HDF\r\n\x1a\nrest of a broken file").unwrap();
+        let e = import(&hdf, &["SST".into()], &Observable::All).unwrap_err().to_string();
+        assert!(e.contains("NetCDF-4"), "{e}");
     }
 }
