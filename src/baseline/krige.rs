@@ -9,6 +9,11 @@
 //! 3. Simple kriging of each field around the fitted mean: `E[u_i | y_O] = m + C_iO (C_OO + τ²I)⁻¹
 //!    (y_O − m)`, with its variance; all observed sites at once when there are at most
 //!    `GLOBAL_MAX` of them, otherwise the `neighbours` nearest (moving neighbourhood).
+//!
+//! `krige-trend` (regression kriging) first removes from every field and channel the
+//! least-squares plane `a + b·row + c·col` through its observations, fits and kriges the
+//! residuals as above, and adds the plane back. Its variance ignores the plane's own
+//! uncertainty (small with hundreds of observations per field).
 
 use crate::data::grf;
 use crate::data::FieldSet;
@@ -99,6 +104,77 @@ pub fn covariogram(set: &FieldSet, ch: usize, max_lag: usize, max_fields: usize)
         }
     }
     (mean, acc.iter().zip(&pairs).map(|(&a, &p)| (if p > 0.0 { a / p } else { 0.0 }, p)).collect())
+}
+
+/// A plane `a + b·row + c·col` over an h×w grid.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Plane {
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+}
+
+impl Plane {
+    pub const ZERO: Plane = Plane { a: 0.0, b: 0.0, c: 0.0 };
+
+    /// Least squares through the observed sites (`known` 1); their mean when fewer than three
+    /// or collinear (one row or column), zero when none.
+    pub fn fit(values: &[f32], known: &[u8], h: usize, w: usize) -> Plane {
+        let obs: Vec<usize> = (0..h * w).filter(|&i| known[i] != 0).collect();
+        if obs.is_empty() {
+            return Plane::ZERO;
+        }
+        let mean = obs.iter().map(|&i| values[i] as f64).sum::<f64>() / obs.len() as f64;
+        // Normal equations in centred coordinates: [Syy Syx; Sxy Sxx] [b; c] = [Syv; Sxv].
+        let n = obs.len() as f64;
+        let (my, mx) = (
+            obs.iter().map(|&i| (i / w) as f64).sum::<f64>() / n,
+            obs.iter().map(|&i| (i % w) as f64).sum::<f64>() / n,
+        );
+        let (mut syy, mut sxx, mut sxy, mut syv, mut sxv) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for &i in &obs {
+            let (y, x, v) = ((i / w) as f64 - my, (i % w) as f64 - mx, values[i] as f64 - mean);
+            syy += y * y;
+            sxx += x * x;
+            sxy += x * y;
+            syv += y * v;
+            sxv += x * v;
+        }
+        let det = syy * sxx - sxy * sxy;
+        if obs.len() < 3 || det <= 1e-9 * (syy * sxx).max(1e-300) {
+            return Plane { a: mean, b: 0.0, c: 0.0 };
+        }
+        let b = (sxx * syv - sxy * sxv) / det;
+        let c = (syy * sxv - sxy * syv) / det;
+        Plane { a: mean - b * my - c * mx, b, c }
+    }
+
+    fn at(&self, i: usize, w: usize) -> f64 {
+        self.a + self.b * (i / w) as f64 + self.c * (i % w) as f64
+    }
+
+    /// `values − plane` at every site.
+    pub fn remove(&self, values: &[f32], w: usize) -> Vec<f32> {
+        values.iter().enumerate().map(|(i, &v)| (v as f64 - self.at(i, w)) as f32).collect()
+    }
+
+    /// `values + plane` at every site.
+    pub fn restore(&self, values: &[f32], w: usize) -> Vec<f32> {
+        values.iter().enumerate().map(|(i, &v)| (v as f64 + self.at(i, w)) as f32).collect()
+    }
+}
+
+/// `set` with each field's and channel's least-squares plane removed from its observations.
+pub fn detrended(set: &FieldSet) -> FieldSet {
+    let (h, w, sites) = (set.dims.h, set.dims.w, set.dims.sites());
+    let mut out = set.clone();
+    for (x, known) in out.values.chunks_exact_mut(sites).zip(set.mask.chunks_exact(sites)) {
+        let resid = Plane::fit(x, known, h, w).remove(x, w);
+        for ((v, r), &k) in x.iter_mut().zip(resid).zip(known) {
+            *v = if k != 0 { r } else { 0.0 };
+        }
+    }
+    out
 }
 
 /// Least-squares Matérn fits to a covariogram (see the module docs): the best length scale for
@@ -328,6 +404,25 @@ mod tests {
         // Close to the exact oracle, which also knows that the field wraps around (worth about a
         // third more error near the borders on this small grid); far below the prior variance.
         assert!(ours / miss < 1.5 * best / miss, "kriging {} vs oracle {}", ours / miss, best / miss);
+    }
+
+    /// The plane through a field's observations is exact for a plane, removing and restoring
+    /// it round-trips, and degenerate observations fall back to the mean.
+    #[test]
+    fn least_squares_plane_is_exact_on_planes_and_removable() {
+        let (h, w) = (6, 9);
+        let truth: Vec<f32> = (0..h * w).map(|i| (2.0 + 0.5 * (i / w) as f64 - 0.25 * (i % w) as f64) as f32).collect();
+        let known: Vec<u8> = (0..h * w).map(|i| u8::from(i % 4 != 1)).collect();
+        let p = Plane::fit(&truth, &known, h, w);
+        assert!((p.a - 2.0).abs() < 1e-9 && (p.b - 0.5).abs() < 1e-9 && (p.c + 0.25).abs() < 1e-9, "{p:?}");
+        let resid = p.remove(&truth, w);
+        assert!(resid.iter().all(|r| r.abs() < 1e-5));
+        assert_eq!(p.restore(&resid, w), truth);
+        // One observed row: collinear, so the mean.
+        let row: Vec<u8> = (0..h * w).map(|i| u8::from(i / w == 2)).collect();
+        let q = Plane::fit(&truth, &row, h, w);
+        assert_eq!((q.b, q.c), (0.0, 0.0));
+        assert_eq!(Plane::fit(&truth, &vec![0; h * w], h, w), Plane::ZERO);
     }
 
     #[test]

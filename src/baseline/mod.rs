@@ -23,6 +23,9 @@ pub enum Baseline {
     Telea,
     /// Kriging with a Matérn covariance fitted to the training data (needs `--train`).
     Krige,
+    /// Kriging of the residuals of a least-squares plane fitted to each field's observations
+    /// (regression kriging: a gradient such as SST's north–south one; needs `--train`).
+    KrigeTrend,
     /// Low-rank + diagonal Gaussian fitted by EM on the training data (needs `--train`).
     EmGaussian,
 }
@@ -48,7 +51,8 @@ type Completion = (Vec<f32>, Option<Vec<f32>>);
 
 enum Fitted {
     Inpaint(Inpaint),
-    Krige(Vec<krige::CovModel>),
+    /// Covariance models per channel, and whether a plane is fitted and removed per field first.
+    Krige(Vec<krige::CovModel>, bool),
     Gaussian(gaussian::LowRankGaussian),
 }
 
@@ -74,7 +78,10 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
         Baseline::Harmonic => Fitted::Inpaint(Inpaint::Harmonic),
         Baseline::Biharmonic => Fitted::Inpaint(Inpaint::Biharmonic),
         Baseline::Telea => Fitted::Inpaint(Inpaint::Telea),
-        Baseline::Krige => Fitted::Krige(krige::fit_set(&load_train()?, opts.neighbours)?),
+        Baseline::Krige => Fitted::Krige(krige::fit_set(&load_train()?, opts.neighbours)?, false),
+        Baseline::KrigeTrend => {
+            Fitted::Krige(krige::fit_set(&krige::detrended(&load_train()?), opts.neighbours)?, true)
+        }
         Baseline::EmGaussian => {
             let t = load_train()?;
             // More factors than a quarter of the fields would fit noise.
@@ -94,13 +101,19 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
                     .collect(),
                 None,
             )),
-            Fitted::Krige(models) => {
+            Fitted::Krige(models, trend) => {
                 let (mut mean, mut var) = (Vec::with_capacity(len), Vec::with_capacity(len));
                 for (c, model) in models.iter().enumerate() {
                     let r = c * sites..(c + 1) * sites;
-                    let (m, v) =
-                        krige::krige_channel(model, &x[r.clone()], &known[r], dims.h, dims.w, opts.neighbours)?;
-                    mean.extend(m);
+                    let (x, known) = (&x[r.clone()], &known[r]);
+                    let plane = if *trend { krige::Plane::fit(x, known, dims.h, dims.w) } else { krige::Plane::ZERO };
+                    let resid = plane.remove(x, dims.w);
+                    let (m, v) = krige::krige_channel(model, &resid, known, dims.h, dims.w, opts.neighbours)?;
+                    // Observations exactly as given (the plane round trip rounds).
+                    let restored = plane.restore(&m, dims.w);
+                    mean.extend(
+                        restored.iter().zip(x.iter().zip(known)).map(|(&p, (&v, &k))| if k != 0 { v } else { p }),
+                    );
                     var.extend(v);
                 }
                 Ok((mean, Some(var)))
@@ -129,7 +142,7 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
     let mut w = NpzWriter::new(out);
     let mean_slot = w.add_f32("mean", shape.clone())?;
     let mask_slot = w.add_bool("mask", shape.clone())?;
-    let probabilistic = matches!(fitted, Fitted::Krige(_) | Fitted::Gaussian(_));
+    let probabilistic = matches!(fitted, Fitted::Krige(..) | Fitted::Gaussian(_));
     let std_slot = if probabilistic { Some(w.add_f32("std", shape)?) } else { None };
     for (f, r) in results.into_iter().enumerate() {
         let (mut mean, mut var) = r.with_context(|| format!("field {f}"))?;
