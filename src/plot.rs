@@ -12,8 +12,8 @@ use std::path::Path;
 /// How a panel maps values to colour.
 #[derive(Clone, Copy, Debug)]
 pub enum Scale {
-    /// Blue (−lim) – white (0) – red (+lim).
-    Diverging(f32),
+    /// Blue (centre − lim) – white (centre) – red (centre + lim).
+    Diverging { centre: f32, lim: f32 },
     /// Black (0) – red – yellow (max).
     Sequential(f32),
 }
@@ -46,8 +46,8 @@ fn colour(v: f32, scale: Scale) -> [u8; 3] {
         return GREY;
     }
     match scale {
-        Scale::Diverging(lim) => {
-            let t = (v / lim.max(1e-12)).clamp(-1.0, 1.0);
+        Scale::Diverging { centre, lim } => {
+            let t = ((v - centre) / lim.max(1e-12)).clamp(-1.0, 1.0);
             let white = [247.0, 247.0, 247.0];
             if t < 0.0 {
                 lerp(white, [33.0, 102.0, 172.0], -t)
@@ -66,9 +66,20 @@ fn colour(v: f32, scale: Scale) -> [u8; 3] {
     }
 }
 
-/// A symmetric colour limit that ignores the extreme 1% (robust to a few outliers).
-pub fn robust_limit(values: &[f32]) -> f32 {
-    let mut a: Vec<f32> = values.iter().filter(|v| v.is_finite()).map(|v| v.abs()).collect();
+/// The median of the finite values (0 when none): the white of a diverging scale, so a field
+/// far from zero (SST in °C) shows its anomalies rather than one colour.
+pub fn robust_centre(values: &[f32]) -> f32 {
+    let mut a: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if a.is_empty() {
+        return 0.0;
+    }
+    a.sort_by(f32::total_cmp);
+    a[a.len() / 2]
+}
+
+/// A colour limit symmetric about `centre` that ignores the extreme 1% (robust to a few outliers).
+pub fn robust_limit(values: &[f32], centre: f32) -> f32 {
+    let mut a: Vec<f32> = values.iter().filter(|v| v.is_finite()).map(|v| (v - centre).abs()).collect();
     if a.is_empty() {
         return 1.0;
     }
@@ -150,7 +161,7 @@ mod tests {
             w: 3,
             values: vec![v; 6],
             shown: Some(vec![shown; 6]),
-            scale: Scale::Diverging(1.0),
+            scale: Scale::Diverging { centre: 0.0, lim: 1.0 },
         };
         let img = grid(&[vec![panel(1.0, 1), panel(-1.0, 1)], vec![panel(0.0, 0)]], 2, 1);
         assert_eq!((img.width, img.height), (2 * 6 + 3, 2 * 4 + 3));

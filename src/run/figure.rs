@@ -44,13 +44,14 @@ pub fn plot_files(data: &Path, preds: &[PathBuf], out: &Path, n: usize, zoom: Op
             let shown = set.mask[i * len + c * sites..i * len + (c + 1) * sites].to_vec();
             let observed = at(&set.values);
             let reference = truth.as_ref().map(|t| at(t)).unwrap_or_else(|| observed.clone());
-            let lim = plot::robust_limit(&reference);
+            let centre = plot::robust_centre(&reference);
+            let lim = plot::robust_limit(&reference, centre);
             let field = |values: Vec<f32>, shown: Option<Vec<u8>>| Panel {
                 h: dims.h,
                 w: dims.w,
                 values,
                 shown,
-                scale: Scale::Diverging(lim),
+                scale: Scale::Diverging { centre, lim },
             };
             let mut row = Vec::new();
             if let Some(t) = &truth {
@@ -63,7 +64,7 @@ pub fn plot_files(data: &Path, preds: &[PathBuf], out: &Path, n: usize, zoom: Op
             if let Some(t) = &truth {
                 let errs: Vec<Vec<f32>> =
                     means.iter().map(|m| at(m).iter().zip(at(t)).map(|(a, b)| (a - b).abs()).collect()).collect();
-                let emax = errs.iter().map(|e| plot::robust_limit(e)).fold(1e-6f32, f32::max);
+                let emax = errs.iter().map(|e| plot::robust_limit(e, 0.0)).fold(1e-6f32, f32::max);
                 for e in errs {
                     row.push(Panel { h: dims.h, w: dims.w, values: e, shown: None, scale: Scale::Sequential(emax) });
                 }
