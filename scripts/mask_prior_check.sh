@@ -7,14 +7,20 @@
 #
 #   lacuna bench --suite suites/work2.toml --out bench-work2     # fits the priors (and more)
 #   bash scripts/mask_prior_check.sh [bench-work2]                # about 3 minutes on 2 cores
+#
+# Any other bench with Work II rows: name its directory and cases (their slugs), e.g.
+#   bash scripts/mask_prior_check.sh bench-ostia ostia-sst-16-32-tiles-under-infrared-clouds
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${LACUNA_BIN:-$root/target/release/lacuna}"
 BENCH="${1:-bench-work2}"
+shift || true
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=(grf-32-cloud-50 grf-32-swath-50)
 status=0
-for case in grf-32-cloud-50 grf-32-swath-50; do
+for case in "${cases[@]}"; do
     dir="$BENCH/$case/seed-0"
-    [ -f "$dir/mask-prior/prior.safetensors" ] || { echo "$dir: no fitted prior; run the work2 bench first" >&2; exit 2; }
+    [ -f "$dir/mask-prior/prior.safetensors" ] || { echo "$dir: no fitted prior; run the bench first" >&2; exit 2; }
     echo "## $case: prior fitted on train.npz masks, compared with test.npz masks"
     "$BIN" --quiet masks compare --prior "$dir/mask-prior" --data "$dir/test.npz" --n 256 --check || status=1
 done
