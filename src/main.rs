@@ -876,8 +876,11 @@ fn run_masks(c: &MasksCommand, quiet: bool) -> Result<()> {
         }
         MasksCommand::Sample(a) => {
             let guide = a.guide.as_deref().map(|g| (g, a.guidance.rho, a.guidance.guidance));
-            let n = masks::sample_to_file(&a.prior, a.n, guide, a.seed, &a.out)?;
+            let (n, share) = masks::sample_to_file(&a.prior, a.n, guide, a.seed, &a.out)?;
             println!("drew {n} masks → {}", a.out.display());
+            if let Some(share) = share {
+                println!("guided contexts M̂ ⊙ M keep {:.1}% of the guiding masks' observed sites", 100.0 * share);
+            }
         }
         MasksCommand::Compare(a) => {
             let report =

@@ -317,6 +317,21 @@ pub fn prepare(
                 drawn.extend(prior.draw(&mut rngs[lo..hi], Some(&g))?);
                 progress.update(hi, "", hi == anchor_to.len());
             }
+            // Share of the observed sites a guided context keeps. Below ρ/2 the anchors did not
+            // hold: the guidance pushed the draws toward "all missing" (contexts near empty).
+            let kept: usize =
+                anchor_to.iter().zip(&drawn).map(|(s, m)| s.iter().zip(m).filter(|(&a, &b)| a & b != 0).count()).sum();
+            let observed: usize = anchor_to.iter().map(|s| s.iter().filter(|&&a| a != 0).count()).sum();
+            let share = kept as f64 / observed.max(1) as f64;
+            if share < 0.5 * rho {
+                eprintln!(
+                    "warning: guided mask draws keep {:.1}% of the observed sites as context (anchors: {:.0}%); the guidance drives them toward empty masks, so training sees almost no context. Lower --guidance (now {guide_w:.1}) or raise --rho, or use --partition intersect",
+                    100.0 * share,
+                    100.0 * rho
+                );
+            } else if !quiet {
+                eprintln!("mask prior: guided contexts keep {:.1}% of the observed sites", 100.0 * share);
+            }
             for (sites, m) in anchor_to.iter().zip(drawn) {
                 bank.add_guided(sites, vec![m]);
             }
@@ -326,6 +341,14 @@ pub fn prepare(
         eprintln!("mask prior: draws ready in {:.1} s", started.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+/// Share of the observed sites of `masks` that the matching `draws` keep: what a guided
+/// context `M̂ ⊙ M` holds of `M`.
+pub fn context_share(masks: &[Vec<u8>], draws: &[Vec<u8>]) -> f64 {
+    let kept: usize = masks.iter().zip(draws).map(|(m, g)| m.iter().zip(g).filter(|(&a, &b)| a & b != 0).count()).sum();
+    let observed: usize = masks.iter().map(|m| m.iter().filter(|&&a| a != 0).count()).sum();
+    kept as f64 / observed.max(1) as f64
 }
 
 /// Statistics of a set of site masks.
@@ -500,15 +523,15 @@ pub fn sample_to_file(
     guide: Option<(&Path, f64, Option<f64>)>,
     seed: u64,
     out: &Path,
-) -> Result<usize> {
+) -> Result<(usize, Option<f64>)> {
     ensure!(n >= 1, "--n must be at least 1");
     let prior = LoadedPrior::open(prior_dir, None)?;
     let d = Dims { c: 1, h: prior.config.h, w: prior.config.w };
-    let drawn = match guide {
+    let (drawn, share) = match guide {
         None => {
             let mut rngs: Vec<ChaCha8Rng> =
                 (0..n).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
-            prior.draw(&mut rngs, None)?
+            (prior.draw(&mut rngs, None)?, None)
         }
         Some((data, rho, weight)) => {
             ensure!(rho > 0.0 && rho <= 1.0, "--rho must be in (0, 1], got {rho}");
@@ -518,11 +541,13 @@ pub fn sample_to_file(
             let mut rngs: Vec<ChaCha8Rng> =
                 (0..anchor_to.len()).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 15, i as u64))).collect();
             let g = GuideTo { masks: &anchor_to, rho, weight: guidance_weight(weight, d) };
-            prior.draw(&mut rngs, Some(&g))?
+            let drawn = prior.draw(&mut rngs, Some(&g))?;
+            let share = context_share(&anchor_to, &drawn);
+            (drawn, Some(share))
         }
     };
     write_masks(out, d, &drawn)?;
-    Ok(drawn.len())
+    Ok((drawn.len(), share))
 }
 
 /// Guided draws per mask in `masks compare`'s query-probability probe.
@@ -629,6 +654,14 @@ pub fn compare_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_share_counts_the_observed_sites_a_draw_keeps() {
+        let masks = vec![vec![1, 1, 0, 0], vec![1, 1, 1, 1]];
+        let draws = vec![vec![1, 0, 1, 1], vec![0, 0, 0, 0]];
+        assert_eq!(context_share(&masks, &draws), 1.0 / 6.0);
+        assert_eq!(context_share(&[vec![0, 0]], &[vec![1, 1]]), 0.0, "nothing observed: no share");
+    }
 
     #[test]
     fn mask_statistics_of_known_masks() {
