@@ -319,10 +319,7 @@ pub fn prepare(
             }
             // Share of the observed sites a guided context keeps. Below ρ/2 the anchors did not
             // hold: the guidance pushed the draws toward "all missing" (contexts near empty).
-            let kept: usize =
-                anchor_to.iter().zip(&drawn).map(|(s, m)| s.iter().zip(m).filter(|(&a, &b)| a & b != 0).count()).sum();
-            let observed: usize = anchor_to.iter().map(|s| s.iter().filter(|&&a| a != 0).count()).sum();
-            let share = kept as f64 / observed.max(1) as f64;
+            let share = context_share(&anchor_to, &drawn);
             if share < 0.5 * rho {
                 eprintln!(
                     "warning: guided mask draws keep {:.1}% of the observed sites as context (anchors: {:.0}%); the guidance drives them toward empty masks, so training sees almost no context. Lower --guidance (now {guide_w:.1}) or raise --rho, or use --partition intersect",
