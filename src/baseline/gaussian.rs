@@ -176,7 +176,7 @@ mod tests {
                 })
                 .collect()
         };
-        let dims = Dims { c: 1, h: 1, w: d };
+        let dims = Dims { t: 1, c: 1, h: 1, w: d };
         let values: Vec<f32> = (0..n).flat_map(|_| sample(&mut rng)).collect();
         let mask: Vec<u8> = (0..n * d).map(|_| u8::from(rng.gen::<f64>() < 0.6)).collect();
         let train = FieldSet::new(n, dims, values, mask, None).unwrap();

@@ -53,12 +53,24 @@ pub fn translate(hat: &[C64], shift: (f64, f64), fft: &mut Fft2) -> Vec<f64> {
 
 /// One sample `[1, n, n]`: a random initial field carried by a random velocity for `time`.
 pub fn sample<R: Rng>(spec: &AdvectionSpec, rng: &mut R) -> Vec<f32> {
+    trajectory(spec, 1, 1, rng)
+}
+
+/// `frames` snapshots `[T, 1, n, n]` of one sample at `time + j·stride·Δ`, Δ = 2/(n·max_speed):
+/// at stride 1 the fastest possible flow moves one cell per frame.
+pub fn trajectory<R: Rng>(spec: &AdvectionSpec, frames: usize, stride: usize, rng: &mut R) -> Vec<f32> {
     let n = spec.size;
     let mut fft = Fft2::new(n);
     let u0: Vec<f64> = GrfSpec::new(n).sample(1, rng).into_iter().map(f64::from).collect();
     let a = (rng.gen_range(-spec.max_speed..=spec.max_speed), rng.gen_range(-spec.max_speed..=spec.max_speed));
     let hat = band_limited(&u0, &mut fft);
-    translate(&hat, (a.0 * spec.time, a.1 * spec.time), &mut fft).into_iter().map(|v| v as f32).collect()
+    let delta = 2.0 / (n as f64 * spec.max_speed.max(f64::MIN_POSITIVE));
+    (0..frames)
+        .flat_map(|j| {
+            let t = spec.time + (j * stride) as f64 * delta;
+            translate(&hat, (a.0 * t, a.1 * t), &mut fft).into_iter().map(|v| v as f32)
+        })
+        .collect()
 }
 
 #[cfg(test)]

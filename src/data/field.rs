@@ -1,5 +1,7 @@
 //! Sets of partially observed fields: the `.npz` contract.
 //!
+//! Snapshots (one field per sample):
+//!
 //! - `values`: float `[N, C, H, W]`; entries outside the mask are ignored (0 or NaN).
 //! - `mask`: bool/uint8 `[N, 1, H, W]` or `[N, C, H, W]`, 1 = observed; absent → `isfinite(values)`.
 //! - `truth` (optional): float `[N, C, H, W]`, complete fields, read only by evaluation.
@@ -9,24 +11,67 @@
 //!   Never-observable sites are never observed (a `mask` entry there is dropped), never
 //!   queried, never scored, and imputation writes NaN there.
 //!
-//! In memory the mask is always expanded to `[N, C, H, W]` and unobserved values are 0.
+//! Trajectories (T frames per sample, denoised jointly by the space-time model):
+//!
+//! - `values` and `truth`: float `[N, T, C, H, W]`;
+//! - `mask`: `[N, T|1, C|1, H, W]` (T = 1: the same sensors in every frame);
+//! - `static_mask`: the spatial forms above, the same in every frame.
+//!
+//! In memory a sample is `[T, C, H, W]` (T = 1 for snapshots): the mask is always expanded to
+//! it and unobserved values are 0. Code that works per *plane* (an H×W slice) sees T·C planes.
 
 use super::npy::{Array, ArrayReader, Dtype, Npz};
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Shape of one field: channels, height, width.
+/// Shape of one sample: frames (1 for a snapshot), channels, height, width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dims {
+    /// Frames of a trajectory; 1 for snapshots (and in runs saved before trajectories existed).
+    #[serde(default = "one_frame")]
+    pub t: usize,
     pub c: usize,
     pub h: usize,
     pub w: usize,
 }
 
+fn one_frame() -> usize {
+    1
+}
+
 impl Dims {
     pub fn len(&self) -> usize {
-        self.c * self.h * self.w
+        self.t * self.c * self.h * self.w
+    }
+
+    /// H×W planes of a sample: T·C, frame-major.
+    pub fn planes(&self) -> usize {
+        self.t * self.c
+    }
+
+    /// The dims of one frame.
+    pub fn frame(&self) -> Dims {
+        Dims { t: 1, ..*self }
+    }
+
+    /// The shape of `n` samples as stored: `[n, C, H, W]`, or `[n, T, C, H, W]` for trajectories.
+    pub fn shape(&self, n: usize) -> Vec<usize> {
+        if self.t > 1 {
+            vec![n, self.t, self.c, self.h, self.w]
+        } else {
+            vec![n, self.c, self.h, self.w]
+        }
+    }
+
+    /// The shape as words for messages: `C×H×W` or `T frames of C×H×W`.
+    pub fn describe(&self) -> String {
+        let frame = format!("{}×{}×{}", self.c, self.h, self.w);
+        if self.t > 1 {
+            format!("{} frames of {frame}", self.t)
+        } else {
+            frame
+        }
     }
 
     pub fn sites(&self) -> usize {
@@ -87,6 +132,11 @@ impl FieldSet {
             self.n * len
         );
         ensure!(ok.iter().all(|&o| o <= 1), "static mask must be 0/1");
+        let frame = self.dims.frame().len();
+        ensure!(
+            ok.chunks_exact(len).all(|f| f.chunks_exact(frame).all(|p| p == &f[..frame])),
+            "a static mask is the same in every frame of a trajectory"
+        );
         if let Some(i) = (0..ok.len() / len).find(|&i| !ok[i * len..(i + 1) * len].contains(&1)) {
             bail!("the static mask makes every site of field {i} never-observable");
         }
@@ -131,7 +181,7 @@ impl FieldSet {
                     t.numel() == n * len,
                     "{file}: array 'truth' has shape {:?}, expected {:?}",
                     t.shape,
-                    [n, set.dims.c, set.dims.h, set.dims.w]
+                    set.dims.shape(n)
                 );
                 let t = t.to_f32();
                 // NaN truth is allowed where nothing was observed (held-out files: unknown there).
@@ -151,7 +201,7 @@ impl FieldSet {
 
     /// The arrays [`FieldSet::save`] writes, for callers that add their own.
     pub fn arrays(&self) -> BTreeMap<String, Array> {
-        let shape = vec![self.n, self.dims.c, self.dims.h, self.dims.w];
+        let shape = self.dims.shape(self.n);
         let values: Vec<f32> =
             self.values.iter().zip(&self.mask).map(|(&v, &m)| if m != 0 { v } else { f32::NAN }).collect();
         let mut arrays = BTreeMap::new();
@@ -161,10 +211,13 @@ impl FieldSet {
             arrays.insert("truth".to_string(), Array::from_f32(shape, t));
         }
         if let Some(ok) = &self.observable {
-            let n = if self.observable_per_field() { self.n } else { 1 };
+            // Stored spatially: frame 0 of each field (the same in every frame).
+            let (len, frame) = (self.dims.len(), self.dims.frame().len());
+            let n = ok.len() / len;
+            let spatial: Vec<u8> = ok.chunks_exact(len).flat_map(|f| f[..frame].iter().copied()).collect();
             arrays.insert(
                 "static_mask".to_string(),
-                Array::from_bool(vec![n, self.dims.c, self.dims.h, self.dims.w], ok),
+                Array::from_bool(vec![n, self.dims.c, self.dims.h, self.dims.w], &spatial),
             );
         }
         arrays
@@ -203,9 +256,9 @@ pub struct FieldStream {
     pub n: usize,
     pub dims: Dims,
     values: ArrayReader,
-    /// The mask reader and whether it has one plane per channel.
-    mask: Option<(ArrayReader, bool)>,
-    /// `static_mask` broadcast to `[C, H, W]` (shared) or `[N, C, H, W]` (per field).
+    /// The mask reader and its stored layout.
+    mask: Option<(ArrayReader, MaskLayout)>,
+    /// `static_mask` broadcast to `[T, C, H, W]` (shared) or `[N, T, C, H, W]` (per field).
     pub observable: Option<Vec<u8>>,
     next: usize,
 }
@@ -223,10 +276,11 @@ impl FieldStream {
             values.dtype.name()
         );
         let (n, dims) = match values.shape[..] {
-            [n, c, h, w] => (n, Dims { c, h, w }),
-            [n, h, w] => (n, Dims { c: 1, h, w }),
+            [n, t, c, h, w] => (n, Dims { t, c, h, w }),
+            [n, c, h, w] => (n, Dims { t: 1, c, h, w }),
+            [n, h, w] => (n, Dims { t: 1, c: 1, h, w }),
             _ => bail!(
-                "{file}: array 'values' has shape {:?}, expected [N, C, H, W] (or [N, H, W] for one channel)",
+                "{file}: array 'values' has shape {:?}, expected [N, C, H, W] (or [N, H, W] for one channel, [N, T, C, H, W] for trajectories)",
                 values.shape
             ),
         };
@@ -240,11 +294,24 @@ impl FieldStream {
                     "{file}: array 'mask' has dtype {}, expected bool or uint8",
                     m.dtype.name()
                 );
-                let per_channel = match m.shape[..] {
-                    [mn, mc, mh, mw] if mn == n && mh == dims.h && mw == dims.w && (mc == 1 || mc == dims.c) => {
-                        mc == dims.c && dims.c > 1
+                let fits = |mn: usize, mh: usize, mw: usize| (mn, mh, mw) == (n, dims.h, dims.w);
+                let either = |k: usize, full: usize| k == 1 || k == full;
+                let layout = match m.shape[..] {
+                    [mn, mt, mc, mh, mw] if dims.t > 1 && fits(mn, mh, mw) && either(mt, dims.t) && either(mc, dims.c) => {
+                        MaskLayout { frames: mt, channels: mc }
                     }
-                    [mn, mh, mw] if mn == n && mh == dims.h && mw == dims.w => false,
+                    [mn, mc, mh, mw] if dims.t == 1 && fits(mn, mh, mw) && either(mc, dims.c) => {
+                        MaskLayout { frames: 1, channels: mc }
+                    }
+                    [mn, mh, mw] if dims.t == 1 && fits(mn, mh, mw) => MaskLayout { frames: 1, channels: 1 },
+                    _ if dims.t > 1 => bail!(
+                        "{file}: array 'mask' has shape {:?}, but 'values' needs [{n}, 1|{}, 1|{}, {}, {}]",
+                        m.shape,
+                        dims.t,
+                        dims.c,
+                        dims.h,
+                        dims.w
+                    ),
                     _ => bail!(
                         "{file}: array 'mask' has shape {:?}, but 'values' needs [{n}, 1, {}, {}] or [{n}, {}, {}, {}]",
                         m.shape,
@@ -255,7 +322,7 @@ impl FieldStream {
                         dims.w
                     ),
                 };
-                Some((m, per_channel))
+                Some((m, layout))
             }
         };
         let observable = read_static_mask(&mut npz, &file, n, dims)?;
@@ -273,8 +340,8 @@ impl FieldStream {
         let raw = self.values.read_f32(k * len).with_context(|| format!("{file}: array 'values'"))?;
         let mask = match &mut self.mask {
             None => raw.iter().map(|v| u8::from(v.is_finite())).collect(),
-            Some((reader, per_channel)) => {
-                let planes = if *per_channel { dims.c } else { 1 };
+            Some((reader, layout)) => {
+                let planes = layout.frames * layout.channels;
                 let m = reader.read_f32(k * planes * dims.sites()).with_context(|| format!("{file}: array 'mask'"))?;
                 if let Some(i) = m.iter().position(|&v| v != 0.0 && v != 1.0) {
                     bail!(
@@ -283,7 +350,7 @@ impl FieldStream {
                         first + i / (planes * dims.sites())
                     );
                 }
-                broadcast_mask(&m, k, dims, *per_channel)
+                broadcast_mask(&m, k, dims, *layout)
             }
         };
         for (i, (v, &m)) in raw.iter().zip(&mask).enumerate() {
@@ -316,8 +383,8 @@ impl FieldStream {
     }
 }
 
-/// The optional `static_mask` of an archive of `n` fields of `dims`, broadcast to `[C, H, W]`
-/// (one for every field) or `[n, C, H, W]` (one per field), 1 = observable, validated (see
+/// The optional `static_mask` of an archive of `n` fields of `dims`, broadcast to `[T, C, H, W]`
+/// (one for every field) or `[n, T, C, H, W]` (one per field), 1 = observable, validated (see
 /// the module doc).
 pub fn read_static_mask(npz: &mut Npz, file: &str, n: usize, dims: Dims) -> Result<Option<Vec<u8>>> {
     let Some(a) = npz.get("static_mask")? else { return Ok(None) };
@@ -340,7 +407,7 @@ pub fn read_static_mask(npz: &mut Npz, file: &str, n: usize, dims: Dims) -> Resu
     };
     let v = a.to_f32();
     ensure!(v.iter().all(|&x| x == 0.0 || x == 1.0), "{file}: array 'static_mask' must be 0/1 (or bool)");
-    let ok = broadcast_mask(&v, fields, dims, planes == dims.c && dims.c > 1);
+    let ok = broadcast_mask(&v, fields, dims, MaskLayout { frames: 1, channels: planes });
     let len = dims.len();
     if let Some(i) = (0..fields).find(|&i| !ok[i * len..(i + 1) * len].contains(&1)) {
         let which = if fields == 1 { String::new() } else { format!(" of field {i}") };
@@ -349,16 +416,26 @@ pub fn read_static_mask(npz: &mut Npz, file: &str, n: usize, dims: Dims) -> Resu
     Ok(Some(ok))
 }
 
-/// Broadcasts a `[k, 1|C, H, W]` 0/1 mask to `[k, C, H, W]` bytes.
-fn broadcast_mask(m: &[f32], k: usize, dims: Dims, per_channel: bool) -> Vec<u8> {
+/// How a stored mask spans a sample: `frames` ∈ {1, T}, `channels` ∈ {1, C}.
+#[derive(Clone, Copy, Debug)]
+struct MaskLayout {
+    frames: usize,
+    channels: usize,
+}
+
+/// Broadcasts a `[k, frames, channels, H, W]` 0/1 mask to `[k, T, C, H, W]` bytes.
+fn broadcast_mask(m: &[f32], k: usize, dims: Dims, layout: MaskLayout) -> Vec<u8> {
     let sites = dims.sites();
+    let (lf, lc) = (layout.frames, layout.channels);
     let mut out = vec![0u8; k * dims.len()];
     for s in 0..k {
-        for c in 0..dims.c {
-            let src = if per_channel { (s * dims.c + c) * sites } else { s * sites };
-            let dst = (s * dims.c + c) * sites;
-            for j in 0..sites {
-                out[dst + j] = m[src + j] as u8;
+        for t in 0..dims.t {
+            for c in 0..dims.c {
+                let src = ((s * lf + t % lf) * lc + c % lc) * sites;
+                let dst = ((s * dims.t + t) * dims.c + c) * sites;
+                for j in 0..sites {
+                    out[dst + j] = m[src + j] as u8;
+                }
             }
         }
     }
@@ -469,6 +546,59 @@ mod tests {
             ("static_mask", Array::from_bool(vec![2, 1, 2, 2], &ok[..8])),
         ]);
         assert!(e.contains("'static_mask'") && e.contains("[3, 1|1, 2, 2]"), "{e}");
+    }
+
+    /// Trajectories `[N, T, C, H, W]`: masks static in time (`[N, 1, 1|C, H, W]`) or per frame
+    /// broadcast to every frame and channel, a spatial static mask to every frame, and a save
+    /// that loads back the same.
+    #[test]
+    fn trajectories_load_broadcast_and_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("traj.npz");
+        // 2 samples × 3 frames × 2 channels × 1×2 sites.
+        let (n, t, c) = (2, 3, 2);
+        let values: Vec<f32> = (0..n * t * c * 2).map(|v| v as f32).collect();
+        let sensors = [1u8, 0, 0, 1]; // [N, 1, 1, 1, 2]: site 0 in sample 0, site 1 in sample 1
+        write(
+            &p,
+            vec![
+                ("values", Array::from_f32(vec![n, t, c, 1, 2], &values)),
+                ("mask", Array::from_bool(vec![n, 1, 1, 1, 2], &sensors)),
+                ("static_mask", Array::from_bool(vec![1, 2], &[1, 1])),
+            ],
+        );
+        let set = FieldSet::load(&p, Truth::Never).unwrap();
+        assert_eq!(set.dims, Dims { t: 3, c: 2, h: 1, w: 2 });
+        assert_eq!(set.dims.planes(), 6);
+        let expect: Vec<u8> = (0..n).flat_map(|i| (0..t * c).flat_map(move |_| [1 - i as u8, i as u8])).collect();
+        assert_eq!(set.mask, expect, "a [N, 1, 1, H, W] mask holds in every frame and channel");
+        assert_eq!(set.observable.as_ref().map(Vec::len), Some(set.dims.len()));
+        let q = dir.path().join("back.npz");
+        set.save(&q).unwrap();
+        let back = FieldSet::load(&q, Truth::Never).unwrap();
+        assert_eq!((back.dims, &back.mask, &back.values), (set.dims, &set.mask, &set.values));
+        let shape = Npz::open(&q).unwrap().get("values").unwrap().unwrap().shape;
+        assert_eq!(shape, vec![2, 3, 2, 1, 2]);
+
+        // A mask per frame ([N, T, 1, H, W]) is kept per frame, shared by channels.
+        let per_frame = [1u8, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1];
+        write(
+            &p,
+            vec![
+                ("values", Array::from_f32(vec![n, t, c, 1, 2], &values)),
+                ("mask", Array::from_bool(vec![n, t, 1, 1, 2], &per_frame)),
+            ],
+        );
+        let set = FieldSet::load(&p, Truth::Never).unwrap();
+        let expect: Vec<u8> = per_frame.chunks(2).flat_map(|f| [f, f].concat()).collect();
+        assert_eq!(set.mask, expect);
+
+        // A 4-D mask for 5-D values is a named error.
+        let e = load_err(vec![
+            ("values", Array::from_f32(vec![n, t, c, 1, 2], &values)),
+            ("mask", Array::from_bool(vec![n, 1, 1, 2], &sensors)),
+        ]);
+        assert!(e.contains("'mask'") && e.contains("[2, 1|3, 1|2, 1, 2]"), "{e}");
     }
 
     #[test]

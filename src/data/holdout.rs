@@ -68,7 +68,7 @@ mod tests {
     use crate::data::Dims;
 
     fn set() -> FieldSet {
-        let d = Dims { c: 1, h: 4, w: 4 };
+        let d = Dims { t: 1, c: 1, h: 4, w: 4 };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let mask = Pattern::Pixel { observed: 0.6 }.draw_set(5, d, &mut rng).unwrap();
         let values: Vec<f32> = (0..5 * 16).map(|k| k as f32).collect();

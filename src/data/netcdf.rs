@@ -347,7 +347,7 @@ pub fn import(path: &Path, vars: &[String], observable: &Observable) -> Result<I
         );
     }
     let n = lead.as_ref().map_or(1, |d| d.1);
-    let dims = Dims { c: vars.len(), h: y.1, w: x.1 };
+    let dims = Dims { t: 1, c: vars.len(), h: y.1, w: x.1 };
     let sites = dims.sites();
     // Interleave channels: file order is [N, Y, X] per variable, the contract is [N, C, Y, X].
     let mut values = vec![0f32; n * dims.len()];
@@ -457,7 +457,7 @@ mod tests {
         let path = write_file(dir.path());
         let im = import(&path, &["SST".into(), "PACKED".into()], &Observable::All).unwrap();
         let s = &im.set;
-        assert_eq!((s.n, s.dims), (3, Dims { c: 2, h: 4, w: 5 }));
+        assert_eq!((s.n, s.dims), (3, Dims { t: 1, c: 2, h: 4, w: 5 }));
         // [N, C, Y, X]: field 1, channel 0, site 7 is the gap; site 3 observed with 100 + 3.
         assert_eq!(s.mask[2 * 20 + 7], 0);
         assert_eq!(s.values[2 * 20 + 3], 103.0);
@@ -493,7 +493,7 @@ mod tests {
         let land: Observable = format!("{}:ROSE<0", path.display()).parse().unwrap();
         let im = import(&path, &["SST".into()], &land).unwrap();
         let s = &im.set;
-        assert_eq!((s.n, s.dims), (12, Dims { c: 1, h: 30, w: 60 }));
+        assert_eq!((s.n, s.dims), (12, Dims { t: 1, c: 1, h: 30, w: 60 }));
         let ok = s.observable.as_ref().unwrap();
         let ocean = ok.iter().filter(|&&o| o == 1).count();
         assert!((0.05..0.10).contains(&(1.0 - ocean as f64 / 1800.0)), "land share {}", 1.0 - ocean as f64 / 1800.0);

@@ -4,7 +4,8 @@ use super::field::FieldSet;
 use anyhow::{Context, Result};
 use std::path::Path;
 
-/// `x_norm = (x − mean_c) / std_c`, statistics over observed entries of channel c.
+/// `x_norm = (x − mean_c) / std_c`, statistics over observed entries of channel c (every
+/// frame of a trajectory).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Normalizer {
     pub mean: Vec<f64>,
@@ -18,16 +19,15 @@ impl Normalizer {
         let mut sum = vec![0f64; c];
         let mut sq = vec![0f64; c];
         let mut cnt = vec![0f64; c];
-        for s in 0..set.n {
-            for ch in 0..c {
-                let off = (s * c + ch) * sites;
-                for k in off..off + sites {
-                    if set.mask[k] != 0 {
-                        let v = set.values[k] as f64;
-                        sum[ch] += v;
-                        sq[ch] += v * v;
-                        cnt[ch] += 1.0;
-                    }
+        // Planes are frame-major `[T, C]`: plane p holds channel p mod C (shared over frames).
+        for p in 0..set.n * set.dims.planes() {
+            let ch = p % c;
+            for k in p * sites..(p + 1) * sites {
+                if set.mask[k] != 0 {
+                    let v = set.values[k] as f64;
+                    sum[ch] += v;
+                    sq[ch] += v * v;
+                    cnt[ch] += 1.0;
                 }
             }
         }
@@ -57,7 +57,7 @@ impl Normalizer {
         }
     }
 
-    /// Maps normalised values `[.., C, H, W]` back to data units.
+    /// Maps normalised values `[.., C, H, W]` (or `[.., T, C, H, W]`) back to data units.
     pub fn invert(&self, values: &mut [f32], c: usize, sites: usize) {
         for (k, v) in values.iter_mut().enumerate() {
             let ch = (k / sites) % c;

@@ -105,19 +105,30 @@ impl Pattern {
         Ok(())
     }
 
-    /// Draws the masks of a file of `n` fields, `[n, C, H, W]`. Sensors are drawn once and
-    /// shared by every field (stations do not move); every other pattern draws each mask anew.
+    /// Draws the masks of a file of `n` fields, `[n, T, C, H, W]`, static in time. Sensors are
+    /// drawn once and shared by every field (stations do not move); every other pattern draws
+    /// each mask anew.
     pub fn draw_set<R: Rng>(&self, n: usize, dims: Dims, rng: &mut R) -> Result<Vec<u8>> {
+        self.draw_set_in_time(n, dims, false, rng)
+    }
+
+    /// As [`Pattern::draw_set`]; with `per_frame` each frame of a trajectory draws its own mask
+    /// (a swath or cloud that moves), except sensors, which stay put.
+    pub fn draw_set_in_time<R: Rng>(&self, n: usize, dims: Dims, per_frame: bool, rng: &mut R) -> Result<Vec<u8>> {
         self.check(dims)?;
         if let Pattern::Sensors { .. } = self {
             let one = self.draw(dims, rng);
             return Ok((0..n).flat_map(|_| one.iter().copied()).collect());
         }
+        if per_frame {
+            let frame = dims.frame();
+            return Ok((0..n * dims.t).flat_map(|_| self.draw(frame, rng)).collect());
+        }
         Ok((0..n).flat_map(|_| self.draw(dims, rng)).collect())
     }
 
-    /// Draws one mask `[C, H, W]` (the same for every channel). Call [`Pattern::check`] first;
-    /// a pattern that does not fit `dims` panics here.
+    /// Draws one mask `[T, C, H, W]` (the same for every channel and frame: sensors static in
+    /// time). Call [`Pattern::check`] first; a pattern that does not fit `dims` panics here.
     pub fn draw<R: Rng>(&self, dims: Dims, rng: &mut R) -> Vec<u8> {
         let site = loop {
             let m = self.draw_sites(dims, rng);
@@ -126,7 +137,7 @@ impl Pattern {
                 break m;
             }
         };
-        (0..dims.c).flat_map(|_| site.iter().copied()).collect()
+        (0..dims.planes()).flat_map(|_| site.iter().copied()).collect()
     }
 
     fn draw_sites<R: Rng>(&self, dims: Dims, rng: &mut R) -> Vec<u8> {
@@ -272,14 +283,14 @@ mod tests {
         assert_eq!(g.bounds(0), ((0, 21), (0, 10)));
         assert_eq!(g.bounds(8), ((42, 64), (20, 32)));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let m = Pattern::Block { grid: 3, missing: 4 }.draw(Dims { c: 1, h: 64, w: 32 }, &mut rng);
+        let m = Pattern::Block { grid: 3, missing: 4 }.draw(Dims { t: 1, c: 1, h: 64, w: 32 }, &mut rng);
         assert_eq!(g.observed_blocks(&m).len(), 5);
     }
 
     #[test]
     fn pixel_pattern_hits_its_rate() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let m = Pattern::Pixel { observed: 0.2 }.draw(Dims { c: 2, h: 100, w: 100 }, &mut rng);
+        let m = Pattern::Pixel { observed: 0.2 }.draw(Dims { t: 1, c: 2, h: 100, w: 100 }, &mut rng);
         let frac = m.iter().filter(|&&v| v != 0).count() as f64 / m.len() as f64;
         assert!((frac - 0.2).abs() < 0.01, "{frac}");
         assert_eq!(m[..10000], m[10000..]);
@@ -311,7 +322,7 @@ mod tests {
     #[test]
     fn swaths_are_strips_at_their_rate() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let dims = Dims { c: 1, h: 48, w: 64 };
+        let dims = Dims { t: 1, c: 1, h: 48, w: 64 };
         let masks = Pattern::Swath { observed: 0.4 }.draw_set(400, dims, &mut rng).unwrap();
         assert!((observed(&masks) - 0.4).abs() < 0.02, "{}", observed(&masks));
         let mut angles_differ = false;
@@ -326,7 +337,7 @@ mod tests {
     #[test]
     fn sensors_are_fixed_per_file_and_exact_in_number() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-        let dims = Dims { c: 2, h: 16, w: 16 };
+        let dims = Dims { t: 1, c: 2, h: 16, w: 16 };
         let masks = Pattern::Sensors { count: 10 }.draw_set(5, dims, &mut rng).unwrap();
         let first = &masks[..dims.len()];
         assert_eq!(first.iter().filter(|&&v| v != 0).count(), 20, "10 sites × 2 channels");
@@ -339,7 +350,7 @@ mod tests {
     #[test]
     fn clouds_hit_their_cover_exactly_and_are_smooth_and_stationary() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let dims = Dims { c: 1, h: 32, w: 40 };
+        let dims = Dims { t: 1, c: 1, h: 32, w: 40 };
         let masks = Pattern::Cloud { cover: 0.3 }.draw_set(300, dims, &mut rng).unwrap();
         let want_missing = (0.3f64 * 1280.0).round() as usize;
         let mut per_site = vec![0usize; dims.sites()];
@@ -368,7 +379,7 @@ mod tests {
     #[test]
     fn patterns_that_do_not_fit_are_errors() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
-        let dims = Dims { c: 1, h: 2, w: 2 };
+        let dims = Dims { t: 1, c: 1, h: 2, w: 2 };
         assert!(Pattern::Block { grid: 3, missing: 1 }.draw_set(1, dims, &mut rng).is_err());
         assert!(Pattern::Cloud { cover: 0.9 }.draw_set(1, dims, &mut rng).is_err());
     }

@@ -86,15 +86,32 @@ pub fn energy(s: &State, g: f64, depth: f64) -> f64 {
 /// One sample: a random (g, H) and initial height, integrated `steps` steps. Returns the
 /// channels (h, u, v) concatenated, `[3, n, n]`.
 pub fn sample<R: Rng>(spec: &ShallowWaterSpec, rng: &mut R) -> Vec<f32> {
+    trajectory(spec, 1, 1, rng)
+}
+
+/// Solver steps between two frames of a trajectory at stride 1: a tenth of the spin-up
+/// (5 steps by default, gravity waves move about 2.5 cells).
+pub fn frame_steps(spec: &ShallowWaterSpec) -> usize {
+    (spec.steps / 10).max(1)
+}
+
+/// `frames` states `[T, 3, n, n]` of one sample: the first after `steps` steps (as [`sample`]),
+/// then every `stride · frame_steps` steps.
+pub fn trajectory<R: Rng>(spec: &ShallowWaterSpec, frames: usize, stride: usize, rng: &mut R) -> Vec<f32> {
     let n = spec.size;
     let g = rng.gen_range(spec.gravity.0..=spec.gravity.1);
     let depth = rng.gen_range(spec.depth.0..=spec.depth.1);
     let h: Vec<f64> = GrfSpec::new(n).sample(1, rng).into_iter().map(f64::from).collect();
     let mut s = State { h, u: vec![0.0; n * n], v: vec![0.0; n * n] };
-    for _ in 0..spec.steps {
-        step(&mut s, n, spec.dx, spec.dt, spec.coriolis, g, depth);
+    let mut out = Vec::with_capacity(frames * 3 * n * n);
+    for f in 0..frames {
+        let steps = if f == 0 { spec.steps } else { stride * frame_steps(spec) };
+        for _ in 0..steps {
+            step(&mut s, n, spec.dx, spec.dt, spec.coriolis, g, depth);
+        }
+        out.extend(s.h.iter().chain(&s.u).chain(&s.v).map(|&x| x as f32));
     }
-    s.h.iter().chain(&s.u).chain(&s.v).map(|&x| x as f32).collect()
+    out
 }
 
 #[cfg(test)]

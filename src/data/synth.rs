@@ -23,15 +23,39 @@ pub enum Generator {
     },
     ShallowWater(ShallowWaterSpec),
     Advection(AdvectionSpec),
+    /// Trajectories `[T, C, H, W]` of a dynamic generator: `frames` states `stride` native
+    /// intervals apart (Kolmogorov: its snapshot `interval`; shallow water: a tenth of its
+    /// spin-up steps; advection: the time the fastest flow takes to cross one cell). Build with
+    /// [`Generator::trajectories`].
+    Trajectory {
+        of: Box<Generator>,
+        frames: usize,
+        stride: usize,
+    },
 }
 
 impl Generator {
+    /// Trajectories of `frames` states `stride` native intervals apart (see
+    /// [`Generator::Trajectory`]); `frames = 1` gives `of` unchanged. A GRF has no dynamics.
+    pub fn trajectories(of: Generator, frames: usize, stride: usize) -> Result<Generator> {
+        ensure!(frames >= 1 && stride >= 1, "--frames and --stride must be at least 1");
+        if frames == 1 {
+            return Ok(of);
+        }
+        ensure!(
+            !matches!(of, Generator::Grf(_) | Generator::Trajectory { .. }),
+            "a GRF has no dynamics: trajectories (--frames > 1) come from kolmogorov, shallow-water or advection"
+        );
+        Ok(Generator::Trajectory { of: Box::new(of), frames, stride })
+    }
+
     pub fn dims(&self) -> Dims {
         match self {
-            Generator::Grf(s) => Dims { c: 1, h: s.size, w: s.size },
-            Generator::Kolmogorov { spec, .. } => Dims { c: 1, h: spec.size, w: spec.size },
-            Generator::ShallowWater(s) => Dims { c: 3, h: s.size, w: s.size },
-            Generator::Advection(s) => Dims { c: 1, h: s.size, w: s.size },
+            Generator::Grf(s) => Dims { t: 1, c: 1, h: s.size, w: s.size },
+            Generator::Kolmogorov { spec, .. } => Dims { t: 1, c: 1, h: spec.size, w: spec.size },
+            Generator::ShallowWater(s) => Dims { t: 1, c: 3, h: s.size, w: s.size },
+            Generator::Advection(s) => Dims { t: 1, c: 1, h: s.size, w: s.size },
+            Generator::Trajectory { of, frames, .. } => Dims { t: *frames, ..of.dims() },
         }
     }
 
@@ -49,10 +73,20 @@ impl Generator {
             Generator::Kolmogorov { spec, per_run } => kolmogorov::run(spec, *per_run, rng).concat(),
             Generator::ShallowWater(s) => shallow_water::sample(s, rng),
             Generator::Advection(s) => advection::sample(s, rng),
+            Generator::Trajectory { of, frames, stride } => match of.as_ref() {
+                Generator::Kolmogorov { spec, .. } => {
+                    let spec = KolmogorovSpec { interval: spec.interval * *stride as f64, ..*spec };
+                    kolmogorov::run(&spec, *frames, rng).concat()
+                }
+                Generator::ShallowWater(s) => shallow_water::trajectory(s, *frames, *stride, rng),
+                Generator::Advection(s) => advection::trajectory(s, *frames, *stride, rng),
+                // `trajectories` builds no other kind.
+                other => other.item(rng),
+            },
         }
     }
 
-    /// `n` complete fields `[n, C, H, W]`. Work item i draws from its own stream (i + 1) of
+    /// `n` complete fields `[n, C, H, W]` (or trajectories `[n, T, C, H, W]`). Work item i draws from its own stream (i + 1) of
     /// `seed`, so the result does not depend on the number of threads; `progress(done, total)`
     /// is called as items finish.
     pub fn fields(&self, n: usize, seed: u64, threads: usize, progress: &(dyn Fn(usize, usize) + Sync)) -> Vec<f32> {
@@ -83,11 +117,24 @@ impl Generator {
 }
 
 /// `n` fields of `generator` divided by `scale`, observed through `pattern` (masks from
-/// stream 0 of `seed`), with `truth` kept for evaluation.
+/// stream 0 of `seed`, static in time), with `truth` kept for evaluation.
 pub fn generate(
     generator: &Generator,
     n: usize,
     pattern: &Pattern,
+    seed: u64,
+    scale: f64,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<FieldSet> {
+    generate_in_time(generator, n, pattern, false, seed, scale, progress)
+}
+
+/// As [`generate`]; with `per_frame` every frame of a trajectory draws its own mask.
+pub fn generate_in_time(
+    generator: &Generator,
+    n: usize,
+    pattern: &Pattern,
+    per_frame: bool,
     seed: u64,
     scale: f64,
     progress: &(dyn Fn(usize, usize) + Sync),
@@ -109,7 +156,7 @@ pub fn generate(
         truth.iter_mut().for_each(|v| *v = (*v as f64 / scale) as f32);
     }
     ensure!(truth.iter().all(|v| v.is_finite()), "the generator produced non-finite values (unstable settings?)");
-    let mask = pattern.draw_set(n, dims, &mut rng)?;
+    let mask = pattern.draw_set_in_time(n, dims, per_frame, &mut rng)?;
     FieldSet::new(n, dims, truth.clone(), mask, Some(truth))
 }
 

@@ -295,7 +295,7 @@ mod tests {
         use crate::method::partition::{MaskBank, Partition};
         use rand::SeedableRng;
         let (h, w) = (12usize, 12usize);
-        let dims = Dims { c: 1, h, w };
+        let dims = Dims { t: 1, c: 1, h, w };
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         // A structured observation: a diagonal band.
         let m: Vec<u8> = (0..h * w).map(|k| u8::from(((k / w) + (k % w)) % 7 < 4)).collect();

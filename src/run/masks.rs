@@ -81,15 +81,15 @@ pub fn load_site_masks(path: &Path) -> Result<(Dims, Vec<Vec<u8>>)> {
         let set = FieldSet::load(path, Truth::Never)?;
         let d = set.dims;
         let masks = set.mask.chunks_exact(d.len()).map(|m| site_mask(m, d)).collect();
-        return Ok((Dims { c: 1, ..d }, masks));
+        return Ok((Dims { t: 1, c: 1, ..d }, masks));
     }
     let m = npz.get("mask")?.with_context(|| format!("{}: neither 'values' nor 'mask'", path.display()))?;
     ensure!(m.shape.len() == 4, "{}: 'mask' must be [N, C, H, W], got {:?}", path.display(), m.shape);
     let (n, c, h, w) = (m.shape[0], m.shape[1], m.shape[2], m.shape[3]);
-    let d = Dims { c, h, w };
+    let d = Dims { t: 1, c, h, w };
     let flat: Vec<u8> = m.to_f32().iter().map(|&v| u8::from(v != 0.0)).collect();
     ensure!(n >= 1, "{}: no masks", path.display());
-    Ok((Dims { c: 1, h, w }, flat.chunks_exact(d.len()).map(|k| site_mask(k, d)).collect()))
+    Ok((Dims { t: 1, c: 1, h, w }, flat.chunks_exact(d.len()).map(|k| site_mask(k, d)).collect()))
 }
 
 fn write_masks(path: &Path, d: Dims, masks: &[Vec<u8>]) -> Result<()> {
@@ -523,7 +523,7 @@ pub fn sample_to_file(
 ) -> Result<(usize, Option<f64>)> {
     ensure!(n >= 1, "--n must be at least 1");
     let prior = LoadedPrior::open(prior_dir, None)?;
-    let d = Dims { c: 1, h: prior.config.h, w: prior.config.w };
+    let d = Dims { t: 1, c: 1, h: prior.config.h, w: prior.config.w };
     let (drawn, share) = match guide {
         None => {
             let mut rngs: Vec<ChaCha8Rng> =
