@@ -1,5 +1,7 @@
 //! Training configuration: defaults, TOML file, command-line overrides; saved in the run.
 
+use crate::data::Dims;
+use crate::method::partition::{Contexts, InTime};
 use crate::method::{Partition, VpSchedule};
 use crate::model::UNetConfig;
 use anyhow::{ensure, Context, Result};
@@ -70,6 +72,8 @@ pub struct TrainConfig {
     /// `cpu`, `cuda`, `cuda:N` or `auto`.
     pub device: String,
     pub partition: Partition,
+    /// Trajectories: contexts drawn once per site for all frames (`shared`) or per frame.
+    pub context_in_time: InTime,
     pub model: UNetConfig,
     pub schedule: VpSchedule,
     pub optim: OptimConfig,
@@ -89,6 +93,7 @@ impl Default for TrainConfig {
             log_every: 50,
             device: "cpu".into(),
             partition: Partition::default(),
+            context_in_time: InTime::default(),
             model: UNetConfig::default(),
             schedule: VpSchedule::default(),
             optim: OptimConfig::default(),
@@ -106,6 +111,11 @@ impl TrainConfig {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         crate::atomic::write_bytes(path, toml::to_string_pretty(self)?.as_bytes())
+    }
+
+    /// The partition with its rule in time, for samples of `dims`.
+    pub fn contexts(&self, dims: Dims) -> Contexts<'_> {
+        Contexts { partition: &self.partition, dims, in_time: self.context_in_time }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -129,6 +139,10 @@ impl TrainConfig {
             "schedule needs 0 < t_eps < 1 and 0 ≤ beta_min < beta_max"
         );
         self.partition.validate()?;
+        ensure!(
+            !(self.context_in_time == InTime::PerFrame && matches!(self.partition, Partition::Prior { .. })),
+            "context_in_time = \"per-frame\" applies to the Work I partitions; the mask prior draws whole site masks"
+        );
         self.model.validate()?;
         crate::run::parse_device(&self.device)?;
         Ok(())

@@ -7,7 +7,7 @@ use lacuna::data::advection::AdvectionSpec;
 use lacuna::data::grf::GrfSpec;
 use lacuna::data::kolmogorov::KolmogorovSpec;
 use lacuna::data::shallow_water::ShallowWaterSpec;
-use lacuna::data::synth::{generate, grf_oracle, Generator};
+use lacuna::data::synth::{generate_in_time, grf_oracle, Generator};
 use lacuna::data::{FieldSet, Pattern, Truth};
 use lacuna::method::{Partition, Weighting};
 use lacuna::run::{demo, eval, impute, train};
@@ -307,6 +307,14 @@ struct TrainArgs {
     /// Prior partition: guided draws per training mask.
     #[arg(long)]
     draws: Option<usize>,
+    /// Trajectories: draw the context once per site for every frame (shared, the default) or
+    /// anew in every frame (per-frame, the official code).
+    #[arg(long, value_enum)]
+    context_in_time: Option<lacuna::method::partition::InTime>,
+    /// Trajectories: train the snapshot network (no attention over frames, applied frame by
+    /// frame) instead of the space-time one.
+    #[arg(long)]
+    snapshot_model: bool,
     #[arg(long)]
     steps: Option<usize>,
     #[arg(long)]
@@ -528,6 +536,18 @@ struct GenArgs {
     /// Divide the generated values by this (e.g. 38 for the official code's vorticity units).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Frames per sample: more than 1 writes trajectories `[N, T, C, H, W]` (kolmogorov,
+    /// shallow-water, advection), observed by the same sensors in every frame.
+    #[arg(long, default_value_t = 1)]
+    frames: usize,
+    /// Native intervals between frames (Kolmogorov: --interval; shallow water: a tenth of its
+    /// spin-up steps; advection: one cell at the top speed).
+    #[arg(long, default_value_t = 1)]
+    stride: usize,
+    /// Draw the observation mask anew in every frame (a moving swath or cloud) instead of
+    /// keeping it static in time.
+    #[arg(long)]
+    mask_per_frame: bool,
     #[command(flatten)]
     grf: GrfArgs,
     #[command(flatten)]
@@ -543,7 +563,7 @@ impl GenArgs {
         if size < 4 {
             bail!("--size must be at least 4");
         }
-        Ok(match self.kind {
+        let snapshots = match self.kind {
             DataKind::Grf => Generator::Grf(self.grf.spec(size)?),
             DataKind::Kolmogorov => {
                 let f = &self.flow;
@@ -572,7 +592,11 @@ impl GenArgs {
             }
             DataKind::ShallowWater => Generator::ShallowWater(ShallowWaterSpec { size, ..Default::default() }),
             DataKind::Advection => Generator::Advection(AdvectionSpec { size, ..Default::default() }),
-        })
+        };
+        if self.mask_per_frame && self.frames == 1 {
+            bail!("--mask-per-frame needs trajectories (--frames > 1)");
+        }
+        Generator::trajectories(snapshots, self.frames, self.stride)
     }
 }
 
@@ -670,6 +694,12 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
             }
         }
     }
+    if let Some(t) = a.context_in_time {
+        cfg.context_in_time = t;
+    }
+    if a.snapshot_model {
+        cfg.model.space_time = Some(false);
+    }
     if let Some(s) = a.steps {
         cfg.steps = s;
     }
@@ -696,6 +726,8 @@ fn run_train(a: &TrainArgs, quiet: bool) -> Result<()> {
             || a.drop_blocks.is_some()
             || a.batch.is_some()
             || a.seed.is_some()
+            || a.context_in_time.is_some()
+            || a.snapshot_model
         {
             bail!("--resume continues the run with its saved config; only --steps (to extend it) and --device may be given");
         }
@@ -917,16 +949,14 @@ fn run_data(c: &DataCommand, quiet: bool) -> Result<()> {
                     );
                 }
             };
-            let set = generate(&generator, a.n, &a.mask, a.seed, a.scale, &progress)?;
+            let set = generate_in_time(&generator, a.n, &a.mask, a.mask_per_frame, a.seed, a.scale, &progress)?;
             set.save(&a.out)?;
-            let d = set.dims;
             println!(
-                "wrote {} {} fields {}×{}×{} ({:.1}% observed, {}) to {} in {:.1}s",
+                "wrote {} {} {} {} ({:.1}% observed, {}) to {} in {:.1}s",
                 a.n,
                 a.kind.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default(),
-                d.c,
-                d.h,
-                d.w,
+                if set.dims.t > 1 { "trajectories of" } else { "fields" },
+                set.dims.describe(),
                 100.0 * set.observed_fraction(),
                 a.mask,
                 a.out.display(),
@@ -972,7 +1002,15 @@ fn run_data(c: &DataCommand, quiet: bool) -> Result<()> {
         }
         DataCommand::Info { file } => {
             let set = FieldSet::load(file, Truth::IfPresent)?;
-            println!("{}: {} fields, {} channel(s), {}×{}", file.display(), set.n, set.dims.c, set.dims.h, set.dims.w);
+            let frames = if set.dims.t > 1 { format!(" of {} frames", set.dims.t) } else { String::new() };
+            println!(
+                "{}: {} fields{frames}, {} channel(s), {}×{}",
+                file.display(),
+                set.n,
+                set.dims.c,
+                set.dims.h,
+                set.dims.w
+            );
             println!("observed fraction: {:.4}", set.observed_fraction());
             let obs: Vec<f64> =
                 set.values.iter().zip(&set.mask).filter(|(_, &m)| m != 0).map(|(&v, _)| v as f64).collect();
@@ -989,7 +1027,7 @@ fn run_data(c: &DataCommand, quiet: bool) -> Result<()> {
         }
         DataCommand::Krige(a) => {
             let set = FieldSet::load(&a.data, Truth::Never)?;
-            if set.dims.c != 1 || set.dims.h != set.dims.w {
+            if set.dims.c != 1 || set.dims.t != 1 || set.dims.h != set.dims.w {
                 bail!(
                     "{}: fields are {}×{}×{}; kriging with a GRF covariance needs one channel on a square grid",
                     a.data.display(),

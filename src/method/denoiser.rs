@@ -71,8 +71,9 @@ impl Denoiser for GaussianDenoiser {
     }
 }
 
-/// Dims of a `[B, C, H, W]` tensor.
+/// Dims of a `[B, C, H, W]` tensor (a trajectory's `[B, T·C, H, W]` reads as T·C channels of
+/// one frame; per-site draws are the same either way).
 pub fn dims_of(x: &Tensor) -> Dims {
     let s = x.size();
-    Dims { c: s[1] as usize, h: s[2] as usize, w: s[3] as usize }
+    Dims { t: 1, c: s[1] as usize, h: s[2] as usize, w: s[3] as usize }
 }

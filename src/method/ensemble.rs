@@ -23,7 +23,7 @@
 
 use super::denoiser::{dims_of, Denoiser};
 use super::mask_tensor;
-use super::partition::Partition;
+use super::partition::Contexts;
 use super::schedule::VpSchedule;
 use anyhow::{ensure, Result};
 use rand::Rng;
@@ -73,18 +73,17 @@ fn masks_like(masks: &[Vec<u8>], like: &Tensor) -> Tensor {
 /// The K context masks for every sample, member-major within a sample: `[B·K, C, H, W]`.
 /// Row b draws from `rngs[b]`, so results do not depend on how rows are batched.
 fn contexts(
-    partition: &Partition,
+    draw: &Contexts,
     masks: &[Vec<u8>],
     k: usize,
     like: &Tensor,
     rngs: &mut [ChaCha8Rng],
     random: bool,
 ) -> Tensor {
-    let d = dims_of(like);
     let mut all = Vec::with_capacity(masks.len() * k);
     for (m, rng) in masks.iter().zip(rngs.iter_mut()) {
         for _ in 0..k {
-            all.push(if random { partition.random_context(m, d, rng) } else { partition.split(m, d, rng).context });
+            all.push(if random { draw.random(m, rng) } else { draw.split(m, rng).context });
         }
     }
     masks_like(&all, like)
@@ -121,7 +120,7 @@ fn member_mean(x: &Tensor, k: usize) -> Tensor {
 pub fn single_step(
     den: &dyn Denoiser,
     schedule: &VpSchedule,
-    partition: &Partition,
+    draw: &Contexts,
     u_obs: &Tensor,
     masks: &[Vec<u8>],
     k: usize,
@@ -130,7 +129,7 @@ pub fn single_step(
     ensure!(k >= 1, "the ensemble needs K ≥ 1");
     ensure!(rngs.len() == masks.len(), "internal: one random stream per row is needed");
     let m = masks_like(masks, u_obs);
-    let mu = ensemble_at_delta(den, schedule, partition, u_obs, masks, k, rngs)?;
+    let mu = ensemble_at_delta(den, schedule, draw, u_obs, masks, k, rngs)?;
     Ok(&m * u_obs + (1.0 - &m) * mu)
 }
 
@@ -138,13 +137,13 @@ pub fn single_step(
 fn ensemble_at_delta(
     den: &dyn Denoiser,
     schedule: &VpSchedule,
-    partition: &Partition,
+    draw: &Contexts,
     u_obs: &Tensor,
     masks: &[Vec<u8>],
     k: usize,
     rngs: &mut [ChaCha8Rng],
 ) -> Result<Tensor> {
-    let ctx = contexts(partition, masks, k, u_obs, rngs, false);
+    let ctx = contexts(draw, masks, k, u_obs, rngs, false);
     let x = repeat_members(u_obs, k);
     let delta = schedule.t_eps;
     let u_delta = &x * schedule.alpha(delta) + noise(rngs, k, u_obs) * schedule.sigma(delta);
@@ -157,7 +156,7 @@ fn ensemble_at_delta(
 pub fn multi_step(
     den: &dyn Denoiser,
     schedule: &VpSchedule,
-    partition: &Partition,
+    draw: &Contexts,
     u_obs: &Tensor,
     masks: &[Vec<u8>],
     inf: &Inference,
@@ -166,14 +165,14 @@ pub fn multi_step(
     ensure!(inf.steps >= 2, "the multi-step sampler needs at least 2 steps");
     ensure!(rngs.len() == masks.len(), "internal: one random stream per row is needed");
     let m = masks_like(masks, u_obs);
-    let mu0 = ensemble_at_delta(den, schedule, partition, u_obs, masks, inf.ensemble, rngs)?;
+    let mu0 = ensemble_at_delta(den, schedule, draw, u_obs, masks, inf.ensemble, rngs)?;
     let grid = schedule.grid(inf.steps);
     let b = u_obs.size()[0];
     // Start from the forward process at s = 1 everywhere (the official code starts unobserved entries at 0).
     let mut x = u_obs * schedule.alpha(grid[0]) + noise(rngs, 1, u_obs) * schedule.sigma(grid[0]);
     for win in grid.windows(2) {
         let (s, t) = (win[0], win[1]);
-        let ctx = contexts(partition, masks, 1, u_obs, rngs, true);
+        let ctx = contexts(draw, masks, 1, u_obs, rngs, true);
         let ts = Tensor::full([b], s, (Kind::Float, u_obs.device()));
         let pred = denoise_chunked(den, &ts, &(&ctx * &x), &ctx)?;
         let w = match inf.weighting {
@@ -190,7 +189,7 @@ pub fn multi_step(
     }
     // Final estimate: a K-member ensemble at δ on the last state, with random contexts.
     let k = inf.ensemble;
-    let ctx = contexts(partition, masks, k, u_obs, rngs, true);
+    let ctx = contexts(draw, masks, k, u_obs, rngs, true);
     let delta = *grid.last().unwrap_or(&schedule.t_eps);
     let t = Tensor::full([b * k as i64], delta, (Kind::Float, u_obs.device()));
     let pred = member_mean(&denoise_chunked(den, &t, &(&ctx * repeat_members(&x, k)), &ctx)?, k);
@@ -204,13 +203,15 @@ mod tests {
     use crate::data::grf::GrfSpec;
     use crate::data::{Dims, Pattern};
     use crate::method::denoiser::GaussianDenoiser;
+    use crate::method::partition::InTime;
+    use crate::method::Partition;
     use rand::SeedableRng;
 
     #[test]
     fn ensemble_error_falls_as_a_plus_b_over_k() {
         let spec = GrfSpec { size: 8, length_scale: 2.0, smoothness: 1.0, variance: 1.0 };
         let den = GaussianDenoiser::new(spec, VpSchedule::default());
-        let dims = Dims { c: 1, h: 8, w: 8 };
+        let dims = Dims { t: 1, c: 1, h: 8, w: 8 };
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let part = Partition::Pixel { context_ratio: 0.5, query_ratio: None };
         // A few fixed fields and observations; the error is averaged over context draws.
@@ -231,7 +232,8 @@ mod tests {
         for &k in &ks {
             let mut acc = 0.0;
             for _ in 0..reps {
-                let est = single_step(&den, &VpSchedule::default(), &part, &u_obs, &masks, k, &mut rngs).unwrap();
+                let draw = Contexts { partition: &part, dims, in_time: InTime::Shared };
+                let est = single_step(&den, &VpSchedule::default(), &draw, &u_obs, &masks, k, &mut rngs).unwrap();
                 let est: Vec<f32> = Vec::try_from(est.flatten(0, -1)).unwrap();
                 acc += est.iter().zip(&target).map(|(&e, &t)| (e as f64 - t).powi(2)).sum::<f64>() / est.len() as f64;
             }
@@ -254,7 +256,7 @@ mod tests {
     fn multi_step_keeps_observations_and_varies_between_samples() {
         let spec = GrfSpec { size: 8, length_scale: 2.0, smoothness: 1.0, variance: 1.0 };
         let den = GaussianDenoiser::new(spec, VpSchedule::default());
-        let dims = Dims { c: 1, h: 8, w: 8 };
+        let dims = Dims { t: 1, c: 1, h: 8, w: 8 };
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let f = spec.sample(1, &mut rng);
         let m = Pattern::Pixel { observed: 0.3 }.draw(dims, &mut rng);
@@ -265,7 +267,7 @@ mod tests {
         let out = multi_step(
             &den,
             &VpSchedule::default(),
-            &Partition::default(),
+            &Contexts { partition: &Partition::default(), dims, in_time: InTime::Shared },
             &u,
             &masks,
             &inf,

@@ -10,8 +10,9 @@
 //! | ambient | `M ⊙ Bernoulli(keep)` per site (further corruption, keep 0.9) | M (Ambient Diffusion) |
 //! | prior (Work II) | `M̂ ⊙ M`, M̂ a draw of the learned mask prior, guided toward M when ρ is set | `M ⊙ (1 − M_ctx)` |
 //!
-//! Masks are `[C, H, W]` bytes. Pixel and block draws are per site and shared by all channels
-//! (a sensor observes every channel it carries).
+//! Masks are `[T, C, H, W]` bytes (T = 1 for snapshots). Pixel and block draws are per site and
+//! shared by all channels (a sensor observes every channel it carries) and, by default, by all
+//! frames of a trajectory ([`InTime`]).
 
 use crate::data::{BlockGrid, Dims};
 use rand::seq::{index::sample, SliceRandom};
@@ -20,6 +21,61 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+/// How the context of a trajectory is drawn over its frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum InTime {
+    /// One draw per spatial site, shared by every frame. Under sensors static in time, a site
+    /// left out of the context is then left out in all frames, so the query probability of an
+    /// observed site is exactly the snapshot one (positivity and balance carry over).
+    #[default]
+    Shared,
+    /// A new draw in every frame (the official code). With many frames nearly every observed
+    /// site is in the context of some frame, so a site never seen in context is almost surely
+    /// unobserved: the model can learn to tell observed from unobserved sites apart.
+    PerFrame,
+}
+
+/// A partition applied to samples of `dims`, with its rule in time: what the training loop and
+/// the samplers draw contexts from.
+#[derive(Clone, Copy, Debug)]
+pub struct Contexts<'a> {
+    pub partition: &'a Partition,
+    pub dims: Dims,
+    pub in_time: InTime,
+}
+
+impl Contexts<'_> {
+    /// A (context, query) pair for the observation mask `m` (`[T, C, H, W]`).
+    pub fn split(&self, m: &[u8], rng: &mut ChaCha8Rng) -> Split {
+        match self.frames() {
+            None => self.partition.split(m, self.dims, rng),
+            Some(frame) => {
+                let parts: Vec<Split> = m.chunks_exact(frame.len()).map(|f| self.partition.split(f, frame, rng)).collect();
+                Split {
+                    context: parts.iter().flat_map(|s| s.context.iter().copied()).collect(),
+                    query: parts.iter().flat_map(|s| s.query.iter().copied()).collect(),
+                }
+            }
+        }
+    }
+
+    /// A context for a random observation of the pattern of `m` (see [`Partition::random_context`]).
+    pub fn random(&self, m: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
+        match self.frames() {
+            None => self.partition.random_context(m, self.dims, rng),
+            Some(frame) => {
+                m.chunks_exact(frame.len()).flat_map(|f| self.partition.random_context(f, frame, rng)).collect()
+            }
+        }
+    }
+
+    /// The dims of one frame when frames draw apart.
+    fn frames(&self) -> Option<Dims> {
+        (self.in_time == InTime::PerFrame && self.dims.t > 1).then(|| self.dims.frame())
+    }
+}
 
 /// One draw of a partition.
 #[derive(Clone, Debug, PartialEq)]
@@ -254,7 +310,7 @@ impl Partition {
                 for b in sample(rng, g.count(), count) {
                     g.fill(b, &mut sites, 1);
                 }
-                (0..dims.c).flat_map(|_| sites.iter().copied()).collect()
+                (0..dims.planes()).flat_map(|_| sites.iter().copied()).collect()
             }
             // A random observation of the pattern is a prior draw; its context the intersection
             // with a second one (M1 ⊙ M2, whatever the guidance: there is no real M to anchor to).
@@ -284,11 +340,11 @@ fn observed_rest(m: &[u8], context: &[u8]) -> Vec<u8> {
     m.iter().zip(context).map(|(&o, &c)| u8::from(o != 0 && c == 0)).collect()
 }
 
-/// The site mask (`[H·W]`, observed in any channel) of `m`: what the mask prior models and
-/// what guided draws are keyed by.
+/// The site mask (`[H·W]`, observed in any channel or frame) of `m`: what the mask prior
+/// models and what guided draws are keyed by.
 pub fn site_mask(m: &[u8], dims: Dims) -> Vec<u8> {
     let s = dims.sites();
-    (0..s).map(|i| u8::from((0..dims.c).any(|c| m[c * s + i] != 0))).collect()
+    (0..s).map(|i| u8::from((0..dims.planes()).any(|p| m[p * s + i] != 0))).collect()
 }
 
 #[cfg(test)]
@@ -304,7 +360,7 @@ mod tests {
     /// Checked with one static mask for every field and with one per field (tiles of a coast).
     #[test]
     fn never_observable_sites_are_in_no_context_and_no_query() {
-        let d = Dims { c: 2, h: 9, w: 9 };
+        let d = Dims { t: 1, c: 2, h: 9, w: 9 };
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let n = 20;
         // Land is a third of the columns: the left third for every field, or a band that moves.
@@ -346,6 +402,68 @@ mod tests {
         }
     }
 
+    /// Issue 8: on trajectories under sensors static in time, the shared-over-time context
+    /// (one draw per site for all frames) keeps the snapshot theory: context and query stay
+    /// inside M, the context is the same in every frame, every observed entry is queried with
+    /// positive probability, and given the context every entry outside it keeps a positive
+    /// query probability (the context does not reveal which sites are missing). The official
+    /// per-frame draw almost reveals it: a site absent from every frame's context is then
+    /// nearly always unobserved.
+    #[test]
+    fn shared_over_time_contexts_keep_positivity_on_trajectories() {
+        let dims = Dims { t: 4, c: 1, h: 2, w: 2 };
+        let (frame, s) = (dims.frame().len(), dims.sites());
+        let pattern = Pattern::Pixel { observed: 0.5 };
+        let parts = [Partition::Pixel { context_ratio: 0.5, query_ratio: None }, Partition::Block { grid: 2, drop: 1 }];
+        for part in &parts {
+            let draw = Contexts { partition: part, dims, in_time: InTime::Shared };
+            let mut rng = ChaCha8Rng::seed_from_u64(8);
+            let mut queried = vec![0usize; dims.len()];
+            let mut by_ctx: HashMap<Vec<u8>, (Vec<f64>, usize)> = HashMap::new();
+            for _ in 0..20000 {
+                let m = pattern.draw(dims, &mut rng);
+                let sp = draw.split(&m, &mut rng);
+                for k in 0..dims.len() {
+                    assert!(sp.context[k] <= m[k] && sp.query[k] <= m[k], "{part:?}: outside M at {k}");
+                    assert_eq!(sp.context[k], sp.context[k % frame], "{part:?}: context differs between frames");
+                    assert_eq!(sp.query[k], sp.query[k % frame], "{part:?}: query differs between frames");
+                    queried[k] += sp.query[k] as usize;
+                }
+                let e = by_ctx.entry(sp.context.clone()).or_insert_with(|| (vec![0.0; dims.len()], 0));
+                e.0.iter_mut().zip(&sp.query).for_each(|(a, &q)| *a += q as f64);
+                e.1 += 1;
+            }
+            assert!(queried.iter().all(|&q| q > 0), "{part:?}: an entry was never queried: {queried:?}");
+            // Given each (well-sampled) context, every entry outside it has P(query) > 0.
+            for (ctx, (freq, count)) in by_ctx.iter().filter(|(_, (_, n))| *n >= 200) {
+                for k in (0..dims.len()).filter(|&k| ctx[k] == 0) {
+                    assert!(freq[k] > 0.0, "{part:?}: context {ctx:?} never queries entry {k} ({count} draws)");
+                }
+            }
+        }
+        // P(site queried | in no frame's context). A site is observed with p = 8/15 (the 15
+        // non-empty masks of 4 sites are equally likely) and then left out of the context with
+        // 1/2 shared, (1/2)⁴ per frame: (8/15·q)/(8/15·q + 7/15) = 4/11 shared, 1/15 per frame.
+        let part = Partition::Pixel { context_ratio: 0.5, query_ratio: None };
+        let rate = |in_time| {
+            let draw = Contexts { partition: &part, dims, in_time };
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            let (mut hidden, mut queried) = (0usize, 0usize);
+            for _ in 0..20000 {
+                let m = pattern.draw(dims, &mut rng);
+                let sp = draw.split(&m, &mut rng);
+                for i in (0..s).filter(|&i| (0..dims.t).all(|t| sp.context[t * frame + i] == 0)) {
+                    hidden += 1;
+                    queried += sp.query[i] as usize;
+                }
+            }
+            queried as f64 / hidden as f64
+        };
+        let (shared, per_frame) = (rate(InTime::Shared), rate(InTime::PerFrame));
+        assert!((shared - 4.0 / 11.0).abs() < 0.02, "shared: {shared}");
+        assert!((per_frame - 1.0 / 15.0).abs() < 0.015, "per frame: {per_frame}");
+    }
+
     /// For each distinct context, the empirical query frequency of every site outside it:
     /// an estimate of `P((M_qry)_i = 1 | M_ctx)`. Returns (per-context frequencies, draws).
     fn conditional_query_probs(
@@ -371,7 +489,7 @@ mod tests {
 
     #[test]
     fn block_partition_is_positive_and_balanced() {
-        let dims = Dims { c: 1, h: 6, w: 6 };
+        let dims = Dims { t: 1, c: 1, h: 6, w: 6 };
         for (missing, want) in [(1usize, 0.5), (4, 0.2), (6, 1.0 / 7.0)] {
             let pattern = Pattern::Block { grid: 3, missing };
             let part = Partition::Block { grid: 3, drop: 1 };
@@ -401,7 +519,7 @@ mod tests {
     #[test]
     fn pixel_partition_is_positive_everywhere_outside_the_context() {
         // 3×3 grid, p = 0.5, r = 0.7: P(q_i | ctx) = p(1−r)/(1−pr) = 0.15/0.65 for every site off the context.
-        let dims = Dims { c: 1, h: 3, w: 3 };
+        let dims = Dims { t: 1, c: 1, h: 3, w: 3 };
         let want = 0.5 * 0.3 / (1.0 - 0.35);
         let groups =
             conditional_query_probs(&Partition::default(), &Pattern::Pixel { observed: 0.5 }, dims, 200_000, 7);
@@ -425,7 +543,7 @@ mod tests {
         // Under block observations a pixel context reveals which blocks are missing: sites in a
         // block without any context point get zero query probability with the pixel rule, but
         // positive probability with the block rule.
-        let dims = Dims { c: 1, h: 12, w: 12 };
+        let dims = Dims { t: 1, c: 1, h: 12, w: 12 };
         let g = BlockGrid::new(3, 12, 12);
         let pattern = Pattern::Block { grid: 3, missing: 2 };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -454,7 +572,7 @@ mod tests {
 
     #[test]
     fn splits_stay_inside_the_observation() {
-        let dims = Dims { c: 2, h: 10, w: 7 };
+        let dims = Dims { t: 1, c: 2, h: 10, w: 7 };
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         for part in [
             Partition::default(),
@@ -477,7 +595,7 @@ mod tests {
 
     #[test]
     fn ambient_queries_all_of_m_from_a_further_corrupted_context() {
-        let dims = Dims { c: 1, h: 30, w: 30 };
+        let dims = Dims { t: 1, c: 1, h: 30, w: 30 };
         let mut rng = ChaCha8Rng::seed_from_u64(10);
         let m = Pattern::Pixel { observed: 0.5 }.draw(dims, &mut rng);
         let (mut kept, mut seen) = (0usize, 0usize);
@@ -498,7 +616,7 @@ mod tests {
     /// mask observes is queried under some context.
     #[test]
     fn intersection_is_positive_on_every_site_that_can_be_missing() {
-        let dims = Dims { c: 1, h: 4, w: 4 };
+        let dims = Dims { t: 1, c: 1, h: 4, w: 4 };
         let mut rng = ChaCha8Rng::seed_from_u64(21);
         // Support: 6 random structured masks (rows and a square), land in column 0 never observed.
         let support: Vec<Vec<u8>> = (0..6)

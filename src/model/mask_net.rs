@@ -13,12 +13,12 @@ pub struct MaskNet {
 
 impl MaskNet {
     pub fn new(p: &nn::Path, config: &UNetConfig) -> Result<MaskNet> {
-        Ok(MaskNet { net: UNet::new(p, 1, config)? })
+        Ok(MaskNet { net: UNet::new(p, 1, config, false)? })
     }
 
     /// The default size: small, the mask distribution is simpler than the fields.
     pub fn default_config() -> UNetConfig {
-        UNetConfig { channels: 16, mults: vec![1, 2, 2], res_blocks: 1, attention: false, heads: 1 }
+        UNetConfig { channels: 16, mults: vec![1, 2, 2], res_blocks: 1, attention: false, heads: 1, ..Default::default() }
     }
 }
 

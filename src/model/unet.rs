@@ -1,10 +1,18 @@
-//! A 2-D conditional U-Net predicting the clean field (x0).
+//! The conditional U-Net predicting the clean field (x0), for snapshots and trajectories.
 //!
 //! Input channels `[M_ctx, M_ctx ⊙ u_t]` (2C), output C. Sinusoidal embedding of `1000·t`
 //! (the raw t ∈ [1e-3, 1] of the official code leaves the fast frequencies unused),
 //! GroupNorm/SiLU residual blocks with the time embedding added, stride-2 convolutions down,
 //! nearest-neighbour + convolution up, softmax self-attention at the lowest resolution.
 //! Fields whose sides are not multiples of 2^(levels−1) are zero-padded (mask 0) and cropped.
+//!
+//! A trajectory arrives as `[B, T·C, H, W]` and runs as `[B·T, C, H, W]`: every convolution is
+//! per frame (the 1×3×3 factorised convolutions of the spec's video U-Net). The *space-time*
+//! network adds, after every level's residual blocks (down, middle, up), attention over the T
+//! frames of each site: `[B·h·w, T, F]`, softmax(QKᵀ/√d + b_h(j − i)) V with a learned bias per
+//! head and relative frame offset (clipped at ±`max_frame_offset`), its output projection
+//! starting at zero (so training starts from the per-frame network). Without it the network is
+//! the *snapshot* model, applied frame by frame.
 
 use crate::method::Denoiser;
 use anyhow::{ensure, Context, Result};
@@ -24,25 +32,45 @@ pub struct UNetConfig {
     /// Self-attention at the lowest resolution.
     pub attention: bool,
     pub heads: i64,
+    /// Attention over frames (the space-time network); unset: on for trajectories, off for
+    /// snapshots. `false` on trajectories gives the snapshot model applied per frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub space_time: Option<bool>,
+    /// Frame offsets beyond this share one learned bias in the frame attention.
+    pub max_frame_offset: i64,
 }
 
 impl Default for UNetConfig {
     fn default() -> Self {
-        UNetConfig { channels: 32, mults: vec![1, 2, 2], res_blocks: 1, attention: true, heads: 2 }
+        UNetConfig {
+            channels: 32,
+            mults: vec![1, 2, 2],
+            res_blocks: 1,
+            attention: true,
+            heads: 2,
+            space_time: None,
+            max_frame_offset: 32,
+        }
     }
 }
 
 impl UNetConfig {
+    /// Whether a network for samples of `frames` frames attends over frames.
+    pub fn space_time_for(&self, frames: usize) -> bool {
+        self.space_time.unwrap_or(frames > 1)
+    }
+
     pub fn validate(&self) -> Result<()> {
         ensure!(self.channels >= 4, "model.channels must be at least 4");
+        ensure!(self.max_frame_offset >= 1, "model.max_frame_offset must be at least 1");
         ensure!(
             !self.mults.is_empty() && self.mults.iter().all(|&m| m >= 1),
             "model.mults must be a non-empty list of positive integers"
         );
         ensure!(self.res_blocks >= 1, "model.res_blocks must be at least 1");
         ensure!(
-            self.heads >= 1 && self.channels * self.mults.last().copied().unwrap_or(1) % self.heads == 0,
-            "model.heads must divide the channels of the lowest level"
+            self.heads >= 1 && self.mults.iter().all(|m| self.channels * m % self.heads == 0),
+            "model.heads must divide the channels of every level"
         );
         Ok(())
     }
@@ -125,11 +153,54 @@ impl Attention {
     }
 }
 
+/// Attention over the frames of every site (see the module doc).
+#[derive(Debug)]
+struct FrameAttention {
+    norm: nn::LayerNorm,
+    qkv: nn::Linear,
+    proj: nn::Linear,
+    /// `[heads, 2·max_offset + 1]`: the bias of offset j − i.
+    bias: Tensor,
+    heads: i64,
+    max_offset: i64,
+}
+
+impl FrameAttention {
+    fn new(p: nn::Path, ch: i64, heads: i64, max_offset: i64) -> FrameAttention {
+        let zero = nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true };
+        FrameAttention {
+            norm: nn::layer_norm(&p / "norm", vec![ch], Default::default()),
+            qkv: nn::linear(&p / "qkv", ch, 3 * ch, Default::default()),
+            proj: nn::linear(&p / "proj", ch, ch, zero),
+            bias: p.zeros("bias", &[heads, 2 * max_offset + 1]),
+            heads,
+            max_offset,
+        }
+    }
+
+    /// `x + attention over frames` for `x` = `[B·T, F, h, w]`, frames consecutive per sample.
+    fn forward(&self, x: &Tensor, frames: i64) -> Tensor {
+        let (bt, f, h, w) = x.size4().expect("frame attention input is 4-D");
+        let (b, n, dh) = (bt / frames, bt / frames * h * w, f / self.heads);
+        let seq = x.view([b, frames, f, h * w]).permute([0, 3, 1, 2]).reshape([n, frames, f]);
+        let qkv = seq.apply(&self.norm).apply(&self.qkv).view([n, frames, 3, self.heads, dh]).permute([2, 0, 3, 1, 4]);
+        let (q, k, v) = (qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2));
+        let pos = Tensor::arange(frames, (Kind::Int64, x.device()));
+        let offset = (pos.unsqueeze(0) - pos.unsqueeze(1)).clamp(-self.max_offset, self.max_offset) + self.max_offset;
+        let bias = self.bias.index_select(1, &offset.flatten(0, -1)).view([self.heads, frames, frames]);
+        let attn = (q.matmul(&k.transpose(-1, -2)) / (dh as f64).sqrt() + bias).softmax(-1, Kind::Float);
+        let out = attn.matmul(&v).permute([0, 2, 1, 3]).reshape([n, frames, f]).apply(&self.proj);
+        x + out.view([b, h * w, frames, f]).permute([0, 2, 3, 1]).reshape([bt, f, h, w])
+    }
+}
+
 /// The network. Build it inside a `VarStore` so its weights can be saved and loaded by name.
 #[derive(Debug)]
 pub struct UNet {
     config: UNetConfig,
     out_channels: i64,
+    /// Frame attention after each down level, the middle, and each up level (space-time only).
+    frame_attn: Option<FrameAttentions>,
     time1: nn::Linear,
     time2: nn::Linear,
     conv_in: nn::Conv2D,
@@ -143,9 +214,16 @@ pub struct UNet {
     device: Device,
 }
 
+#[derive(Debug)]
+struct FrameAttentions {
+    down: Vec<FrameAttention>,
+    mid: FrameAttention,
+    up: Vec<FrameAttention>,
+}
+
 impl UNet {
-    /// A network for fields with `channels` channels.
-    pub fn new(p: &nn::Path, channels: i64, config: &UNetConfig) -> Result<UNet> {
+    /// A network for fields with `channels` channels; with `space_time`, attention over frames.
+    pub fn new(p: &nn::Path, channels: i64, config: &UNetConfig, space_time: bool) -> Result<UNet> {
         config.validate()?;
         let base = config.channels;
         let tdim = 4 * base;
@@ -184,9 +262,10 @@ impl UNet {
             let us = (l > 0).then(|| conv3(&upp / "upsample", ch, ch, 1));
             up.push((blocks, us));
         }
-        Ok(UNet {
+        let mut net = UNet {
             config: config.clone(),
             out_channels: channels,
+            frame_attn: None,
             time1: nn::linear(p / "time1", base, tdim, Default::default()),
             time2: nn::linear(p / "time2", tdim, tdim, Default::default()),
             conv_in,
@@ -198,7 +277,18 @@ impl UNet {
             norm_out: nn::group_norm(p / "norm_out", groups(ch), ch, Default::default()),
             conv_out: conv3(p / "conv_out", ch, channels, 1),
             device: p.device(),
-        })
+        };
+        // Created last, so the per-frame layers draw the same initial weights as the snapshot
+        // network's under the same seed.
+        net.frame_attn = space_time.then(|| {
+            let make = |q: nn::Path, ch: i64| FrameAttention::new(q, ch, config.heads, config.max_frame_offset);
+            FrameAttentions {
+                down: widths.iter().enumerate().map(|(l, &w)| make(p / "frames" / "down" / l, w)).collect(),
+                mid: make(p / "frames" / "mid", *widths.last().unwrap_or(&base)),
+                up: widths.iter().enumerate().rev().map(|(l, &w)| make(p / "frames" / "up" / l, w)).collect(),
+            }
+        });
+        Ok(net)
     }
 
     /// Sinusoidal embedding of `1000·t` with `dim` features: `[sin(f_j·1000t), cos(f_j·1000t)]`,
@@ -211,21 +301,36 @@ impl UNet {
         Tensor::cat(&[args.sin(), args.cos()], 1)
     }
 
-    /// x0 prediction for times `t` `[B]` and inputs `[B, C, H, W]`.
+    /// x0 prediction for times `t` `[B]` and inputs `[B, T·C, H, W]` (T = 1 for snapshots).
     pub fn forward(&self, t: &Tensor, context: &Tensor, context_mask: &Tensor) -> Tensor {
-        let (_, _, h, w) = context.size4().expect("4-D input");
+        let (b, planes, h, w) = context.size4().expect("4-D input");
+        let frames = planes / self.out_channels;
+        // Frames become rows: every convolution is per frame.
+        let (context, context_mask) = (
+            context.reshape([b * frames, self.out_channels, h, w]),
+            context_mask.reshape([b * frames, self.out_channels, h, w]),
+        );
+        let t = if frames > 1 { t.repeat_interleave_self_int(frames, 0, None) } else { t.shallow_clone() };
         let mult = 1i64 << (self.config.mults.len() - 1);
         let (ph, pw) = ((mult - h % mult) % mult, (mult - w % mult) % mult);
-        let mut x = Tensor::cat(&[context_mask, context], 1);
+        let mut x = Tensor::cat(&[&context_mask, &context], 1);
         if ph > 0 || pw > 0 {
             x = x.constant_pad_nd([0, pw, 0, ph]);
         }
-        let temb = self.time_embedding(t).apply(&self.time1).silu().apply(&self.time2);
+        let over_frames = |x: Tensor, attn: Option<&FrameAttention>| match attn {
+            Some(a) => a.forward(&x, frames),
+            None => x,
+        };
+        let fa = self.frame_attn.as_ref();
+        let temb = self.time_embedding(&t).apply(&self.time1).silu().apply(&self.time2);
         let mut h_ = x.apply(&self.conv_in);
         let mut hs = vec![h_.shallow_clone()];
-        for (blocks, ds) in &self.down {
-            for b in blocks {
+        for (l, (blocks, ds)) in self.down.iter().enumerate() {
+            for (i, b) in blocks.iter().enumerate() {
                 h_ = b.forward(&h_, &temb);
+                if i + 1 == blocks.len() {
+                    h_ = over_frames(h_, fa.map(|f| &f.down[l]));
+                }
                 hs.push(h_.shallow_clone());
             }
             if let Some(ds) = ds {
@@ -237,19 +342,26 @@ impl UNet {
         if let Some(a) = &self.mid_attn {
             h_ = a.forward(&h_);
         }
+        h_ = over_frames(h_, fa.map(|f| &f.mid));
         h_ = self.mid2.forward(&h_, &temb);
-        for (blocks, us) in &self.up {
+        for (l, (blocks, us)) in self.up.iter().enumerate() {
             for b in blocks {
                 let skip = hs.pop().expect("skip");
                 h_ = b.forward(&Tensor::cat(&[&h_, &skip], 1), &temb);
             }
+            h_ = over_frames(h_, fa.map(|f| &f.up[l]));
             if let Some(us) = us {
                 let (hh, ww) = (h_.size()[2], h_.size()[3]);
                 h_ = h_.upsample_nearest2d([2 * hh, 2 * ww], None, None).apply(us);
             }
         }
         let out = h_.apply(&self.norm_out).silu().apply(&self.conv_out);
-        out.narrow(2, 0, h).narrow(3, 0, w)
+        out.narrow(2, 0, h).narrow(3, 0, w).reshape([b, planes, h, w])
+    }
+
+    /// Whether the network attends over frames.
+    pub fn is_space_time(&self) -> bool {
+        self.frame_attn.is_some()
     }
 
     pub fn device(&self) -> Device {
@@ -301,7 +413,7 @@ impl Workers {
         let mut stores = Vec::with_capacity(n);
         for _ in 0..n {
             let store = nn::VarStore::new(Device::Cpu);
-            let copy = UNet::new(&store.root(), net.out_channels, &net.config)?;
+            let copy = UNet::new(&store.root(), net.out_channels, &net.config, net.is_space_time())?;
             tch::no_grad(|| -> Result<()> {
                 for (name, mut var) in store.variables() {
                     let src =
@@ -381,8 +493,8 @@ pub struct NetDenoiser<'a> {
 impl Denoiser for NetDenoiser<'_> {
     fn denoise(&self, t: &Tensor, context: &Tensor, context_mask: &Tensor) -> Result<Tensor> {
         ensure!(
-            context.size()[1] == self.net.out_channels,
-            "the model was trained on {} channels, the data has {}",
+            context.size()[1] % self.net.out_channels == 0,
+            "the model was trained on {} channels, the data has {} planes",
             self.net.out_channels,
             context.size()[1]
         );
@@ -410,18 +522,56 @@ mod tests {
     #[test]
     fn shapes_round_trip_for_odd_sizes() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = UNetConfig { channels: 8, mults: vec![1, 2], res_blocks: 1, attention: true, heads: 2 };
-        let net = UNet::new(&vs.root(), 2, &cfg).unwrap();
+        let cfg = UNetConfig { channels: 8, mults: vec![1, 2], ..Default::default() };
+        let net = UNet::new(&vs.root(), 2, &cfg, false).unwrap();
         let x = Tensor::randn([3, 2, 13, 10], (Kind::Float, Device::Cpu));
         let t = Tensor::rand([3], (Kind::Float, Device::Cpu));
         let y = net.forward(&t, &x, &x.ones_like());
         assert_eq!(y.size(), vec![3, 2, 13, 10]);
     }
 
+    /// The space-time network mixes frames (a change in frame 0 moves frame 2's output) once
+    /// its frame attention is trained away from zero; the snapshot network never does, and at
+    /// initialisation the two compute the same per-frame function.
+    #[test]
+    fn only_the_space_time_network_mixes_frames() {
+        let cfg = UNetConfig { channels: 8, mults: vec![1, 2], ..Default::default() };
+        let (b, t, c) = (2, 3, 2);
+        let x = Tensor::randn([b, t * c, 8, 12], (Kind::Float, Device::Cpu));
+        let m = x.rand_like().lt(0.5).to_kind(Kind::Float);
+        let mut x2 = x.copy();
+        let _ = x2.narrow(1, 0, c).fill_(3.0); // frame 0 of every sample changes
+        let tt = Tensor::rand([b], (Kind::Float, Device::Cpu));
+        let frame2_change = |net: &UNet| {
+            let (y, y2) = tch::no_grad(|| (net.forward(&tt, &(&x * &m), &m), net.forward(&tt, &(&x2 * &m), &m)));
+            assert_eq!(y.size(), vec![b, t * c, 8, 12]);
+            (y - y2).narrow(1, 2 * c, c).abs().max().double_value(&[])
+        };
+        tch::manual_seed(1);
+        let vs_snap = nn::VarStore::new(Device::Cpu);
+        let snapshot = UNet::new(&vs_snap.root(), c, &cfg, false).unwrap();
+        tch::manual_seed(1);
+        let vs_st = nn::VarStore::new(Device::Cpu);
+        let space_time = UNet::new(&vs_st.root(), c, &cfg, true).unwrap();
+        assert!(space_time.is_space_time() && !snapshot.is_space_time());
+        assert_eq!(frame2_change(&snapshot), 0.0);
+        // Same seed, frame attention created after the shared layers and projecting from zero.
+        let (a, b_) = tch::no_grad(|| (snapshot.forward(&tt, &x, &m), space_time.forward(&tt, &x, &m)));
+        assert!((a - b_).abs().max().double_value(&[]) < 1e-5, "zero-initialised frame attention changed the output");
+        tch::no_grad(|| {
+            for (name, mut v) in vs_st.variables() {
+                if name.starts_with("frames.") && name.contains("proj") {
+                    let _ = v.copy_(&(v.randn_like() * 0.3));
+                }
+            }
+        });
+        assert!(frame2_change(&space_time) > 1e-4, "the space-time network ignored the other frames");
+    }
+
     #[test]
     fn channels_last_weights_compute_the_same_function() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = UNet::new(&vs.root(), 1, &UNetConfig::default()).unwrap();
+        let net = UNet::new(&vs.root(), 1, &UNetConfig::default(), false).unwrap();
         let x = Tensor::randn([4, 1, 16, 16], (Kind::Float, Device::Cpu));
         let m = x.rand_like().lt(0.5).to_kind(Kind::Float);
         let t = Tensor::rand([4], (Kind::Float, Device::Cpu));
@@ -437,7 +587,7 @@ mod tests {
     #[test]
     fn workers_compute_what_the_network_computes() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = UNet::new(&vs.root(), 1, &UNetConfig::default()).unwrap();
+        let net = UNet::new(&vs.root(), 1, &UNetConfig::default(), false).unwrap();
         let workers = Workers::new(&vs, &net, 3).unwrap();
         // 37 rows: uneven split over 3 workers, several chunks per worker.
         let x = Tensor::randn([37, 1, 16, 16], (Kind::Float, Device::Cpu));

@@ -283,9 +283,10 @@ pub fn eval_files(pred_path: &Path, truth_path: &Path) -> Result<Metrics> {
     ensure!(observed.len() == pred.numel(), "'mask' has shape {:?}, expected {:?}", mask_arr.shape, pred.shape);
     let (p, t) = (pred.to_f32(), truth.to_f32());
     let d = pred.numel() / pred.shape[0].max(1);
-    // One field is [C, H, W] (or [H, W]); any leading axes beyond N fold into C.
+    // One field is [C, H, W] (or [H, W]) or a trajectory [T, C, H, W]; other leading axes fold into C.
     let dims = match pred.shape[..] {
-        [.., h, w] if pred.shape.len() >= 3 && h * w > 0 => Dims { c: d / (h * w), h, w },
+        [_, t, c, h, w] if t * c * h * w > 0 => Dims { t, c, h, w },
+        [.., h, w] if pred.shape.len() >= 3 && h * w > 0 => Dims { t: 1, c: d / (h * w), h, w },
         _ => bail!("{}: 'mean' has shape {:?}, expected [N, C, H, W]", pred_path.display(), pred.shape),
     };
     let n = pred.shape[0];

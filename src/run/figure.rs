@@ -39,7 +39,8 @@ pub fn plot_files(data: &Path, preds: &[PathBuf], out: &Path, n: usize, zoom: Op
     let sites = dims.sites();
     let mut rows = Vec::new();
     for i in 0..n {
-        for c in 0..dims.c {
+        // One row per plane: every channel, and every frame of a trajectory.
+        for c in 0..dims.planes() {
             let at = |v: &[f32]| v[i * len + c * sites..i * len + (c + 1) * sites].to_vec();
             let shown = set.mask[i * len + c * sites..i * len + (c + 1) * sites].to_vec();
             let observed = at(&set.values);

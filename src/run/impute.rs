@@ -84,7 +84,7 @@ impl LoadedRun {
         );
         let device_name = device.unwrap_or(&config.device).to_string();
         let device = open_device(&device_name)?;
-        let (vs, net) = super::train::build_model(&config, info.dims.c, device)?;
+        let (vs, net) = super::train::build_model(&config, info.dims, device)?;
         super::checkpoint::load_weights(&run.model(), &super::optim::named_vars(&vs))?;
         crate::model::prefer_channels_last(&vs);
         let workers = cpu_workers(&vs, &net)?;
@@ -127,17 +127,33 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         run_dir.display(),
         run.info.dims.c
     );
+    // Any frame count works (per-frame convolutions, attention over relative offsets), but a
+    // trajectory model is not a snapshot model and the other way round.
+    ensure!(
+        (d.t > 1) == (run.info.dims.t > 1) || !run.net.is_space_time(),
+        "{}: {} samples, but the run {} was trained on {} samples",
+        data.display(),
+        d.describe(),
+        run_dir.display(),
+        run.info.dims.describe()
+    );
     let max_batch = max_batch(&run.config.model, d, run.workers.is_some())?;
     let den = NetDenoiser { net: &run.net, max_batch, workers: run.workers.as_ref() };
     let device = run.net.device();
     let len = d.len();
     let s_count = if opts.steps >= 2 { opts.samples.max(1) } else { 0 };
-    let shape = vec![n, d.c, d.h, d.w];
+    let shape = d.shape(n);
     let mut writer = NpzWriter::new(out);
     let mean_slot = writer.add_f32("mean", shape.clone())?;
     let mask_slot = writer.add_bool("mask", shape.clone())?;
     let samples_slot =
-        if s_count > 0 { Some(writer.add_f32("samples", vec![n, s_count, d.c, d.h, d.w])?) } else { None };
+        if s_count > 0 {
+            let mut s_shape = d.shape(n);
+            s_shape.insert(1, s_count);
+            Some(writer.add_f32("samples", s_shape)?)
+        } else {
+            None
+        };
     let std_slot = if s_count > 1 { Some(writer.add_f32("std", shape)?) } else { None };
 
     let progress = Progress::new("impute", 0, n, quiet);
@@ -151,28 +167,28 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         run.norm.apply(&mut norm_set);
         let masks: Vec<Vec<u8>> = set.mask.chunks_exact(len).map(<[u8]>::to_vec).collect();
         let u = Tensor::from_slice(&norm_set.values)
-            .view([nb as i64, d.c as i64, d.h as i64, d.w as i64])
+            .view([nb as i64, d.planes() as i64, d.h as i64, d.w as i64])
             .to_device(device);
         let mut mean = vec![0f32; nb * len];
         let mut samples = vec![0f32; nb * s_count * len];
         // Work II: guided prior draws for this chunk's masks, K per mask (cached across chunks).
         super::masks::prepare(&run.config.partition, run.prior.as_ref(), &masks, d, opts.ensemble, opts.seed, quiet)?;
         if opts.steps == 1 {
-            let (sched, part) = (&run.config.schedule, &run.config.partition);
+            let (sched, part) = (&run.config.schedule, run.config.contexts(d));
             let mut rngs: Vec<ChaCha8Rng> = (0..nb).map(|i| ChaCha8Rng::seed_from_u64(field_seed(i))).collect();
-            let m = ensemble::single_step(&den, sched, part, &u, &masks, opts.ensemble, &mut rngs)?;
+            let m = ensemble::single_step(&den, sched, &part, &u, &masks, opts.ensemble, &mut rngs)?;
             copy_out(&m, &mut mean)?;
         } else {
             // S samples of each field, batched: rows ordered field-major.
             let u_rep = u.repeat_interleave_self_int(s_count as i64, 0, None);
             let m_rep: Vec<Vec<u8>> = masks.iter().flat_map(|m| std::iter::repeat_n(m.clone(), s_count)).collect();
-            let (sched, part) = (&run.config.schedule, &run.config.partition);
+            let (sched, part) = (&run.config.schedule, run.config.contexts(d));
             let mut rngs: Vec<ChaCha8Rng> = (0..nb * s_count)
                 .map(|r| ChaCha8Rng::seed_from_u64(mix_seed(field_seed(r / s_count), 8, (r % s_count) as u64)))
                 .collect();
-            let x = ensemble::multi_step(&den, sched, part, &u_rep, &m_rep, &inf, &mut rngs)?;
+            let x = ensemble::multi_step(&den, sched, &part, &u_rep, &m_rep, &inf, &mut rngs)?;
             copy_out(&x, &mut samples)?;
-            let avg = x.view([nb as i64, s_count as i64, d.c as i64, d.h as i64, d.w as i64]).mean_dim(
+            let avg = x.view([nb as i64, s_count as i64, d.planes() as i64, d.h as i64, d.w as i64]).mean_dim(
                 1,
                 false,
                 tch::Kind::Float,

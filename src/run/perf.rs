@@ -192,9 +192,14 @@ impl Reference<'_> {
     }
 }
 
+/// The timed shape: snapshots of `channels` × `size`².
+fn d_of(opts: &PerfOptions) -> Dims {
+    Dims { t: 1, c: opts.channels, h: opts.size, w: opts.size }
+}
+
 /// Random fields with pixel observations (20% observed) of the timed shape.
 fn problem(opts: &PerfOptions) -> Result<FieldSet> {
-    let d = Dims { c: opts.channels, h: opts.size, w: opts.size };
+    let d = d_of(opts);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut values = Vec::with_capacity(opts.batch * d.len());
     let mut mask = Vec::with_capacity(opts.batch * d.len());
@@ -270,7 +275,7 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
     let Partition::Pixel { context_ratio, .. } = cfg.partition else {
         bail!("internal: perf times the pixel partition")
     };
-    let (vs, net) = build_model(&cfg, opts.channels, device)?;
+    let (vs, net) = build_model(&cfg, d_of(opts), device)?;
     let weights = opts.work.join("weights.safetensors");
     checkpoint::save_weights(&weights, &named_vars(&vs))?;
     let config_json = opts.work.join("model.json");
@@ -317,8 +322,8 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
             Task::Train => {
                 // A fresh copy of the initial weights (NCHW, as `train` has them), so the timed
                 // steps leave the inference timings' network alone.
-                let (tvs, tnet) = build_model(&cfg, opts.channels, device)?;
-                let (ema_vs, _ema_net) = build_model(&cfg, opts.channels, device)?;
+                let (tvs, tnet) = build_model(&cfg, d_of(opts), device)?;
+                let (ema_vs, _ema_net) = build_model(&cfg, d_of(opts), device)?;
                 let ema = named_vars(&ema_vs);
                 let mut opt = AdamW::new(&tvs, cfg.optim.beta1, cfg.optim.beta2, cfg.optim.weight_decay);
                 let idx: Vec<usize> = (0..set.n).collect();
@@ -338,14 +343,14 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
                         ensemble::single_step(
                             &den,
                             &cfg.schedule,
-                            &cfg.partition,
+                            &cfg.contexts(set.dims),
                             &u_obs,
                             &masks,
                             inf.ensemble,
                             &mut rngs,
                         )?
                     } else {
-                        ensemble::multi_step(&den, &cfg.schedule, &cfg.partition, &u_obs, &masks, &inf, &mut rngs)?
+                        ensemble::multi_step(&den, &cfg.schedule, &cfg.contexts(set.dims), &u_obs, &masks, &inf, &mut rngs)?
                     };
                     ensure!(out.size()[0] == set.n as i64, "internal: wrong output batch");
                     Ok(())

@@ -50,6 +50,12 @@ pub fn unet_bytes_per_field(cfg: &UNetConfig, dims: Dims, training: bool) -> u64
     if cfg.attention {
         floats += 3 * cfg.heads as u64 * ((h * w) as u64).pow(2);
     }
+    // A trajectory runs its frames as rows; frame attention keeps `heads × T²` maps per site.
+    let t = dims.t as u64;
+    floats *= t;
+    if cfg.space_time_for(dims.t) {
+        floats += 3 * cfg.heads as u64 * t * t * (dims.h * dims.w) as u64;
+    }
     let bytes = 4 * floats;
     if training {
         2 * bytes
@@ -79,7 +85,7 @@ pub fn inference_batch(cfg: &UNetConfig, dims: Dims, cap: usize) -> Result<usize
     let fit = (avail / 2 / per) as usize;
     if fit == 0 {
         check_fits(
-            &format!("one {}×{}×{} field through the model", dims.c, dims.h, dims.w),
+            &format!("one {} sample through the model", dims.describe()),
             per,
             "split the fields into tiles or use a smaller model",
         )?;
@@ -104,10 +110,10 @@ mod tests {
     #[test]
     fn absurd_batches_are_refused_up_front() {
         let cfg = UNetConfig::default();
-        let dims = Dims { c: 1, h: 4096, w: 4096 };
+        let dims = Dims { t: 1, c: 1, h: 4096, w: 4096 };
         let bytes = 4096 * unet_bytes_per_field(&cfg, dims, true);
         let e = check_fits("training batch 4096", bytes, "lower --batch").unwrap_err();
         assert!(e.to_string().contains("lower --batch"), "{e}");
-        assert!(unet_bytes_per_field(&cfg, Dims { c: 1, h: 32, w: 32 }, false) < 64 << 20);
+        assert!(unet_bytes_per_field(&cfg, Dims { t: 1, c: 1, h: 32, w: 32 }, false) < 64 << 20);
     }
 }

@@ -45,8 +45,9 @@ pub(crate) struct Fields {
 impl Fields {
     pub(crate) fn new(set: &FieldSet, device: Device) -> Fields {
         let d = set.dims;
-        let values =
-            Tensor::from_slice(&set.values).view([set.n as i64, d.c as i64, d.h as i64, d.w as i64]).to_device(device);
+        let values = Tensor::from_slice(&set.values)
+            .view([set.n as i64, d.planes() as i64, d.h as i64, d.w as i64])
+            .to_device(device);
         let masks = set.mask.chunks_exact(d.len()).map(<[u8]>::to_vec).collect();
         Fields { values, masks, dims: d }
     }
@@ -54,11 +55,11 @@ impl Fields {
 
 /// The context–query loss of a batch `idx` (see the module doc); returns (loss, query count).
 fn batch_loss(net: &UNet, cfg: &TrainConfig, f: &Fields, idx: &[usize], rng: &mut ChaCha8Rng) -> Tensor {
-    let (schedule, partition) = (&cfg.schedule, &cfg.partition);
+    let (schedule, contexts) = (&cfg.schedule, cfg.contexts(f.dims));
     let device = f.values.device();
     let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
     let x = f.values.index_select(0, &index);
-    let splits: Vec<_> = idx.iter().map(|&i| partition.split(&f.masks[i], f.dims, rng)).collect();
+    let splits: Vec<_> = idx.iter().map(|&i| contexts.split(&f.masks[i], rng)).collect();
     let ctx = mask_tensor(splits.iter().map(|s| s.context.as_slice()), f.dims, device);
     let qry = mask_tensor(splits.iter().map(|s| s.query.as_slice()), f.dims, device);
     // t = t_eps + (1 − t_eps) U^p: p = 1 is uniform (the paper); p > 1 spends more steps at low
@@ -193,11 +194,12 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
     crate::atomic::write_bytes(path, kept.as_bytes())
 }
 
-/// Builds a network and its EMA copy on `device` with the seeded initialisation.
-pub fn build_model(cfg: &TrainConfig, channels: usize, device: Device) -> Result<(VarStore, UNet)> {
+/// Builds the network for samples of `dims` on `device` with the seeded initialisation: the
+/// space-time network for trajectories unless `model.space_time` says otherwise.
+pub fn build_model(cfg: &TrainConfig, dims: Dims, device: Device) -> Result<(VarStore, UNet)> {
     tch::manual_seed(mix_seed(cfg.seed, 5, 0) as i64);
     let vs = VarStore::new(device);
-    let net = UNet::new(&vs.root(), channels as i64, &cfg.model)?;
+    let net = UNet::new(&vs.root(), dims.c as i64, &cfg.model, cfg.model.space_time_for(dims.t))?;
     Ok((vs, net))
 }
 
@@ -258,14 +260,14 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
 
     let field_bytes = resources::unet_bytes_per_field(&cfg.model, set.dims, true);
     resources::check_fits(
-        &format!("training with batch {} on {}×{}×{} fields", cfg.batch, set.dims.c, set.dims.h, set.dims.w),
+        &format!("training with batch {} on {} samples", cfg.batch, set.dims.describe()),
         cfg.batch as u64 * field_bytes + (set.values.len() as u64) * 8,
         "lower --batch or the model size (model.channels, model.mults)",
     )?;
     let device = open_device(&cfg.device)?;
-    let (vs, net) = build_model(cfg, set.dims.c, device)?;
+    let (vs, net) = build_model(cfg, set.dims, device)?;
     // The EMA store owns the tensors that `ema` refers to; it lives until the end of training.
-    let (ema_vs, ema_net) = build_model(cfg, set.dims.c, device)?;
+    let (ema_vs, ema_net) = build_model(cfg, set.dims, device)?;
     let mut opt = AdamW::new(&vs, cfg.optim.beta1, cfg.optim.beta2, cfg.optim.weight_decay);
     let ema = named_vars(&ema_vs);
     let mut state = if resume {
