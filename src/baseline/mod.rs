@@ -6,6 +6,7 @@
 pub mod gaussian;
 pub mod inpaint;
 pub mod krige;
+pub mod temporal;
 
 pub use inpaint::Inpaint;
 
@@ -28,6 +29,10 @@ pub enum Baseline {
     KrigeTrend,
     /// Low-rank + diagonal Gaussian fitted by EM on the training data (needs `--train`).
     EmGaussian,
+    /// Trajectories: persistence of the last filled frame, the next observation for the first
+    /// frame, an 11×11 distance-weighted mean where neither exists (the paper's "temporal
+    /// consistency" baseline).
+    Temporal,
 }
 
 #[derive(Clone, Debug)]
@@ -51,6 +56,7 @@ type Completion = (Vec<f32>, Option<Vec<f32>>);
 
 enum Fitted {
     Inpaint(Inpaint),
+    Temporal,
     /// Covariance models per channel, and whether a plane is fitted and removed per field first.
     Krige(Vec<krige::CovModel>, bool),
     Gaussian(gaussian::LowRankGaussian),
@@ -78,6 +84,7 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
         Baseline::Harmonic => Fitted::Inpaint(Inpaint::Harmonic),
         Baseline::Biharmonic => Fitted::Inpaint(Inpaint::Biharmonic),
         Baseline::Telea => Fitted::Inpaint(Inpaint::Telea),
+        Baseline::Temporal => Fitted::Temporal,
         Baseline::Krige => Fitted::Krige(krige::fit_set(&load_train()?, opts.neighbours)?, false),
         Baseline::KrigeTrend => {
             Fitted::Krige(krige::fit_set(&krige::detrended(&load_train()?), opts.neighbours)?, true)
@@ -94,17 +101,20 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
         let (x, known) = (&set.values[f * len..(f + 1) * len], &set.mask[f * len..(f + 1) * len]);
         match &fitted {
             Fitted::Inpaint(m) => Ok((
-                (0..dims.c)
+                // Per plane: each frame of a trajectory on its own (the spec's per-frame baselines).
+                (0..dims.planes())
                     .flat_map(|c| {
                         m.fill(&x[c * sites..(c + 1) * sites], &known[c * sites..(c + 1) * sites], dims.h, dims.w)
                     })
                     .collect(),
                 None,
             )),
+            Fitted::Temporal => Ok((temporal::fill(x, known, dims), None)),
             Fitted::Krige(models, trend) => {
                 let (mut mean, mut var) = (Vec::with_capacity(len), Vec::with_capacity(len));
-                for (c, model) in models.iter().enumerate() {
-                    let r = c * sites..(c + 1) * sites;
+                // Per plane, with its channel's model (shared by the frames of a trajectory).
+                for p in 0..dims.planes() {
+                    let (model, r) = (&models[p % dims.c], p * sites..(p + 1) * sites);
                     let (x, known) = (&x[r.clone()], &known[r]);
                     let plane = if *trend { krige::Plane::fit(x, known, dims.h, dims.w) } else { krige::Plane::ZERO };
                     let resid = plane.remove(x, dims.w);
@@ -138,7 +148,7 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
         all.sort_by_key(|(f, _)| *f);
         all.into_iter().map(|(_, r)| r).collect()
     });
-    let shape = vec![set.n, dims.c, dims.h, dims.w];
+    let shape = dims.shape(set.n);
     let mut w = NpzWriter::new(out);
     let mean_slot = w.add_f32("mean", shape.clone())?;
     let mask_slot = w.add_bool("mask", shape.clone())?;

@@ -48,6 +48,10 @@ pub struct Suite {
     /// case and seed, fitted on the training masks and shared by both methods.
     #[serde(default = "default_prior_steps")]
     pub prior_steps: usize,
+    /// Training batch of every learned method (samples; a trajectory counts once); unset: the
+    /// training default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
     pub cases: Vec<Case>,
 }
 
@@ -71,6 +75,18 @@ pub struct Case {
     pub train: usize,
     #[serde(default)]
     pub test: usize,
+    /// Generated cases: frames per sample (trajectories when above 1, masks static in time)
+    /// and native intervals between frames (see `lacuna data gen --frames --stride`).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub frames: usize,
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub stride: usize,
+    /// Kolmogorov cases: simulated time between snapshots (default 2.0, nearly uncorrelated
+    /// snapshots; trajectories want less).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<f64>,
+    /// Methods: learned ones may end in `:snapshot` (the per-frame network on trajectories)
+    /// and `:per-frame` (contexts drawn per frame), e.g. `pixel:snapshot`.
     pub methods: Vec<String>,
     /// `file` cases: an .npz of the field contract, or a NetCDF-3 file read with `vars` and
     /// `observable` (as `lacuna data import`). Every method trains on the held-out version of
@@ -87,7 +103,26 @@ pub struct Case {
     pub test_data: Option<String>,
 }
 
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
 impl Case {
+    /// The generator of a generated case (trajectories when `frames` > 1).
+    fn generator(&self) -> Result<Generator> {
+        let mut snapshots = generator(&self.kind, self.size)?;
+        if let (Some(dt), Generator::Kolmogorov { spec, .. }) = (self.interval, &mut snapshots) {
+            ensure!(dt.is_finite() && dt > 0.0, "interval must be positive");
+            spec.interval = dt;
+        }
+        ensure!(self.interval.is_none() || self.kind == "kolmogorov", "`interval` applies to kolmogorov cases");
+        Generator::trajectories(snapshots, self.frames, self.stride)
+    }
+
     /// The real data of a `file` case.
     fn load_file(&self) -> Result<FieldSet> {
         let data = self.data.as_deref().with_context(|| format!("case {:?}: a file case needs `data`", self.name))?;
@@ -145,6 +180,9 @@ impl Suite {
             vars: Vec::new(),
             observable: None,
             test_data: None,
+            frames: 1,
+            stride: 1,
+            interval: None,
         };
         // The GRF pixel case shared by the suites, with its Bayes oracle available.
         let grf_pixel = |methods: &[&str]| case("GRF 32² pixel 20%", "grf", 32, "pixel:0.2", 2000, 100, methods);
@@ -157,6 +195,7 @@ impl Suite {
                 steps: 300,
                 ensemble: 10,
                 prior_steps: default_prior_steps(),
+                batch: None,
                 cases: vec![
                     grf_pixel(&[
                         "pixel",
@@ -227,6 +266,7 @@ impl Suite {
                     steps: 4000,
                     ensemble: 10,
                     prior_steps: default_prior_steps(),
+                    batch: None,
                     cases,
                 })
             }
@@ -250,6 +290,7 @@ impl Suite {
                     steps: 600,
                     ensemble: 10,
                     prior_steps: default_prior_steps(),
+                    batch: None,
                     cases: vec![c],
                 })
             }
@@ -273,7 +314,7 @@ impl Suite {
                     ensure!(case.mask == "given", "case {:?}: with `test_data` the mask is \"given\"", case.name);
                 }
             } else {
-                let gen = generator(&case.kind, case.size).with_context(|| format!("case {:?}", case.name))?;
+                let gen = case.generator().with_context(|| format!("case {:?}", case.name))?;
                 pattern.check(gen.dims()).with_context(|| format!("case {:?}", case.name))?;
                 ensure!(
                     case.train >= 2 && case.test >= 1,
@@ -286,7 +327,14 @@ impl Suite {
                 let base = spec.name.strip_prefix("exact-").unwrap_or(&spec.name);
                 let known = LEARNED.contains(&base) || <Baseline as clap::ValueEnum>::from_str(base, false).is_ok();
                 ensure!(known, "case {:?}: unknown method {m:?}; methods: {}", case.name, method_names());
-                spec.partition(&pattern).with_context(|| format!("case {:?}", case.name))?;
+                let part = spec.partition(&pattern).with_context(|| format!("case {:?}", case.name))?;
+                if spec.snapshot || spec.per_frame {
+                    ensure!(
+                        part.is_some() && !spec.name.starts_with("exact-") && case.frames > 1,
+                        "case {:?}: {m}: `:snapshot` and `:per-frame` apply to learned methods on trajectories (frames > 1)",
+                        case.name
+                    );
+                }
                 ensure!(
                     !matches!(spec.name.as_str(), "exact-prior" | "exact-intersect"),
                     "case {:?}: {m}: the exact denoiser runs the Work I partitions only",
@@ -343,23 +391,37 @@ fn slug(s: &str) -> String {
     mapped.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
 }
 
-/// A method of a suite: `NAME[@P][/K]`. P is the partition parameter (pixel: context ratio,
-/// block: blocks dropped, ambient: share kept), K the ensemble size (default: the suite's).
+/// A method of a suite: `NAME[@P][/K][:snapshot][:per-frame]`. P is the partition parameter
+/// (pixel: context ratio, block: blocks dropped, ambient: share kept), K the ensemble size
+/// (default: the suite's); on trajectories `:snapshot` trains the per-frame network and
+/// `:per-frame` draws contexts per frame.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MethodSpec {
     pub name: String,
     pub param: Option<f64>,
     pub k: Option<usize>,
+    pub snapshot: bool,
+    pub per_frame: bool,
 }
 
 impl std::str::FromStr for MethodSpec {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<MethodSpec> {
-        let (rest, k) = match s.split_once('/') {
+        let mut parts = s.split(':');
+        let head = parts.next().unwrap_or_default();
+        let (mut snapshot, mut per_frame) = (false, false);
+        for option in parts {
+            match option {
+                "snapshot" => snapshot = true,
+                "per-frame" => per_frame = true,
+                _ => bail!("method {s:?}: unknown option {option:?} (options: snapshot, per-frame)"),
+            }
+        }
+        let (rest, k) = match head.split_once('/') {
             Some((a, k)) => {
                 (a, Some(k.parse::<usize>().with_context(|| format!("method {s:?}: K {k:?} is not a whole number"))?))
             }
-            None => (s, None),
+            None => (head, None),
         };
         let (name, param) = match rest.split_once('@') {
             Some((n, p)) => {
@@ -368,7 +430,7 @@ impl std::str::FromStr for MethodSpec {
             None => (rest, None),
         };
         ensure!(k != Some(0), "method {s:?}: K must be at least 1");
-        Ok(MethodSpec { name: name.to_string(), param, k })
+        Ok(MethodSpec { name: name.to_string(), param, k, snapshot, per_frame })
     }
 }
 
@@ -404,10 +466,17 @@ impl MethodSpec {
 
     /// The run directory name: methods that differ only in K share one trained model.
     fn run_name(&self) -> String {
-        match self.param {
+        let mut name = match self.param {
             Some(p) => format!("run-{}@{p}", self.name),
             None => format!("run-{}", self.name),
+        };
+        if self.snapshot {
+            name += "-snapshot";
         }
+        if self.per_frame {
+            name += "-per-frame";
+        }
+        name
     }
 }
 
@@ -448,7 +517,7 @@ fn run_method(
     }
     if let (Some(partition), false) = (&partition, spec.name.starts_with("exact-")) {
         let run_dir = dir.join(slug(&spec.run_name()));
-        let cfg = TrainConfig {
+        let mut cfg = TrainConfig {
             steps: suite.steps,
             seed: seed as u64,
             partition: partition.clone(),
@@ -456,6 +525,15 @@ fn run_method(
             checkpoint_every: suite.steps.max(1),
             ..Default::default()
         };
+        if let Some(b) = suite.batch {
+            cfg.batch = b;
+        }
+        if spec.snapshot {
+            cfg.model.space_time = Some(false);
+        }
+        if spec.per_frame {
+            cfg.context_in_time = crate::method::partition::InTime::PerFrame;
+        }
         // A finished run is reused (methods differing only in K share it) only if it was
         // trained with exactly this configuration.
         let done = run_dir.join("bench-trained.toml");
@@ -521,7 +599,12 @@ pub fn exact_ensemble(spec: &GrfSpec, partition: &Partition, set: &FieldSet, k: 
         ]);
         let masks = vec![set.mask[i * len..(i + 1) * len].to_vec()];
         let mut rngs = vec![rand_chacha::ChaCha8Rng::seed_from_u64(super::mix_seed(seed, 7, i as u64))];
-        let est = single_step(&den, &den.schedule, partition, &x, &masks, k, &mut rngs)?;
+        let contexts = crate::method::partition::Contexts {
+            partition,
+            dims: set.dims,
+            in_time: crate::method::partition::InTime::Shared,
+        };
+        let est = single_step(&den, &den.schedule, &contexts, &x, &masks, k, &mut rngs)?;
         out.extend(Vec::<f32>::try_from(est.flatten(0, -1))?);
     }
     Ok(out)
@@ -542,7 +625,7 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<
     for case in &suite.cases {
         let pattern = case.pattern()?;
         let file = case.kind == "file";
-        let gen = if file { None } else { Some(generator(&case.kind, case.size)?) };
+        let gen = if file { None } else { Some(case.generator()?) };
         let source = if file && !report_only { Some(case.load_file()?) } else { None };
         for seed in 0..suite.seeds {
             let dir = out.join(slug(&case.name)).join(format!("seed-{seed}"));
@@ -633,7 +716,11 @@ fn dataset(
     if case.kind == "grf" {
         return generate(gen, n, pattern, seed, 1.0, &|_, _| {});
     }
-    let cache = out.join("fields").join(format!("{}-{}-n{n}-seed{seed}.npz", case.kind, case.size));
+    let frames = match (case.frames, case.interval) {
+        (1, None) => String::new(),
+        (t, dt) => format!("-t{t}x{}-dt{}", case.stride, dt.map_or("default".to_string(), |d| d.to_string())),
+    };
+    let cache = out.join("fields").join(format!("{}-{}{frames}-n{n}-seed{seed}.npz", case.kind, case.size));
     let truth = match FieldSet::load(&cache, Truth::IfPresent).ok().and_then(|f| f.truth) {
         Some(t) if t.len() == n * gen.dims().len() => t,
         _ => {
@@ -699,6 +786,18 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
                     case.mask
                 ),
             },
+            _ if case.frames > 1 => format!(
+                "`{}` trajectories of {} frames of {}×{} (stride {}{}), `{}` static in time, {} training / {} test trajectories",
+                case.kind,
+                case.frames,
+                case.size,
+                case.size,
+                case.stride,
+                case.interval.map_or(String::new(), |dt| format!(", snapshot interval {dt}")),
+                case.mask,
+                case.train,
+                case.test
+            ),
             _ => format!(
                 "`{}` {}×{}, `{}`, {} training / {} test fields",
                 case.kind, case.size, case.size, case.mask, case.train, case.test
@@ -734,7 +833,12 @@ mod tests {
     #[test]
     fn method_specs_parse_and_map_to_partitions() {
         let m: MethodSpec = "exact-pixel@0.5/3".parse().unwrap();
-        assert_eq!(m, MethodSpec { name: "exact-pixel".into(), param: Some(0.5), k: Some(3) });
+        let plain = MethodSpec { name: "exact-pixel".into(), param: Some(0.5), k: Some(3), snapshot: false, per_frame: false };
+        assert_eq!(m, plain);
+        let m: MethodSpec = "pixel@0.5/3:snapshot:per-frame".parse().unwrap();
+        assert_eq!((m.name.as_str(), m.param, m.k, m.snapshot, m.per_frame), ("pixel", Some(0.5), Some(3), true, true));
+        assert_eq!(m.run_name(), "run-pixel@0.5-snapshot-per-frame");
+        assert!("pixel:fast".parse::<MethodSpec>().is_err());
         let block = Pattern::Block { grid: 4, missing: 2 };
         assert_eq!(
             "block@2".parse::<MethodSpec>().unwrap().partition(&block).unwrap(),
