@@ -906,3 +906,72 @@ fn bench_file_cases_with_a_test_file_score_its_missing_entries() {
     let e = fails(&["bench", "--suite", s(&suite), "--out", s(&f.p("b2"))]);
     assert!(e.contains("given"), "{e}");
 }
+
+/// Issue 8: trajectories `[N, T, C, H, W]` go through the same commands: generation (masks
+/// static in time or per frame), training (space-time by default, the snapshot network and
+/// per-frame contexts as options), imputation (single- and multi-step), the baselines and
+/// evaluation.
+#[test]
+fn trajectories_train_impute_and_score_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(format!("{d}/tiny.toml"), TINY).unwrap();
+    ok_line(&format!("data gen advection --out {d}/train.npz --n 16 --size 12 --frames 4 --mask pixel:0.3"));
+    let said =
+        ok_line(&format!("data gen advection --out {d}/test.npz --n 3 --size 12 --frames 4 --mask pixel:0.3 --seed 9"));
+    assert!(said.contains("trajectories of 4 frames"), "{said}");
+    let test = Path::new(&format!("{d}/test.npz")).to_path_buf();
+    assert_eq!(read(&test, "values").shape, vec![3, 4, 1, 12, 12]);
+    let (mask, values) = (read(&test, "mask").to_f32(), read(&test, "values").to_f32());
+    let frame = 144;
+    assert!((0..mask.len()).all(|k| mask[k] == mask[(k / (4 * frame)) * 4 * frame + k % frame]), "sensors moved");
+    ok_line(&format!(
+        "data gen advection --out {d}/moving.npz --n 2 --size 12 --frames 4 --mask pixel:0.3 --mask-per-frame"
+    ));
+    let moving = read(Path::new(&format!("{d}/moving.npz")), "mask").to_f32();
+    assert!(moving[..frame] != moving[frame..2 * frame], "--mask-per-frame drew one mask for all frames");
+
+    for (run, extra) in [("st", ""), ("snapshot", " --snapshot-model"), ("per-frame", " --context-in-time per-frame")] {
+        ok_line(&format!("train --data {d}/train.npz --out {d}/{run} --config {d}/tiny.toml{extra}"));
+        let info = std::fs::read_to_string(format!("{d}/{run}/run.json")).unwrap();
+        assert!(info.contains("\"t\": 4"), "{info}");
+        let weights = std::fs::read(format!("{d}/{run}/model.safetensors")).unwrap();
+        let has_frame_attention = weights.windows(7).any(|w| w == b"frames.");
+        assert_eq!(has_frame_attention, run != "snapshot", "{run}: frame attention weights");
+        ok_line(&format!("impute --run {d}/{run} --data {d}/test.npz --out {d}/{run}.npz --ensemble 3"));
+        let mean = read(Path::new(&format!("{d}/{run}.npz")), "mean");
+        assert_eq!(mean.shape, vec![3, 4, 1, 12, 12]);
+        let mean = mean.to_f32();
+        for k in 0..mean.len() {
+            assert!(mean[k].is_finite());
+            if mask[k] != 0.0 {
+                assert_eq!(mean[k], values[k], "{run}: observation not pasted back");
+            }
+        }
+        let said = ok_line(&format!("eval --pred {d}/{run}.npz --truth {d}/test.npz"));
+        assert!(said.contains("MSE, missing entries"), "{said}");
+    }
+    ok_line(&format!(
+        "impute --run {d}/st --data {d}/test.npz --out {d}/samples.npz --ensemble 2 --steps 3 --samples 2"
+    ));
+    assert_eq!(read(Path::new(&format!("{d}/samples.npz")), "samples").shape, vec![3, 2, 4, 1, 12, 12]);
+    for m in ["temporal", "telea", "krige"] {
+        ok_line(&format!("baseline {m} --data {d}/test.npz --train {d}/train.npz --out {d}/{m}.npz"));
+        assert_eq!(read(Path::new(&format!("{d}/{m}.npz")), "mean").shape, vec![3, 4, 1, 12, 12]);
+        ok_line(&format!("eval --pred {d}/{m}.npz --truth {d}/test.npz"));
+    }
+
+    let err = fails(&["data", "gen", "grf", "--out", &format!("{d}/x.npz"), "--frames", "3"]);
+    assert!(err.contains("no dynamics"), "{err}");
+    ok_line(&format!("data gen advection --out {d}/snap.npz --n 2 --size 12 --mask pixel:0.3"));
+    let err = fails(&[
+        "impute",
+        "--run",
+        &format!("{d}/st"),
+        "--data",
+        &format!("{d}/snap.npz"),
+        "--out",
+        &format!("{d}/x.npz"),
+    ]);
+    assert!(err.contains("trained on 4 frames"), "{err}");
+}

@@ -297,7 +297,9 @@ impl FieldStream {
                 let fits = |mn: usize, mh: usize, mw: usize| (mn, mh, mw) == (n, dims.h, dims.w);
                 let either = |k: usize, full: usize| k == 1 || k == full;
                 let layout = match m.shape[..] {
-                    [mn, mt, mc, mh, mw] if dims.t > 1 && fits(mn, mh, mw) && either(mt, dims.t) && either(mc, dims.c) => {
+                    [mn, mt, mc, mh, mw]
+                        if dims.t > 1 && fits(mn, mh, mw) && either(mt, dims.t) && either(mc, dims.c) =>
+                    {
                         MaskLayout { frames: mt, channels: mc }
                     }
                     [mn, mc, mh, mw] if dims.t == 1 && fits(mn, mh, mw) && either(mc, dims.c) => {

@@ -273,6 +273,41 @@ mod tests {
         }
     }
 
+    /// A trajectory starts at the snapshot the same seed gives, and its frames move on in time:
+    /// advection frames are the first one translated (same energy), shallow-water frames keep
+    /// the mass, Kolmogorov frames `stride` intervals apart are the run's snapshots.
+    #[test]
+    fn trajectories_start_at_the_snapshot_and_evolve() {
+        let frames_of = |g: Generator, t: usize, stride: usize| {
+            let traj = Generator::trajectories(g.clone(), t, stride).unwrap();
+            assert_eq!(traj.dims(), Dims { t, ..g.dims() });
+            (g.fields(g.per_item(), 4, 1, &|_, _| {}), traj.fields(1, 4, 1, &|_, _| {}))
+        };
+        let energy = |f: &[f32]| f.iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
+        let adv = Generator::Advection(AdvectionSpec { size: 16, ..Default::default() });
+        let (snap, traj) = frames_of(adv, 3, 2);
+        assert_eq!(traj[..256], snap[..]);
+        assert!(traj[256..512] != traj[..256], "advection frames do not move");
+        assert!((energy(&traj[512..]) - energy(&snap)).abs() < 1e-3 * energy(&snap));
+
+        let sw = Generator::ShallowWater(ShallowWaterSpec { size: 8, ..Default::default() });
+        let (snap, traj) = frames_of(sw, 2, 1);
+        let len = 3 * 64;
+        assert_eq!(traj[..len], snap[..]);
+        let mass = |f: &[f32]| f[..64].iter().map(|&v| v as f64).sum::<f64>();
+        assert!((mass(&traj[len..]) - mass(&snap)).abs() < 1e-3 && traj[len..] != snap[..]);
+
+        let spec = KolmogorovSpec { resolution: 16, size: 8, spinup: 0.5, interval: 0.25, ..Default::default() };
+        let (runs, traj) = frames_of(Generator::Kolmogorov { spec, per_run: 5 }, 3, 2);
+        // Frames 0, 1, 2 at stride 2 are snapshots 0, 2, 4 of a run with the same stream.
+        for (f, j) in [(0, 0), (1, 2), (2, 4)] {
+            let (a, b) = (&traj[f * 64..(f + 1) * 64], &runs[j * 64..(j + 1) * 64]);
+            let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-3 * b.iter().fold(0f32, |m, v| m.max(v.abs())), "frame {f} vs snapshot {j}: {diff}");
+        }
+        assert!(Generator::trajectories(Generator::Grf(GrfSpec::new(8)), 2, 1).is_err());
+    }
+
     #[test]
     fn generation_is_independent_of_thread_count() {
         let g = Generator::Advection(AdvectionSpec { size: 8, ..Default::default() });

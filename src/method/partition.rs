@@ -52,7 +52,8 @@ impl Contexts<'_> {
         match self.frames() {
             None => self.partition.split(m, self.dims, rng),
             Some(frame) => {
-                let parts: Vec<Split> = m.chunks_exact(frame.len()).map(|f| self.partition.split(f, frame, rng)).collect();
+                let parts: Vec<Split> =
+                    m.chunks_exact(frame.len()).map(|f| self.partition.split(f, frame, rng)).collect();
                 Split {
                     context: parts.iter().flat_map(|s| s.context.iter().copied()).collect(),
                     query: parts.iter().flat_map(|s| s.query.iter().copied()).collect(),

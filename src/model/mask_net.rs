@@ -18,7 +18,14 @@ impl MaskNet {
 
     /// The default size: small, the mask distribution is simpler than the fields.
     pub fn default_config() -> UNetConfig {
-        UNetConfig { channels: 16, mults: vec![1, 2, 2], res_blocks: 1, attention: false, heads: 1, ..Default::default() }
+        UNetConfig {
+            channels: 16,
+            mults: vec![1, 2, 2],
+            res_blocks: 1,
+            attention: false,
+            heads: 1,
+            ..Default::default()
+        }
     }
 }
 

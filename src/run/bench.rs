@@ -833,7 +833,8 @@ mod tests {
     #[test]
     fn method_specs_parse_and_map_to_partitions() {
         let m: MethodSpec = "exact-pixel@0.5/3".parse().unwrap();
-        let plain = MethodSpec { name: "exact-pixel".into(), param: Some(0.5), k: Some(3), snapshot: false, per_frame: false };
+        let plain =
+            MethodSpec { name: "exact-pixel".into(), param: Some(0.5), k: Some(3), snapshot: false, per_frame: false };
         assert_eq!(m, plain);
         let m: MethodSpec = "pixel@0.5/3:snapshot:per-frame".parse().unwrap();
         assert_eq!((m.name.as_str(), m.param, m.k, m.snapshot, m.per_frame), ("pixel", Some(0.5), Some(3), true, true));

@@ -146,14 +146,13 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     let mut writer = NpzWriter::new(out);
     let mean_slot = writer.add_f32("mean", shape.clone())?;
     let mask_slot = writer.add_bool("mask", shape.clone())?;
-    let samples_slot =
-        if s_count > 0 {
-            let mut s_shape = d.shape(n);
-            s_shape.insert(1, s_count);
-            Some(writer.add_f32("samples", s_shape)?)
-        } else {
-            None
-        };
+    let samples_slot = if s_count > 0 {
+        let mut s_shape = d.shape(n);
+        s_shape.insert(1, s_count);
+        Some(writer.add_f32("samples", s_shape)?)
+    } else {
+        None
+    };
     let std_slot = if s_count > 1 { Some(writer.add_f32("std", shape)?) } else { None };
 
     let progress = Progress::new("impute", 0, n, quiet);

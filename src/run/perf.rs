@@ -350,7 +350,15 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
                             &mut rngs,
                         )?
                     } else {
-                        ensemble::multi_step(&den, &cfg.schedule, &cfg.contexts(set.dims), &u_obs, &masks, &inf, &mut rngs)?
+                        ensemble::multi_step(
+                            &den,
+                            &cfg.schedule,
+                            &cfg.contexts(set.dims),
+                            &u_obs,
+                            &masks,
+                            &inf,
+                            &mut rngs,
+                        )?
                     };
                     ensure!(out.size()[0] == set.n as i64, "internal: wrong output batch");
                     Ok(())
