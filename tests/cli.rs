@@ -975,3 +975,47 @@ fn trajectories_train_impute_and_score_end_to_end() {
     ]);
     assert!(err.contains("trained on 4 frames"), "{err}");
 }
+
+/// Trajectory cases of a bench suite: the space-time, snapshot and per-frame variants of a
+/// learned method train as separate runs and report as separate rows; the options are refused
+/// where they mean nothing.
+#[test]
+fn bench_trajectory_cases_compare_space_time_and_snapshot_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let suite = |frames: usize| {
+        format!(
+            r#"
+name = "tiny-traj"
+seeds = 1
+steps = 2
+ensemble = 2
+batch = 2
+[[cases]]
+name = "Adv traj"
+kind = "advection"
+size = 8
+frames = {frames}
+stride = 2
+mask = "pixel:0.3"
+train = 6
+test = 2
+methods = ["pixel", "pixel:snapshot", "pixel:per-frame", "temporal"]
+"#
+        )
+    };
+    std::fs::write(format!("{d}/traj.toml"), suite(3)).unwrap();
+    let said = ok_line(&format!("bench --suite {d}/traj.toml --out {d}/b"));
+    for row in ["| pixel |", "| pixel:snapshot |", "| pixel:per-frame |", "| temporal |"] {
+        assert!(said.contains(row), "{row} missing: {said}");
+    }
+    assert!(said.contains("trajectories of 3 frames"), "{said}");
+    for run in ["run-pixel", "run-pixel-snapshot", "run-pixel-per-frame"] {
+        assert!(Path::new(&format!("{d}/b/adv-traj/seed-0/{run}/model.safetensors")).exists(), "{run}");
+    }
+    let config = std::fs::read_to_string(format!("{d}/b/adv-traj/seed-0/run-pixel-per-frame/config.toml")).unwrap();
+    assert!(config.contains("context_in_time = \"per-frame\""), "{config}");
+    std::fs::write(format!("{d}/snap.toml"), suite(1)).unwrap();
+    let err = fails(&["bench", "--suite", &format!("{d}/snap.toml"), "--out", &format!("{d}/c")]);
+    assert!(err.contains("trajectories"), "{err}");
+}

@@ -539,7 +539,7 @@ mod tests {
         let (b, t, c) = (2, 3, 2);
         let x = Tensor::randn([b, t * c, 8, 12], (Kind::Float, Device::Cpu));
         let m = x.rand_like().lt(0.5).to_kind(Kind::Float);
-        let mut x2 = x.copy();
+        let x2 = x.copy();
         let _ = x2.narrow(1, 0, c).fill_(3.0); // frame 0 of every sample changes
         let tt = Tensor::rand([b], (Kind::Float, Device::Cpu));
         let frame2_change = |net: &UNet| {
@@ -561,7 +561,7 @@ mod tests {
         tch::no_grad(|| {
             for (name, mut v) in vs_st.variables() {
                 if name.starts_with("frames.") && name.contains("proj") {
-                    let _ = v.copy_(&(v.randn_like() * 0.3));
+                    v.copy_(&(v.randn_like() * 0.3));
                 }
             }
         });
