@@ -46,6 +46,17 @@ impl Inpaint {
     }
 }
 
+/// The sites of the (2·rad+1)² window around site `i` of an h×w grid that lie inside it, as
+/// (row offset, column offset, site).
+pub(crate) fn window(i: usize, rad: i64, h: usize, w: usize) -> impl Iterator<Item = (i64, i64, usize)> {
+    let (r, c) = ((i / w) as i64, (i % w) as i64);
+    (-rad..=rad).flat_map(move |dr| (-rad..=rad).map(move |dc| (dr, dc))).filter_map(move |(dr, dc)| {
+        let (qr, qc) = (r + dr, c + dc);
+        let inside = qr >= 0 && qc >= 0 && qr < h as i64 && qc < w as i64;
+        inside.then(|| (dr, dc, qr as usize * w + qc as usize))
+    })
+}
+
 fn nearest(v: &[f64], known: &[u8], h: usize, w: usize) -> Vec<f64> {
     let obs: Vec<(i64, i64, f64)> =
         (0..h * w).filter(|&i| known[i] != 0).map(|i| ((i / w) as i64, (i % w) as i64, v[i])).collect();
@@ -229,30 +240,22 @@ fn telea(v: &[f64], known: &[u8], h: usize, w: usize, radius: f64) -> Vec<f64> {
             continue;
         }
         // Fill i from the known sites around it.
-        let (r, c) = ((i / w) as i64, (i % w) as i64);
         let grad_t = gradient(&t, &done, h, w, i);
         let (mut acc, mut norm) = (0.0, 0.0);
-        for dr in -rad..=rad {
-            for dc in -rad..=rad {
-                let (qr, qc) = (r + dr, c + dc);
-                if qr < 0 || qc < 0 || qr >= h as i64 || qc >= w as i64 {
-                    continue;
-                }
-                let q = qr as usize * w + qc as usize;
-                let dist2 = (dr * dr + dc * dc) as f64;
-                if !done[q] || dist2 > radius * radius {
-                    continue;
-                }
-                let (ry, rx) = (-(dr as f64), -(dc as f64)); // p − q
-                let len = dist2.sqrt();
-                let dir = ((rx * grad_t.1 + ry * grad_t.0) / len).abs().max(1e-6);
-                let dst = 1.0 / dist2;
-                let lev = 1.0 / (1.0 + (t[q] - ti).abs());
-                let wgt = dir * dst * lev;
-                let g = gradient(&value, &done, h, w, q);
-                acc += wgt * (value[q] + g.0 * ry + g.1 * rx);
-                norm += wgt;
+        for (dr, dc, q) in window(i, rad, h, w) {
+            let dist2 = (dr * dr + dc * dc) as f64;
+            if !done[q] || dist2 > radius * radius {
+                continue;
             }
+            let (ry, rx) = (-(dr as f64), -(dc as f64)); // p − q
+            let len = dist2.sqrt();
+            let dir = ((rx * grad_t.1 + ry * grad_t.0) / len).abs().max(1e-6);
+            let dst = 1.0 / dist2;
+            let lev = 1.0 / (1.0 + (t[q] - ti).abs());
+            let wgt = dir * dst * lev;
+            let g = gradient(&value, &done, h, w, q);
+            acc += wgt * (value[q] + g.0 * ry + g.1 * rx);
+            norm += wgt;
         }
         value[i] = if norm > 0.0 { acc / norm } else { 0.0 };
         done[i] = true;

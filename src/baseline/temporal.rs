@@ -46,21 +46,11 @@ fn window_mean(v: &[f32], known: &[u8], h: usize, w: usize) -> Vec<f32> {
     let mut nearest: Option<Vec<f32>> = None;
     let mut out = v.to_vec();
     for s in (0..h * w).filter(|&s| known[s] == 0) {
-        let (r, c) = ((s / w) as i64, (s % w) as i64);
         let (mut sum, mut weight) = (0.0f64, 0.0f64);
-        for dr in -HALF..=HALF {
-            for dc in -HALF..=HALF {
-                let (rr, cc) = (r + dr, c + dc);
-                if rr < 0 || cc < 0 || rr >= h as i64 || cc >= w as i64 {
-                    continue;
-                }
-                let q = rr as usize * w + cc as usize;
-                if known[q] != 0 {
-                    let wt = (-((dr * dr + dc * dc) as f64).sqrt() / SCALE).exp();
-                    sum += wt * v[q] as f64;
-                    weight += wt;
-                }
-            }
+        for (dr, dc, q) in super::inpaint::window(s, HALF, h, w).filter(|&(_, _, q)| known[q] != 0) {
+            let wt = (-((dr * dr + dc * dc) as f64).sqrt() / SCALE).exp();
+            sum += wt * v[q] as f64;
+            weight += wt;
         }
         out[s] = if weight > 0.0 {
             (sum / weight) as f32
