@@ -2,10 +2,48 @@
 
 use crate::data::Dims;
 use crate::method::partition::{Contexts, InTime};
+use crate::method::precond::{DenoiserConfig, Precond};
 use crate::method::{Partition, VpSchedule};
 use crate::model::UNetConfig;
 use anyhow::{ensure, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Scoring the EMA weights while training (see `run::score`): the learning curve, the choice
+/// of the kept weights and early stopping.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoreConfig {
+    /// Score every this many steps (and at the last); 0 = never (the last weights are kept).
+    pub every: usize,
+    /// Fields scored (the first of the scoring set).
+    pub fields: usize,
+    /// K of the single-step ensemble.
+    pub ensemble: usize,
+    /// Without truth: what to hide, `context` (what the partition hides), a pattern or `other`.
+    pub holdout: String,
+    /// Held-out fields to score on; none = the validation share of the training file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    /// The Bayes oracle's imputation of `data` (`lacuna data krige`): the curve reports ratios.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<PathBuf>,
+    /// Stop after this many scores without improvement; 0 = never.
+    pub patience: usize,
+}
+
+impl Default for ScoreConfig {
+    fn default() -> Self {
+        ScoreConfig {
+            every: 250,
+            fields: 64,
+            ensemble: 10,
+            holdout: "context".into(),
+            data: None,
+            oracle: None,
+            patience: 0,
+        }
+    }
+}
 
 /// How the learning rate changes over training.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -62,6 +100,21 @@ pub struct TrainConfig {
     /// default 2 spends more steps at low noise, where the single-step ensemble queries the model,
     /// and still about 29% of them above t = 0.5 for the multi-step sampler.
     pub time_power: f64,
+    /// Share of each batch trained at t = t_eps exactly, where the single-step ensemble
+    /// evaluates the network (the rest follows `time_power`).
+    pub time_low_share: f64,
+    /// Context draws per field in a batch (the batch holds batch / this many distinct fields).
+    pub contexts_per_field: usize,
+    /// Pixel partition: the share of the observation kept in each context of the single-step
+    /// ensemble at inference (and scoring), when not the training `context_ratio`; 1 = the
+    /// whole observation. A denser context than in training is still a context the network
+    /// has learned from (every ratio in (0, 1) reaches it), and it loses less information.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inference_context_ratio: Option<f64>,
+    /// Stop after this many seconds of training (the learning-rate schedule then runs over
+    /// the budget or the steps, whichever ends first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_budget: Option<f64>,
     /// Decay of the exponential moving average of the weights used for inference; 0 disables.
     pub ema_decay: f64,
     /// Share of the training file held out for the validation loss.
@@ -75,8 +128,10 @@ pub struct TrainConfig {
     /// Trajectories: contexts drawn once per site for all frames (`shared`) or per frame.
     pub context_in_time: InTime,
     pub model: UNetConfig,
+    pub denoiser: DenoiserConfig,
     pub schedule: VpSchedule,
     pub optim: OptimConfig,
+    pub score: ScoreConfig,
 }
 
 impl Default for TrainConfig {
@@ -86,6 +141,10 @@ impl Default for TrainConfig {
             batch: 16,
             seed: 0,
             time_power: 2.0,
+            time_low_share: 0.0,
+            contexts_per_field: 1,
+            time_budget: None,
+            inference_context_ratio: None,
             ema_decay: 0.999,
             val_fraction: 0.1,
             val_every: 250,
@@ -95,18 +154,60 @@ impl Default for TrainConfig {
             partition: Partition::default(),
             context_in_time: InTime::default(),
             model: UNetConfig::default(),
+            denoiser: DenoiserConfig::default(),
             schedule: VpSchedule::default(),
             optim: OptimConfig::default(),
+            score: ScoreConfig::default(),
         }
     }
 }
 
 impl TrainConfig {
+    /// A user's settings file: any key may be given, the rest take the defaults.
     pub fn load(path: &Path) -> Result<TrainConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read config", path.display()))?;
         let cfg: TrainConfig = toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?;
         cfg.validate().with_context(|| format!("{}: invalid config", path.display()))?;
         Ok(cfg)
+    }
+
+    /// A run's saved config. Runs saved before a setting existed trained without it, so a
+    /// missing `[denoiser]` table means the published parameterisation and missing recipe
+    /// keys their old values, not today's defaults.
+    pub fn load_run(path: &Path) -> Result<TrainConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read the run's config", path.display()))?;
+        let mut table: toml::Table =
+            toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?;
+        if !table.contains_key("denoiser") {
+            let legacy = toml::Table::try_from(DenoiserConfig::legacy())?;
+            table.insert("denoiser".into(), toml::Value::Table(legacy));
+        }
+        table.entry("time_low_share").or_insert(toml::Value::Float(0.0));
+        table.entry("contexts_per_field").or_insert(toml::Value::Integer(1));
+        if !table.contains_key("score") {
+            let none = ScoreConfig { every: 0, ..Default::default() };
+            table.insert("score".into(), toml::Value::Table(toml::Table::try_from(none)?));
+        }
+        let cfg: TrainConfig =
+            toml::Value::Table(table).try_into().with_context(|| format!("{}: invalid config", path.display()))?;
+        cfg.validate().with_context(|| format!("{}: invalid config", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// The config inference runs with: the pixel partition's context ratio replaced by
+    /// `inference_context_ratio` when set.
+    pub fn for_inference(&self) -> TrainConfig {
+        let mut cfg = self.clone();
+        if let (Some(r), Partition::Pixel { context_ratio, .. }) = (self.inference_context_ratio, &mut cfg.partition) {
+            *context_ratio = r;
+        }
+        cfg
+    }
+
+    /// The denoiser parameterisation for samples of `dims`.
+    pub fn precond(&self, dims: Dims) -> Precond {
+        Precond { config: self.denoiser.clone(), schedule: self.schedule, channels: dims.c as i64 }
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -122,6 +223,26 @@ impl TrainConfig {
         ensure!(self.steps >= 1, "steps must be at least 1");
         ensure!(self.batch >= 1, "batch must be at least 1");
         ensure!(self.time_power > 0.0 && self.time_power.is_finite(), "time_power must be positive");
+        ensure!((0.0..=1.0).contains(&self.time_low_share), "time_low_share must be in [0, 1]");
+        ensure!(
+            self.contexts_per_field >= 1 && self.batch % self.contexts_per_field == 0,
+            "contexts_per_field must be at least 1 and divide the batch ({})",
+            self.batch
+        );
+        if let Some(b) = self.time_budget {
+            ensure!(b > 0.0 && b.is_finite(), "time_budget must be a positive number of seconds");
+        }
+        let sc = &self.score;
+        ensure!(sc.fields >= 1 && sc.ensemble >= 1, "score.fields and score.ensemble must be at least 1");
+        sc.holdout.parse::<crate::run::score::Hide>().context("score.holdout")?;
+        ensure!(
+            sc.oracle.is_none() || sc.data.is_some(),
+            "score.oracle needs score.data (the oracle completes those fields)"
+        );
+        self.denoiser.validate()?;
+        if let Some(r) = self.inference_context_ratio {
+            ensure!(r > 0.0 && r <= 1.0, "inference_context_ratio must be in (0, 1], got {r}");
+        }
         ensure!((0.0..1.0).contains(&self.ema_decay), "ema_decay must be in [0, 1)");
         ensure!((0.0..1.0).contains(&self.val_fraction), "val_fraction must be in [0, 1)");
         ensure!(

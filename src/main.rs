@@ -324,12 +324,48 @@ struct TrainArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long)]
     device: Option<String>,
+    /// Stop after this much training time (`90s`, `30m`, `1h30m`; a bare number is seconds);
+    /// the learning rate decays over it. Training ends at --steps or the budget, whichever
+    /// comes first.
+    #[arg(long, value_parser = parse_duration)]
+    time_budget: Option<f64>,
+    /// Score the weights every N steps on held-out fields (0 = never; default 250): the
+    /// learning curve in metrics.jsonl, and `model.safetensors` keeps the best-scoring weights.
+    #[arg(long)]
+    score_every: Option<usize>,
+    /// Held-out fields to score on (default: the validation share of --data). With `truth`,
+    /// scored on the missing entries; without, on observed entries hidden from the input.
+    #[arg(long)]
+    score_data: Option<PathBuf>,
+    /// The Bayes oracle's completion of --score-data (`lacuna data krige`): scores are also
+    /// logged as ratios to its MSE.
+    #[arg(long, requires = "score_data")]
+    score_oracle: Option<PathBuf>,
+    /// Early stopping: stop after N scores without improvement (0 = never).
+    #[arg(long)]
+    patience: Option<usize>,
     /// TOML file with any of the training settings (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Continue the run in --out from its last checkpoint (its own config; --steps may extend it).
+    /// Continue the run in --out from its last checkpoint (its own config; --steps and
+    /// --time-budget may extend it).
     #[arg(long)]
     resume: bool,
+}
+
+/// Seconds in `90s`, `30m`, `1h30m`, `2h` or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<f64, String> {
+    let secs = match s.trim().parse::<f64>() {
+        Ok(v) => v,
+        Err(_) => humantime::parse_duration(s.trim())
+            .map_err(|e| format!("{e}; write a duration like 90s, 30m or 1h30m"))?
+            .as_secs_f64(),
+    };
+    if secs > 0.0 && secs.is_finite() {
+        Ok(secs)
+    } else {
+        Err("the time budget must be positive".into())
+    }
 }
 
 #[derive(Args)]
@@ -360,6 +396,13 @@ struct ImputeArgs {
     chunk: usize,
     #[arg(long)]
     device: Option<String>,
+    /// Use the run's last weights, not the ones with the best held-out score.
+    #[arg(long)]
+    last: bool,
+    /// Pixel-partition runs: share of the observation kept in each ensemble context (default:
+    /// the run's inference ratio; 1 = the whole observation).
+    #[arg(long)]
+    context_ratio: Option<f64>,
 }
 
 #[derive(Args)]
@@ -712,6 +755,23 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     if let Some(d) = &a.device {
         cfg.device = d.clone();
     }
+    if a.time_budget.is_some() {
+        cfg.time_budget = a.time_budget;
+    }
+    if let Some(n) = a.score_every {
+        cfg.score.every = n;
+    }
+    if let Some(p) = &a.score_data {
+        cfg.score.data =
+            Some(std::fs::canonicalize(p).with_context(|| format!("{}: no such scoring file", p.display()))?);
+    }
+    if let Some(p) = &a.score_oracle {
+        cfg.score.oracle =
+            Some(std::fs::canonicalize(p).with_context(|| format!("{}: no such oracle file", p.display()))?);
+    }
+    if let Some(n) = a.patience {
+        cfg.score.patience = n;
+    }
     cfg.validate()?;
     Ok(cfg)
 }
@@ -728,15 +788,21 @@ fn run_train(a: &TrainArgs, quiet: bool) -> Result<()> {
             || a.seed.is_some()
             || a.context_in_time.is_some()
             || a.snapshot_model
+            || a.score_every.is_some()
+            || a.score_data.is_some()
+            || a.patience.is_some()
         {
-            bail!("--resume continues the run with its saved config; only --steps (to extend it) and --device may be given");
+            bail!("--resume continues the run with its saved config; only --steps, --time-budget (to extend it) and --device may be given");
         }
-        let mut cfg = TrainConfig::load(&a.out.join("config.toml"))?;
+        let mut cfg = TrainConfig::load_run(&a.out.join("config.toml"))?;
         if let Some(s) = a.steps {
             cfg.steps = s;
         }
         if let Some(d) = &a.device {
             cfg.device = d.clone();
+        }
+        if a.time_budget.is_some() {
+            cfg.time_budget = a.time_budget;
         }
         cfg
     } else {
@@ -744,8 +810,12 @@ fn run_train(a: &TrainArgs, quiet: bool) -> Result<()> {
     };
     let s = train::train(&a.data, &a.out, &cfg, a.resume, quiet)?;
     let val = s.best_val.map(|v| format!(", best validation loss {v:.5}")).unwrap_or_default();
+    let score = s
+        .best_score
+        .map(|v| format!("; kept the weights of step {} (held-out MSE {v:.5})", s.best_step))
+        .unwrap_or_default();
     println!(
-        "trained {} steps in {:.1}s ({:.2} steps/s): last loss {:.5}{val}; run in {}",
+        "trained {} steps in {:.1}s ({:.2} steps/s): last loss {:.5}{val}{score}; run in {}",
         s.steps,
         s.seconds,
         s.steps_per_s,
@@ -764,6 +834,8 @@ fn run_impute(a: &ImputeArgs, quiet: bool) -> Result<()> {
         seed: a.seed,
         chunk: a.chunk,
         device: a.device.clone(),
+        last: a.last,
+        context_ratio: a.context_ratio,
     };
     let s = impute::impute(&a.run, &a.data, &a.out, &opts, quiet)?;
     println!(

@@ -4,6 +4,7 @@ pub mod denoiser;
 pub mod ensemble;
 pub mod mask_prior;
 pub mod partition;
+pub mod precond;
 pub mod schedule;
 
 pub use denoiser::Denoiser;

@@ -14,6 +14,7 @@
 //! starting at zero (so training starts from the per-frame network). Without it the network is
 //! the *snapshot* model, applied frame by frame.
 
+use crate::method::precond::Precond;
 use crate::method::Denoiser;
 use anyhow::{ensure, Context, Result};
 use tch::nn;
@@ -199,6 +200,8 @@ impl FrameAttention {
 pub struct UNet {
     config: UNetConfig,
     out_channels: i64,
+    /// Input planes per output channel (2: mask and values; 3 with the fill plane).
+    inputs: i64,
     /// Frame attention after each down level, the middle, and each up level (space-time only).
     frame_attn: Option<FrameAttentions>,
     time1: nn::Linear,
@@ -222,14 +225,27 @@ struct FrameAttentions {
 }
 
 impl UNet {
-    /// A network for fields with `channels` channels; with `space_time`, attention over frames.
+    /// A network for fields with `channels` channels fed `[mask, values]`; with `space_time`,
+    /// attention over frames.
     pub fn new(p: &nn::Path, channels: i64, config: &UNetConfig, space_time: bool) -> Result<UNet> {
+        UNet::with_inputs(p, channels, 2, config, space_time)
+    }
+
+    /// A network fed `inputs` planes per channel (see [`UNet::forward_raw`]).
+    pub fn with_inputs(
+        p: &nn::Path,
+        channels: i64,
+        inputs: i64,
+        config: &UNetConfig,
+        space_time: bool,
+    ) -> Result<UNet> {
         config.validate()?;
+        ensure!(inputs >= 1, "internal: a network needs at least one input plane per channel");
         let base = config.channels;
         let tdim = 4 * base;
         let widths: Vec<i64> = config.mults.iter().map(|m| m * base).collect();
         let levels = widths.len();
-        let conv_in = conv3(p / "conv_in", 2 * channels, base, 1);
+        let conv_in = conv3(p / "conv_in", inputs * channels, base, 1);
         let mut skips = vec![base];
         let mut ch = base;
         let mut down = Vec::new();
@@ -265,6 +281,7 @@ impl UNet {
         let mut net = UNet {
             config: config.clone(),
             out_channels: channels,
+            inputs,
             frame_attn: None,
             time1: nn::linear(p / "time1", base, tdim, Default::default()),
             time2: nn::linear(p / "time2", tdim, tdim, Default::default()),
@@ -291,29 +308,39 @@ impl UNet {
         Ok(net)
     }
 
-    /// Sinusoidal embedding of `1000·t` with `dim` features: `[sin(f_j·1000t), cos(f_j·1000t)]`,
-    /// `f_j = 10000^(−j/(dim/2 − 1))`.
-    fn time_embedding(&self, t: &Tensor) -> Tensor {
+    /// Sinusoidal embedding of the noise condition c with `dim` features:
+    /// `[sin(f_j·c), cos(f_j·c)]`, `f_j = 10000^(−j/(dim/2 − 1))`.
+    fn time_embedding(&self, cond: &Tensor) -> Tensor {
         let half = self.config.channels / 2;
         let scale = (10000f64).ln() / ((half - 1).max(1) as f64);
-        let freqs = (Tensor::arange(half, (Kind::Float, t.device())) * -scale).exp();
-        let args = (t.to_kind(Kind::Float) * 1000.0).unsqueeze(1) * freqs.unsqueeze(0);
+        let freqs = (Tensor::arange(half, (Kind::Float, cond.device())) * -scale).exp();
+        let args = cond.to_kind(Kind::Float).unsqueeze(1) * freqs.unsqueeze(0);
         Tensor::cat(&[args.sin(), args.cos()], 1)
     }
 
-    /// x0 prediction for times `t` `[B]` and inputs `[B, T·C, H, W]` (T = 1 for snapshots).
+    /// The published parameterisation: x0 prediction for times `t` `[B]` from context values
+    /// and masks `[B, T·C, H, W]` (T = 1 for snapshots), the time embedded as `1000·t`. A
+    /// network built with two inputs per channel only.
     pub fn forward(&self, t: &Tensor, context: &Tensor, context_mask: &Tensor) -> Tensor {
-        let (b, planes, h, w) = context.size4().expect("4-D input");
-        let frames = planes / self.out_channels;
+        crate::method::precond::Precond {
+            config: crate::method::precond::DenoiserConfig::legacy(),
+            schedule: Default::default(),
+            channels: self.out_channels,
+        }
+        .denoise(|c, x| self.forward_raw(c, x), t, context, context_mask)
+    }
+
+    /// The network itself: output `[B, T·C, H, W]` for noise conditions `cond` `[B]` and inputs
+    /// `[B, T·inputs·C, H, W]`, grouped per frame (see [`crate::method::precond`]).
+    pub fn forward_raw(&self, cond: &Tensor, input: &Tensor) -> Tensor {
+        let (b, in_planes, h, w) = input.size4().expect("4-D input");
+        let frames = in_planes / (self.inputs * self.out_channels);
+        let planes = frames * self.out_channels;
         // Frames become rows: every convolution is per frame.
-        let (context, context_mask) = (
-            context.reshape([b * frames, self.out_channels, h, w]),
-            context_mask.reshape([b * frames, self.out_channels, h, w]),
-        );
-        let t = if frames > 1 { t.repeat_interleave_self_int(frames, 0, None) } else { t.shallow_clone() };
+        let mut x = input.reshape([b * frames, self.inputs * self.out_channels, h, w]);
+        let t = if frames > 1 { cond.repeat_interleave_self_int(frames, 0, None) } else { cond.shallow_clone() };
         let mult = 1i64 << (self.config.mults.len() - 1);
         let (ph, pw) = ((mult - h % mult) % mult, (mult - w % mult) % mult);
-        let mut x = Tensor::cat(&[&context_mask, &context], 1);
         if ph > 0 || pw > 0 {
             x = x.constant_pad_nd([0, pw, 0, ph]);
         }
@@ -413,7 +440,8 @@ impl Workers {
         let mut stores = Vec::with_capacity(n);
         for _ in 0..n {
             let store = nn::VarStore::new(Device::Cpu);
-            let copy = UNet::new(&store.root(), net.out_channels, &net.config, net.is_space_time())?;
+            let copy =
+                UNet::with_inputs(&store.root(), net.out_channels, net.inputs, &net.config, net.is_space_time())?;
             tch::no_grad(|| -> Result<()> {
                 for (name, mut var) in store.variables() {
                     let src =
@@ -439,7 +467,7 @@ impl Workers {
 
     /// The forward pass of every row, rows split evenly over the workers, each worker
     /// single-threaded. The intra-op thread count is restored afterwards.
-    fn forward(&self, t: &Tensor, context: &Tensor, context_mask: &Tensor) -> Result<Tensor> {
+    fn forward(&self, precond: &Precond, t: &Tensor, context: &Tensor, context_mask: &Tensor) -> Result<Tensor> {
         let b = context.size()[0];
         let parts = (self.nets.len() as i64).min(b).max(1);
         let per = (b + parts - 1) / parts;
@@ -463,7 +491,12 @@ impl Workers {
                                 let mut s = 0;
                                 while s < len {
                                     let l = WORKER_ROWS.min(len - s);
-                                    outs.push(net.forward(&t.narrow(0, s, l), &c.narrow(0, s, l), &m.narrow(0, s, l)));
+                                    outs.push(precond.denoise(
+                                        |cond, x| net.forward_raw(cond, x),
+                                        &t.narrow(0, s, l),
+                                        &c.narrow(0, s, l),
+                                        &m.narrow(0, s, l),
+                                    ));
                                     s += l;
                                 }
                                 Tensor::cat(&outs, 0)
@@ -482,10 +515,11 @@ impl Workers {
     }
 }
 
-/// The network as a [`Denoiser`], with the batch size used for inference and, on a CPU,
-/// optional [`Workers`] that split each batch over cores.
+/// The network as a [`Denoiser`] through its parameterisation, with the batch size used for
+/// inference and, on a CPU, optional [`Workers`] that split each batch over cores.
 pub struct NetDenoiser<'a> {
     pub net: &'a UNet,
+    pub precond: &'a Precond,
     pub max_batch: usize,
     pub workers: Option<&'a Workers>,
 }
@@ -499,9 +533,9 @@ impl Denoiser for NetDenoiser<'_> {
             context.size()[1]
         );
         match self.workers {
-            Some(w) if w.len() >= 2 && context.size()[0] >= 2 => w.forward(t, context, context_mask),
+            Some(w) if w.len() >= 2 && context.size()[0] >= 2 => w.forward(self.precond, t, context, context_mask),
             _ => crate::run::resources::torch("model forward", || {
-                tch::no_grad(|| self.net.forward(t, context, context_mask))
+                tch::no_grad(|| self.precond.denoise(|c, x| self.net.forward_raw(c, x), t, context, context_mask))
             }),
         }
     }
@@ -595,7 +629,12 @@ mod tests {
         let t = Tensor::rand([37], (Kind::Float, Device::Cpu));
         let whole = tch::no_grad(|| net.forward(&t, &(&x * &m), &m));
         let threads = tch::get_num_threads();
-        let split = workers.forward(&t, &(&x * &m), &m).unwrap();
+        let precond = Precond {
+            config: crate::method::precond::DenoiserConfig::legacy(),
+            schedule: Default::default(),
+            channels: 1,
+        };
+        let split = workers.forward(&precond, &t, &(&x * &m), &m).unwrap();
         assert_eq!(tch::get_num_threads(), threads, "the intra-op thread count must be restored");
         let diff = (whole - split).abs().max().double_value(&[]);
         assert!(diff < 1e-4, "workers changed the output by {diff}");

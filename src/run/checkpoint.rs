@@ -15,6 +15,17 @@ pub struct LoopState {
     pub lr: f64,
     pub best_val: Option<f64>,
     pub plateau_bad: usize,
+    /// Best held-out score so far and its step (`model.safetensors` holds those weights).
+    #[serde(default)]
+    pub best_score: Option<f64>,
+    #[serde(default)]
+    pub best_step: usize,
+    /// Scores since the last improvement (early stopping).
+    #[serde(default)]
+    pub score_bad: usize,
+    /// Seconds spent in optimisation steps, over every session of the run.
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 const STATE_KEY: &str = "state.json";

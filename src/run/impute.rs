@@ -29,6 +29,11 @@ pub struct ImputeOptions {
     pub chunk: usize,
     /// Overrides the device the run was trained on.
     pub device: Option<String>,
+    /// Use the last weights instead of the best-scoring ones.
+    pub last: bool,
+    /// Pixel partition: the share of the observation kept in each ensemble context, when not
+    /// the training one (1 = the whole observation).
+    pub context_ratio: Option<f64>,
 }
 
 impl Default for ImputeOptions {
@@ -41,6 +46,8 @@ impl Default for ImputeOptions {
             seed: 0,
             chunk: 16,
             device: None,
+            last: false,
+            context_ratio: None,
         }
     }
 }
@@ -66,10 +73,12 @@ pub struct LoadedRun {
 }
 
 impl LoadedRun {
-    pub fn open(run_dir: &Path, device: Option<&str>) -> Result<LoadedRun> {
+    /// The run in `run_dir` with its kept weights (the best-scoring ones when training scored),
+    /// or its last ones with `last`.
+    pub fn open(run_dir: &Path, device: Option<&str>, last: bool) -> Result<LoadedRun> {
         let run = RunDir(run_dir.to_path_buf());
         ensure!(run_dir.is_dir(), "{}: no such run directory", run_dir.display());
-        let config = TrainConfig::load(&run.config())?;
+        let config = TrainConfig::load_run(&run.config())?;
         let norm = Normalizer::load(&run.norm())?;
         let info: RunInfo = serde_json::from_str(
             &std::fs::read_to_string(run.info()).with_context(|| format!("{}: cannot read", run.info().display()))?,
@@ -85,7 +94,8 @@ impl LoadedRun {
         let device_name = device.unwrap_or(&config.device).to_string();
         let device = open_device(&device_name)?;
         let (vs, net) = super::train::build_model(&config, info.dims, device)?;
-        super::checkpoint::load_weights(&run.model(), &super::optim::named_vars(&vs))?;
+        let weights = if last && run.last_model().exists() { run.last_model() } else { run.model() };
+        super::checkpoint::load_weights(&weights, &super::optim::named_vars(&vs))?;
         crate::model::prefer_channels_last(&vs);
         let workers = cpu_workers(&vs, &net)?;
         let prior = super::masks::open_run_prior(&config.partition, run_dir, Some(&device_name))?;
@@ -114,7 +124,17 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     ensure!(opts.ensemble >= 1, "--ensemble must be at least 1");
     ensure!(opts.steps >= 1, "--steps must be at least 1");
     ensure!(opts.samples == 0 || opts.steps >= 2, "--samples needs the multi-step sampler (--steps 2 or more); the single-step ensemble gives the posterior mean only");
-    let run = LoadedRun::open(run_dir, opts.device.as_deref())?;
+    let mut run = LoadedRun::open(run_dir, opts.device.as_deref(), opts.last)?;
+    run.config = run.config.for_inference();
+    if let Some(r) = opts.context_ratio {
+        match &mut run.config.partition {
+            crate::method::Partition::Pixel { context_ratio, .. } => {
+                ensure!(r > 0.0 && r <= 1.0, "--context-ratio must be in (0, 1], got {r}");
+                *context_ratio = r;
+            }
+            p => bail!("--context-ratio applies to runs trained with the pixel partition; this one used {}", p.name()),
+        }
+    }
     // The file is read and written a chunk of fields at a time: memory stays bounded by the
     // chunk, whatever the file size.
     let mut stream = FieldStream::open(data)?;
@@ -138,7 +158,8 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         run.info.dims.describe()
     );
     let max_batch = max_batch(&run.config.model, d, run.workers.is_some())?;
-    let den = NetDenoiser { net: &run.net, max_batch, workers: run.workers.as_ref() };
+    let precond = run.config.precond(d);
+    let den = NetDenoiser { net: &run.net, precond: &precond, max_batch, workers: run.workers.as_ref() };
     let device = run.net.device();
     let len = d.len();
     let s_count = if opts.steps >= 2 { opts.samples.max(1) } else { 0 };

@@ -12,6 +12,7 @@ pub mod optim;
 pub mod perf;
 pub mod progress;
 pub mod resources;
+pub mod score;
 pub mod train;
 
 use anyhow::{bail, Result};
@@ -31,9 +32,14 @@ impl RunDir {
     pub fn info(&self) -> PathBuf {
         self.0.join("run.json")
     }
-    /// Weights used for inference (the EMA when enabled), plain names, loadable from PyTorch.
+    /// Weights used for inference (the EMA when enabled), plain names, loadable from PyTorch:
+    /// those of the best held-out score when training scored, else the last.
     pub fn model(&self) -> PathBuf {
         self.0.join("model.safetensors")
+    }
+    /// The last weights (the EMA at the last checkpoint), whatever their score.
+    pub fn last_model(&self) -> PathBuf {
+        self.0.join("model-last.safetensors")
     }
     /// Everything needed to resume: weights, EMA, optimizer moments, loop state.
     pub fn checkpoint(&self) -> PathBuf {

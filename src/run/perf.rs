@@ -270,7 +270,14 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
     ensure!(opts.reference.exists(), "{}: reference script not found (pass --reference)", opts.reference.display());
     std::fs::create_dir_all(&opts.work).with_context(|| format!("{}: cannot create", opts.work.display()))?;
     let device = super::open_device(&opts.device)?;
-    let cfg = TrainConfig { batch: opts.batch, device: opts.device.clone(), ..TrainConfig::default() };
+    // The PyTorch reference is the published network: time it with the same parameterisation.
+    let cfg = TrainConfig {
+        batch: opts.batch,
+        device: opts.device.clone(),
+        denoiser: crate::method::precond::DenoiserConfig::legacy(),
+        ..TrainConfig::default()
+    };
+    let precond = cfg.precond(d_of(opts));
     // The reference draws pixel contexts; time ours with the same partition.
     let Partition::Pixel { context_ratio, .. } = cfg.partition else {
         bail!("internal: perf times the pixel partition")
@@ -334,7 +341,7 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
                 })?
             }
             Task::Ensemble | Task::Sampler => {
-                let den = NetDenoiser { net: &net, max_batch, workers: workers.as_ref() };
+                let den = NetDenoiser { net: &net, precond: &precond, max_batch, workers: workers.as_ref() };
                 let inf =
                     Inference { ensemble: opts.ensemble, steps: opts.sampler_steps, weighting: Weighting::Linear };
                 let mut rngs: Vec<ChaCha8Rng> = (0..set.n as u64).map(ChaCha8Rng::seed_from_u64).collect();

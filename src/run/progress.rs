@@ -42,6 +42,20 @@ impl Progress {
         let _ = err.flush();
     }
 
+    /// A line of its own (on a terminal, below the live line).
+    pub fn note(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        let mut err = std::io::stderr();
+        if self.tty {
+            let _ = writeln!(err, "\r\x1b[2K{} {text}", self.label);
+        } else {
+            let _ = writeln!(err, "{} {text}", self.label);
+        }
+        let _ = err.flush();
+    }
+
     pub fn elapsed(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }

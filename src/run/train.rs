@@ -31,8 +31,13 @@ pub struct TrainSummary {
     pub steps: usize,
     pub last_loss: f64,
     pub best_val: Option<f64>,
+    /// Best held-out MSE and its step (the weights `model.safetensors` holds).
+    pub best_score: Option<f64>,
+    pub best_step: usize,
     pub seconds: f64,
     pub steps_per_s: f64,
+    /// Why training ended before its step budget (time budget, early stopping).
+    pub stopped: Option<String>,
 }
 
 /// A field set on the device plus its masks for the partition.
@@ -53,9 +58,10 @@ impl Fields {
     }
 }
 
-/// The context–query loss of a batch `idx` (see the module doc); returns (loss, query count).
+/// The context–query loss of a batch `idx` (see the module doc), averaged over its query entries.
 fn batch_loss(net: &UNet, cfg: &TrainConfig, f: &Fields, idx: &[usize], rng: &mut ChaCha8Rng) -> Tensor {
     let (schedule, contexts) = (&cfg.schedule, cfg.contexts(f.dims));
+    let precond = cfg.precond(f.dims);
     let device = f.values.device();
     let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
     let x = f.values.index_select(0, &index);
@@ -66,10 +72,15 @@ fn batch_loss(net: &UNet, cfg: &TrainConfig, f: &Fields, idx: &[usize], rng: &mu
     // noise, where the single-step ensemble evaluates the model.
     let u = Tensor::rand([idx.len() as i64], (Kind::Float, device));
     let u = if cfg.time_power == 1.0 { u } else { u.pow_tensor_scalar(cfg.time_power) };
-    let t = u * (1.0 - schedule.t_eps) + schedule.t_eps;
+    let mut t = u * (1.0 - schedule.t_eps) + schedule.t_eps;
+    if cfg.time_low_share > 0.0 {
+        // A share of the batch at exactly δ = t_eps, the single-step ensemble's time.
+        let low = Tensor::rand([idx.len() as i64], (Kind::Float, device)).lt(cfg.time_low_share);
+        t = t.where_self(&low.logical_not(), &t.full_like(schedule.t_eps));
+    }
     let (a, s) = schedule.alpha_sigma(&t);
     let x_t = &x * a + x.randn_like() * s;
-    let pred = net.forward(&t, &(&ctx * x_t), &ctx);
+    let pred = precond.denoise(|c, input| net.forward_raw(c, input), &t, &(&ctx * x_t), &ctx);
     ((pred - x).square() * &qry).sum(Kind::Float) / qry.sum(Kind::Float).clamp_min(1.0)
 }
 
@@ -104,8 +115,10 @@ pub(crate) fn optimisation_step(
     Ok((loss_v, grad_norm))
 }
 
-/// Learning rate at `step` (1-based) for the cosine and constant schedules.
-fn scheduled_lr(cfg: &TrainConfig, step: usize, plateau_lr: f64) -> f64 {
+/// Learning rate at `step` (1-based) for the cosine and constant schedules. With a time
+/// budget the cosine runs over the steps or the budget, whichever is nearer its end
+/// (`seconds`: training time spent so far).
+fn scheduled_lr(cfg: &TrainConfig, step: usize, plateau_lr: f64, seconds: f64) -> f64 {
     let o = &cfg.optim;
     let warm = if o.warmup > 0 { (step as f64 / o.warmup as f64).min(1.0) } else { 1.0 };
     match o.lr_schedule {
@@ -113,10 +126,23 @@ fn scheduled_lr(cfg: &TrainConfig, step: usize, plateau_lr: f64) -> f64 {
         LrSchedule::Plateau => plateau_lr * warm,
         LrSchedule::Cosine => {
             let span = cfg.steps.saturating_sub(o.warmup).max(1) as f64;
-            let p = (step.saturating_sub(o.warmup) as f64 / span).min(1.0);
+            let mut p = (step.saturating_sub(o.warmup) as f64 / span).min(1.0);
+            if let Some(budget) = cfg.time_budget {
+                // The warm-up's share of the budget is its share of the steps.
+                let warm_s = budget * o.warmup as f64 / cfg.steps.max(1) as f64;
+                p = p.max(((seconds - warm_s) / (budget - warm_s).max(1e-9)).clamp(0.0, 1.0));
+            }
             (o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())) * warm
         }
     }
+}
+
+/// The fields of the batch at `step`: `batch / contexts_per_field` distinct fields, each
+/// repeated for its context draws.
+fn batch_fields(cfg: &TrainConfig, step: usize, n: usize) -> Vec<usize> {
+    let r = cfg.contexts_per_field.max(1);
+    let distinct = batch_indices(cfg.seed, step, (cfg.batch / r).max(1), n);
+    distinct.into_iter().flat_map(|i| std::iter::repeat_n(i, r)).collect()
 }
 
 /// Indices of the batch at `step`: consecutive slices of per-epoch shuffles of `0..n`.
@@ -199,7 +225,13 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
 pub fn build_model(cfg: &TrainConfig, dims: Dims, device: Device) -> Result<(VarStore, UNet)> {
     tch::manual_seed(mix_seed(cfg.seed, 5, 0) as i64);
     let vs = VarStore::new(device);
-    let net = UNet::new(&vs.root(), dims.c as i64, &cfg.model, cfg.model.space_time_for(dims.t))?;
+    let net = UNet::with_inputs(
+        &vs.root(),
+        dims.c as i64,
+        cfg.denoiser.inputs(),
+        &cfg.model,
+        cfg.model.space_time_for(dims.t),
+    )?;
     Ok((vs, net))
 }
 
@@ -283,7 +315,7 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
                 e.shallow_clone().copy_(p);
             }
         });
-        LoopState { step: 0, lr: cfg.optim.lr, best_val: None, plateau_bad: 0 }
+        LoopState { lr: cfg.optim.lr, ..Default::default() }
     };
     ensure!(
         state.step <= cfg.steps,
@@ -295,27 +327,41 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
     let prior = super::masks::open_run_prior(&cfg.partition, run_dir, Some(&cfg.device))?;
     let all_masks: Vec<Vec<u8>> = set.mask.chunks_exact(set.dims.len()).map(<[u8]>::to_vec).collect();
     super::masks::prepare(&cfg.partition, prior.as_ref(), &all_masks, set.dims, 1, cfg.seed, quiet)?;
+    let scorer = scorer(cfg, &set, &val_idx, &norm, device)?;
+    if let Some(sc) = &scorer {
+        let masks = sc.masks().to_vec();
+        super::masks::prepare(&cfg.partition, prior.as_ref(), &masks, set.dims, sc.ensemble, cfg.seed, true)?;
+    }
     let train_f = Fields::new(&train_set, device);
     let val_f = (val_set.n > 0).then(|| Fields::new(&val_set, device));
     let progress = Progress::new("train", state.step, cfg.steps, quiet);
     let mut last_loss = f64::NAN;
     let mut window = (0.0, 0usize);
     let start_step = state.step;
+    let mut stopped = None;
     while state.step < cfg.steps {
+        if let Some(budget) = cfg.time_budget.filter(|&b| state.seconds >= b) {
+            stopped = Some(format!("time budget of {budget:.0} s spent"));
+            break;
+        }
         let step = state.step + 1;
-        let idx = batch_indices(cfg.seed, step, cfg.batch, train_set.n);
-        let lr = scheduled_lr(cfg, step, state.lr);
+        let idx = batch_fields(cfg, step, train_set.n);
+        let lr = scheduled_lr(cfg, step, state.lr, state.seconds);
+        let clock = std::time::Instant::now();
         let (loss_v, grad_norm) = optimisation_step(&net, cfg, &mut opt, &ema, &train_f, &idx, step, lr)?;
+        state.seconds += clock.elapsed().as_secs_f64();
         state.step = step;
         last_loss = loss_v;
         window.0 += loss_v;
         window.1 += 1;
+        // The last step of the run: the step budget, or the time budget about to run out.
+        let last = step == cfg.steps || cfg.time_budget.is_some_and(|b| state.seconds >= b);
 
-        if step % cfg.log_every == 0 || step == cfg.steps {
+        if step % cfg.log_every == 0 || last {
             let mean = window.0 / window.1 as f64;
             append_metrics(
                 &run.metrics(),
-                serde_json::json!({"step": step, "loss": loss_v, "loss_mean": mean, "lr": lr, "grad_norm": grad_norm, "steps_per_s": progress.rate(step)}),
+                serde_json::json!({"step": step, "loss": loss_v, "loss_mean": mean, "lr": lr, "grad_norm": grad_norm, "steps_per_s": progress.rate(step), "seconds": state.seconds}),
             )?;
             progress.update(step, &format!("loss {mean:.4}  lr {lr:.2e}"), true);
             window = (0.0, 0);
@@ -323,7 +369,7 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
             progress.update(step, &format!("loss {loss_v:.4}"), false);
         }
         if let Some(vf) = &val_f {
-            if step % cfg.val_every == 0 || step == cfg.steps {
+            if step % cfg.val_every == 0 || last {
                 let v = resources::torch("validation", || validation_loss(&ema_net, cfg, vf))?;
                 let improved = state.best_val.is_none_or(|b| v < b * (1.0 - 1e-4));
                 if improved {
@@ -342,9 +388,54 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
                 )?;
             }
         }
-        if step % cfg.checkpoint_every == 0 || step == cfg.steps {
-            checkpoint::save_weights(&run.model(), &ema)?;
+        if let Some(sc) = &scorer {
+            if step % cfg.score.every == 0 || last {
+                let mse = resources::torch("scoring", || sc.score(&ema_net, cfg, &norm))??;
+                if !mse.is_finite() {
+                    bail!("the held-out score became {mse} at step {step}; the best weights so far are kept");
+                }
+                let improved = state.best_score.is_none_or(|b| mse < b * (1.0 - 1e-4));
+                if improved {
+                    state.best_score = Some(mse);
+                    state.best_step = step;
+                    state.score_bad = 0;
+                    checkpoint::save_weights(&run.model(), &ema)?;
+                } else {
+                    state.score_bad += 1;
+                }
+                let ratio = sc.oracle_mse.map(|o| mse / o.max(1e-30));
+                append_metrics(
+                    &run.metrics(),
+                    serde_json::json!({"step": step, "seconds": state.seconds, "score_mse": mse, "score_ratio": ratio,
+                        "score_kind": sc.kind, "best_score": state.best_score, "best_step": state.best_step}),
+                )?;
+                let shown = ratio.map(|r| format!(" ({r:.3}× oracle)")).unwrap_or_default();
+                progress.note(&format!("step {step}: held-out MSE {mse:.5}{shown}, best at step {}", state.best_step));
+                if cfg.score.patience > 0 && state.score_bad >= cfg.score.patience {
+                    stopped = Some(format!(
+                        "no better held-out score in {} scores (best {:.5} at step {})",
+                        state.score_bad,
+                        state.best_score.unwrap_or(f64::NAN),
+                        state.best_step
+                    ));
+                }
+            }
+        }
+        let stop_now = stopped.is_some() || last;
+        if step % cfg.checkpoint_every == 0 || stop_now {
+            if scorer.is_none() {
+                checkpoint::save_weights(&run.model(), &ema)?;
+            }
+            checkpoint::save_weights(&run.last_model(), &ema)?;
             checkpoint::save(&run.checkpoint(), &opt, &ema, &state)?;
+        }
+        if stopped.is_some() {
+            break;
+        }
+    }
+    if let Some(why) = &stopped {
+        if !quiet {
+            eprintln!("stopped at step {}: {why}", state.step);
         }
     }
     let seconds = progress.elapsed();
@@ -352,9 +443,39 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
         steps: state.step,
         last_loss,
         best_val: state.best_val,
+        best_score: state.best_score,
+        best_step: state.best_step,
         seconds,
         steps_per_s: (state.step - start_step) as f64 / seconds.max(1e-9),
+        stopped,
     })
+}
+
+/// The held-out scorer of a run: its `score.data` file (truth-scored when it has truth), or
+/// the validation share of the training file (scored on hidden observations); none when
+/// scoring is off or there is nothing to score on.
+fn scorer(
+    cfg: &TrainConfig,
+    set: &FieldSet,
+    val_idx: &[usize],
+    norm: &Normalizer,
+    device: Device,
+) -> Result<Option<super::score::Scorer>> {
+    if cfg.score.every == 0 {
+        return Ok(None);
+    }
+    let held = match &cfg.score.data {
+        Some(path) => FieldSet::load(path, Truth::IfPresent)?,
+        None if val_idx.is_empty() => return Ok(None),
+        None => set.select(val_idx),
+    };
+    ensure!(
+        held.dims == set.dims,
+        "the scoring fields are {}, the training fields {}",
+        held.dims.describe(),
+        set.dims.describe()
+    );
+    super::score::Scorer::new(&held, cfg, norm, device, cfg.score.oracle.as_deref()).map(Some)
 }
 
 #[cfg(test)]
@@ -379,11 +500,112 @@ mod tests {
         assert_eq!(split_validation(3, 0.01, 1).1.len(), 1);
     }
 
+    fn small_run(dir: &Path, steps: usize) -> (std::path::PathBuf, TrainConfig) {
+        use crate::data::grf::GrfSpec;
+        let data = dir.join("train.npz");
+        crate::data::synth::grf_set(&GrfSpec::new(8), 40, &crate::data::Pattern::Pixel { observed: 0.5 }, 1)
+            .unwrap()
+            .save(&data)
+            .unwrap();
+        let mut cfg = TrainConfig {
+            steps,
+            batch: 4,
+            val_fraction: 0.25,
+            val_every: 5,
+            checkpoint_every: 5,
+            ..Default::default()
+        };
+        cfg.model.channels = 8;
+        cfg.model.mults = vec![1, 2];
+        cfg.model.attention = false;
+        cfg.score.every = 5;
+        cfg.score.ensemble = 2;
+        (data, cfg)
+    }
+
+    fn scores(run: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v.get("score_mse").is_some())
+            .collect()
+    }
+
+    /// Scoring logs a curve on hidden observations (no truth in the file), keeps the weights of
+    /// the best score in model.safetensors and the last ones beside them, and patience stops
+    /// training once the score stalls.
+    #[test]
+    fn scoring_keeps_the_best_weights_and_patience_stops_training() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, mut cfg) = small_run(dir.path(), 30);
+        cfg.optim.lr = 0.05; // noisy enough that some score fails to improve
+        let run = dir.path().join("run");
+        let s = train(&data, &run, &cfg, false, true).unwrap();
+        let curve = scores(&run);
+        assert_eq!(curve.len(), 6, "a score every 5 steps");
+        assert!(curve.iter().all(|v| v["score_kind"] == "holdout" && v["score_mse"].as_f64().unwrap().is_finite()));
+        let best = curve.iter().map(|v| v["score_mse"].as_f64().unwrap()).fold(f64::INFINITY, f64::min);
+        assert_eq!(s.best_score, Some(best));
+        let best_step = curve.iter().find(|v| v["score_mse"].as_f64() == Some(best)).unwrap()["step"].as_u64().unwrap();
+        assert_eq!(s.best_step as u64, best_step);
+        let load = |p: &Path| {
+            let t = tch::Tensor::read_safetensors(p).unwrap();
+            t.into_iter().find(|(n, _)| n == "conv_in.weight").unwrap().1
+        };
+        let kept = load(&RunDir(run.clone()).model());
+        let last = load(&RunDir(run.clone()).last_model());
+        assert_eq!(best_step == 30, kept.equal(&last), "model.safetensors holds the best weights, model-last the last");
+
+        // Early stopping: with patience 1 the run ends at the first score that does not improve.
+        let run2 = dir.path().join("run2");
+        cfg.score.patience = 1;
+        let s2 = train(&data, &run2, &cfg, false, true).unwrap();
+        let curve2 = scores(&run2);
+        let first_worse = curve2.windows(2).position(|w| w[1]["score_mse"].as_f64() >= w[0]["best_score"].as_f64());
+        match first_worse {
+            Some(i) => {
+                assert_eq!(curve2.len(), i + 2, "training went on after the score stalled");
+                assert!(s2.stopped.is_some() && s2.steps < 30);
+            }
+            None => assert_eq!(s2.steps, 30),
+        }
+    }
+
+    /// A time budget ends training when spent, and a run saved without a `[denoiser]` table
+    /// loads with the published parameterisation (it was trained with it).
+    #[test]
+    fn time_budget_stops_training_and_old_runs_keep_their_parameterisation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, mut cfg) = small_run(dir.path(), 100_000);
+        cfg.time_budget = Some(1.0);
+        cfg.score.every = 0;
+        let run = dir.path().join("run");
+        let s = train(&data, &run, &cfg, false, true).unwrap();
+        assert!(s.steps < 100_000 && s.stopped.as_deref().is_some_and(|w| w.contains("time budget")));
+        assert!(RunDir(run.clone()).model().exists(), "the last weights are kept when nothing is scored");
+
+        let saved = RunDir(run).config();
+        let text = std::fs::read_to_string(&saved).unwrap();
+        let mut table: toml::Table = toml::from_str(&text).unwrap();
+        table.remove("denoiser");
+        table.remove("score");
+        std::fs::write(&saved, toml::to_string(&table).unwrap()).unwrap();
+        let old = TrainConfig::load_run(&saved).unwrap();
+        assert_eq!(old.denoiser, crate::method::precond::DenoiserConfig::legacy());
+        assert_eq!(old.score.every, 0);
+        assert_eq!(TrainConfig::load(&saved).unwrap().denoiser, TrainConfig::default().denoiser);
+    }
+
     #[test]
     fn cosine_schedule_warms_up_and_decays() {
         let cfg = TrainConfig { steps: 1000, ..Default::default() };
-        assert!(scheduled_lr(&cfg, 1, 0.0) < 1e-4);
-        assert!((scheduled_lr(&cfg, 100, 0.0) - 1e-3).abs() < 1e-9);
-        assert!((scheduled_lr(&cfg, 1000, 0.0) - 1e-5).abs() < 1e-9);
+        assert!(scheduled_lr(&cfg, 1, 0.0, 0.0) < 1e-4);
+        assert!((scheduled_lr(&cfg, 100, 0.0, 0.0) - 1e-3).abs() < 1e-9);
+        assert!((scheduled_lr(&cfg, 1000, 0.0, 0.0) - 1e-5).abs() < 1e-9);
+        // A time budget ends the decay when it is spent, whatever the step.
+        let timed = TrainConfig { steps: 1000, time_budget: Some(60.0), ..Default::default() };
+        assert!((scheduled_lr(&timed, 200, 0.0, 60.0) - 1e-5).abs() < 1e-9);
+        assert!(scheduled_lr(&timed, 200, 0.0, 30.0) > scheduled_lr(&timed, 200, 0.0, 50.0));
     }
 }

@@ -1,0 +1,288 @@
+//! The denoiser seam shared by the training loss and every sampler: what the raw network sees
+//! and how its output becomes `x̂0`. k-diffusion's `Denoiser` wrapper, adapted to the VP
+//! schedule and to context masks (query entries have no input value).
+//!
+//! With data normalised to unit variance (σ_data = 1) and `x_t = α x0 + σ ε`, EDM's
+//! preconditioning in the variable `x_t / α` (noise level s = σ/α) reduces to
+//!
+//! ```text
+//! c_in = 1 (VP inputs already have unit variance),  c_skip x̃ = α x_t,  c_out = σ,  c_noise = ¼ ln s
+//! ```
+//!
+//! On entries outside the context there is no `x_t` to skip from. There the skip is a classical
+//! interpolant of the context, `fill(M_ctx, α M_ctx ⊙ x_t)` (α x_t = E[x0 | x_t] per entry), and
+//! the network learns the residual:
+//!
+//! ```text
+//! x̂0 = M_ctx ⊙ (c_skip·α x_t + c_out·σ F) + (1 − M_ctx) ⊙ (c_skip·fill + c_out_q F)
+//! F  = F_φ(c_noise, [M_ctx, M_ctx ⊙ x_t, fill?])
+//! ```
+//!
+//! `Skip::None` is the raw network (c_skip = 0, c_out = c_out_q = 1: x̂0 = F) and with
+//! `NoiseCond::Time` and no fill input it is exactly the published parameterisation. The fill
+//! depends on the context only, so `x̂0` is still a function of the context and the framework's
+//! theory (the loss never sees the query's values as input) holds unchanged.
+
+use super::schedule::VpSchedule;
+use tch::{Kind, Tensor};
+
+/// How `x̂0` is assembled from the network output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Skip {
+    /// `x̂0 = F` (the paper).
+    None,
+    /// EDM-style skip (see the module doc): `α x_t` on the context, the fill elsewhere.
+    Fill,
+}
+
+/// What the time embedding is fed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoiseCond {
+    /// `1000·t` (t ∈ [t_eps, 1]).
+    Time,
+    /// `1000·¼ ln(σ/α)` (EDM's c_noise, scaled to the range of `1000·t`).
+    LogSigma,
+}
+
+/// The denoiser parameterisation (`[denoiser]` in a run's config).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DenoiserConfig {
+    pub skip: Skip,
+    /// Feed the context's interpolant to the network as one more input plane per channel.
+    pub fill_input: bool,
+    pub noise_cond: NoiseCond,
+    /// Relaxation sweeps of the harmonic equation after the push–pull fill (smooths its
+    /// bilinear creases; 0 = push–pull alone).
+    pub fill_sweeps: usize,
+}
+
+impl Default for DenoiserConfig {
+    fn default() -> Self {
+        DenoiserConfig { skip: Skip::Fill, fill_input: true, noise_cond: NoiseCond::LogSigma, fill_sweeps: 8 }
+    }
+}
+
+impl DenoiserConfig {
+    /// The published parameterisation (raw network, `1000·t`): runs saved before the
+    /// `[denoiser]` table existed used it.
+    pub fn legacy() -> Self {
+        DenoiserConfig { skip: Skip::None, fill_input: false, noise_cond: NoiseCond::Time, fill_sweeps: 0 }
+    }
+
+    /// Input planes per field channel: mask, context values and optionally the fill.
+    pub fn inputs(&self) -> i64 {
+        if self.fill_input {
+            3
+        } else {
+            2
+        }
+    }
+
+    fn needs_fill(&self) -> bool {
+        self.fill_input || self.skip == Skip::Fill
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.fill_sweeps <= 10_000, "denoiser.fill_sweeps must be at most 10000");
+        Ok(())
+    }
+}
+
+/// A configured denoiser parameterisation over a schedule. `raw` is the network:
+/// `raw(noise_cond [B], input [B, T·inputs·C, H, W]) → [B, T·C, H, W]`, its input planes
+/// grouped per frame as `[mask, values, fill?]` of C planes each.
+#[derive(Clone, Debug)]
+pub struct Precond {
+    pub config: DenoiserConfig,
+    pub schedule: VpSchedule,
+    /// Physical channels per frame (C); the tensors carry T·C planes.
+    pub channels: i64,
+}
+
+impl Precond {
+    /// `x̂0` for times `t` `[B]`, context values `M_ctx ⊙ x_t` and context masks `[B, T·C, H, W]`.
+    pub fn denoise(
+        &self,
+        raw: impl Fn(&Tensor, &Tensor) -> Tensor,
+        t: &Tensor,
+        context: &Tensor,
+        mask: &Tensor,
+    ) -> Tensor {
+        let t = t.to_kind(Kind::Float);
+        let (alpha, sigma) = self.schedule.alpha_sigma(&t);
+        let cond = match self.config.noise_cond {
+            NoiseCond::Time => &t * 1000.0,
+            NoiseCond::LogSigma => (&sigma / &alpha).log().view([-1]) * 250.0,
+        };
+        let fill = self.config.needs_fill().then(|| fill(&(context * &alpha), mask, self.config.fill_sweeps));
+        let mut planes = vec![mask.shallow_clone(), context.shallow_clone()];
+        if self.config.fill_input {
+            planes.push(fill.as_ref().map(Tensor::shallow_clone).unwrap_or_else(|| context.zeros_like()));
+        }
+        let out = raw(&cond, &interleave_frames(&planes, self.channels));
+        match (self.config.skip, fill) {
+            (Skip::Fill, Some(f)) => {
+                let on_context = context * &alpha + &out * &sigma;
+                let off_context = f + &out;
+                mask * on_context + (1.0 - mask) * off_context
+            }
+            _ => out,
+        }
+    }
+}
+
+/// Planes `k` × `[B, T·C, H, W]` → `[B, T·k·C, H, W]` grouped per frame (frame-major), so a
+/// network that folds frames into rows sees `[mask, values, …]` of each frame together. For
+/// one frame this is a plain concatenation.
+fn interleave_frames(planes: &[Tensor], channels: i64) -> Tensor {
+    let (b, tc, h, w) = planes[0].size4().expect("planes are 4-D");
+    let frames = tc / channels;
+    if frames == 1 {
+        return Tensor::cat(planes, 1);
+    }
+    let k = planes.len() as i64;
+    Tensor::stack(planes, 1).view([b, k, frames, channels, h, w]).permute([0, 2, 1, 3, 4, 5]).reshape([
+        b,
+        frames * k * channels,
+        h,
+        w,
+    ])
+}
+
+/// A smooth interpolant of `values` (0 off the mask) from the entries where `mask` = 1, per
+/// plane of `[B, P, H, W]`: push–pull (Gortler et al. 1996), then `sweeps` Jacobi sweeps of
+/// `Δu = 0` on the unmasked entries. Push: mask-weighted 2×2 averages down to one pixel. Pull:
+/// from the coarsest level up, `u_l = min(W_l, 1)·V_l/W_l + (1 − min(W_l, 1))·up(u_{l+1})`
+/// (W the summed weights, V the summed weighted values). Masked entries keep their values;
+/// a plane with no masked entry is 0. O(H·W) per plane, no solve.
+pub fn fill(values: &Tensor, mask: &Tensor, sweeps: usize) -> Tensor {
+    let (b, p, h, w) = values.size4().expect("fill input is 4-D");
+    let v = (values * mask).reshape([b * p, 1, h, w]);
+    let m = mask.reshape([b * p, 1, h, w]).to_kind(Kind::Float);
+    let mut levels = vec![(v, m)];
+    loop {
+        let (lv, lm) = levels.last().expect("one level at least");
+        let (lh, lw) = (lv.size()[2], lv.size()[3]);
+        if lh == 1 && lw == 1 {
+            break;
+        }
+        // Sum pooling (divisor 1); ceil mode keeps the ragged last row and column.
+        let pool = |x: &Tensor| x.avg_pool2d([2, 2], [2, 2], [0, 0], true, false, 1);
+        let next = (pool(lv), pool(lm));
+        levels.push(next);
+    }
+    let mut up: Option<Tensor> = None;
+    for (lv, lm) in levels.iter().rev() {
+        let weight = lm.clamp_max(1.0);
+        let here = lv / lm.clamp_min(1e-12);
+        up = Some(match up {
+            None => here * lm.gt(0.0).to_kind(Kind::Float),
+            Some(coarse) => {
+                let size = [lv.size()[2], lv.size()[3]];
+                let coarse = coarse.upsample_bilinear2d(size, false, None, None);
+                &weight * here + (1.0 - &weight) * coarse
+            }
+        });
+    }
+    let mut u = up.expect("levels are not empty");
+    if sweeps > 0 {
+        let known = &levels[0].1;
+        let exact = &levels[0].0;
+        let kernel =
+            Tensor::from_slice(&[0f32, 1., 0., 1., 0., 1., 0., 1., 0.]).view([1, 1, 3, 3]).to_device(u.device());
+        let ones = u.ones_like();
+        // Neighbour averages with natural (Neumann) borders: divide by the in-grid neighbour count.
+        let count = ones.conv2d_padding(&kernel, None::<Tensor>, [1, 1], "same", [1, 1], 1);
+        for _ in 0..sweeps {
+            let avg = u.conv2d_padding(&kernel, None::<Tensor>, [1, 1], "same", [1, 1], 1) / &count;
+            u = known * exact + (1.0 - known) * avg;
+        }
+    }
+    u.view([b, p, h, w])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn fields() -> (Tensor, Tensor, Tensor) {
+        tch::manual_seed(3);
+        let x = Tensor::randn([3, 2, 12, 10], (Kind::Float, Device::Cpu));
+        let m = x.rand_like().lt(0.4).to_kind(Kind::Float);
+        let t = Tensor::from_slice(&[0.001f32, 0.3, 0.9]);
+        (x, m, t)
+    }
+
+    /// With c_skip = 0, c_out = 1 (`Skip::None`) the preconditioned denoiser is the raw network:
+    /// same output, and the network is fed `[mask, values]` and `1000·t` as the paper's code does.
+    #[test]
+    fn without_skip_the_denoiser_is_the_raw_network() {
+        let (x, m, t) = fields();
+        let p = Precond { config: DenoiserConfig::legacy(), schedule: VpSchedule::default(), channels: 2 };
+        let raw = |c: &Tensor, input: &Tensor| {
+            // A fixed nonlinear function of everything the network sees.
+            (input.narrow(1, 0, 2) * 0.5 + input.narrow(1, 2, 2).tanh()) * c.view([-1, 1, 1, 1]) / 1000.0
+        };
+        let got = p.denoise(raw, &t, &(&x * &m), &m);
+        let want = (&m * 0.5 + (&x * &m).tanh()) * t.view([-1, 1, 1, 1]);
+        assert!((got - want).abs().max().double_value(&[]) < 1e-6);
+    }
+
+    /// With the skip, a network that outputs 0 returns α x_t on the context and the fill off it;
+    /// and the fill input is the third plane group.
+    #[test]
+    fn the_skip_is_alpha_x_on_the_context_and_the_fill_elsewhere() {
+        let (x, m, t) = fields();
+        let config = DenoiserConfig { fill_sweeps: 3, ..Default::default() };
+        let sched = VpSchedule::default();
+        let p = Precond { config, schedule: sched, channels: 2 };
+        let ctx = &x * &m;
+        let seen = std::cell::RefCell::new(None);
+        let raw = |_: &Tensor, input: &Tensor| {
+            assert_eq!(input.size()[1], 6, "mask, values and fill for 2 channels");
+            *seen.borrow_mut() = Some(input.narrow(1, 4, 2));
+            input.narrow(1, 0, 2).zeros_like()
+        };
+        let got = p.denoise(raw, &t, &ctx, &m);
+        let (a, _) = sched.alpha_sigma(&t);
+        let f = fill(&(&ctx * &a), &m, 3);
+        let want = &m * (&ctx * &a) + (1.0 - &m) * &f;
+        assert!((&got - &want).abs().max().double_value(&[]) < 1e-6);
+        let fed = seen.borrow_mut().take().unwrap();
+        assert!((fed - f).abs().max().double_value(&[]) < 1e-6);
+    }
+
+    #[test]
+    fn fill_keeps_the_known_entries_and_reproduces_constants() {
+        let (x, m, _) = fields();
+        for sweeps in [0, 5] {
+            let f = fill(&x, &m, sweeps);
+            assert_eq!(f.size(), x.size());
+            let off = ((&f - &x) * &m).abs().max().double_value(&[]);
+            assert!(off < 1e-5, "known entries moved by {off}");
+            let c = fill(&(x.ones_like() * 2.5), &m, sweeps);
+            assert!((c - 2.5).abs().max().double_value(&[]) < 1e-5, "a constant field is not reproduced");
+        }
+        // A plane with no known entry fills with 0; planes do not leak into each other.
+        let m2 = m.copy();
+        let _ = m2.narrow(1, 1, 1).fill_(0.0);
+        let f = fill(&(x.ones_like() * 3.0), &m2, 2);
+        assert_eq!(f.narrow(1, 1, 1).abs().max().double_value(&[]), 0.0);
+        assert!((f.narrow(1, 0, 1) - 3.0).abs().max().double_value(&[]) < 1e-5);
+    }
+
+    #[test]
+    fn frames_are_grouped_with_their_planes() {
+        let a = Tensor::arange(2 * 6, (Kind::Float, Device::Cpu)).view([2, 6, 1, 1]);
+        let b = -&a;
+        // 3 frames of 2 channels: frame f gets [a_f, b_f].
+        let y = interleave_frames(&[a.shallow_clone(), b.shallow_clone()], 2);
+        assert_eq!(y.size(), vec![2, 12, 1, 1]);
+        let got: Vec<f32> = Vec::try_from(y.narrow(0, 0, 1).flatten(0, -1)).unwrap();
+        assert_eq!(got, vec![0., 1., -0., -1., 2., 3., -2., -3., 4., 5., -4., -5.]);
+    }
+}
