@@ -195,6 +195,21 @@ impl TrainConfig {
         Ok(cfg)
     }
 
+    /// The published recipe (the paper's parameterisation and this project's defaults before
+    /// the learning-efficiency work): raw network, `1000·t`, pixel contexts at 0.7 in training
+    /// and at inference, no held-out scoring.
+    pub fn published() -> TrainConfig {
+        TrainConfig {
+            denoiser: DenoiserConfig::legacy(),
+            partition: Partition::Pixel { context_ratio: 0.7, query_ratio: None },
+            inference_context_ratio: None,
+            time_low_share: 0.0,
+            contexts_per_field: 1,
+            score: ScoreConfig { every: 0, ..Default::default() },
+            ..TrainConfig::default()
+        }
+    }
+
     /// The config inference runs with: the pixel partition's context ratio replaced by
     /// `inference_context_ratio` when set.
     pub fn for_inference(&self) -> TrainConfig {
@@ -225,7 +240,7 @@ impl TrainConfig {
         ensure!(self.time_power > 0.0 && self.time_power.is_finite(), "time_power must be positive");
         ensure!((0.0..=1.0).contains(&self.time_low_share), "time_low_share must be in [0, 1]");
         ensure!(
-            self.contexts_per_field >= 1 && self.batch % self.contexts_per_field == 0,
+            self.contexts_per_field >= 1 && self.batch.is_multiple_of(self.contexts_per_field),
             "contexts_per_field must be at least 1 and divide the batch ({})",
             self.batch
         );

@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod baseline;
+pub mod chart;
 pub mod config;
 pub mod data;
 pub mod linalg;

@@ -47,6 +47,9 @@ enum Command {
     Baseline(BaselineArgs),
     /// Run a suite of data × pattern × method end to end and tabulate the scores.
     Bench(BenchArgs),
+    /// Learning curves of trained runs (their held-out scores) as a PNG and a CSV, with
+    /// reference lines for classical baselines and the Bayes floor.
+    Curves(CurvesArgs),
     /// Work II's learned mask prior: fit it on observation masks, draw from it, check it.
     #[command(subcommand)]
     Masks(MasksCommand),
@@ -366,6 +369,35 @@ fn parse_duration(s: &str) -> Result<f64, String> {
     } else {
         Err("the time budget must be positive".into())
     }
+}
+
+#[derive(Args)]
+struct CurvesArgs {
+    /// A run and its label, `NAME=DIR` (repeatable).
+    #[arg(long = "run", value_parser = parse_named::<PathBuf>, required = true)]
+    runs: Vec<(String, PathBuf)>,
+    /// A reference line, `NAME=MSE` (repeatable): a classical baseline's or the oracle's MSE
+    /// on the same held-out fields.
+    #[arg(long = "line", value_parser = parse_named::<f64>)]
+    lines: Vec<(String, f64)>,
+    /// X axis: training seconds or steps.
+    #[arg(long, value_enum, default_value_t = lacuna::run::curves::Axis::Seconds)]
+    x: lacuna::run::curves::Axis,
+    #[arg(long, default_value = "learning curves")]
+    title: String,
+    /// The PNG to write; the CSV goes beside it.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `NAME=VALUE` for repeatable labelled arguments.
+fn parse_named<T: std::str::FromStr>(s: &str) -> Result<(String, T), String>
+where
+    T::Err: std::fmt::Display,
+{
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected NAME=VALUE"))?;
+    let v = value.parse::<T>().map_err(|e| format!("{value:?}: {e}"))?;
+    Ok((name.to_string(), v))
 }
 
 #[derive(Args)]
@@ -1181,6 +1213,11 @@ fn main() -> ExitCode {
             if let Some(j) = &p.json {
                 lacuna::atomic::write_bytes(j, serde_json::to_string_pretty(&report)?.as_bytes())?;
             }
+            Ok(())
+        }
+        Command::Curves(a) => {
+            let csv = lacuna::run::curves::write_curves(&a.runs, &a.lines, a.x, &a.title, &a.out)?;
+            println!("learning curves written to {} and {}", a.out.display(), csv.display());
             Ok(())
         }
         Command::Bench(a) => {

@@ -52,7 +52,16 @@ pub struct Suite {
     /// training default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<usize>,
+    /// Learning curves: learned methods score their EMA weights every this many steps on the
+    /// case's test fields (against the Bayes oracle on GRFs), and each case and seed gets
+    /// `curves-CASE-seed-S.png` and `.csv` with the baselines as horizontal lines. 0 = none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub curves: usize,
     pub cases: Vec<Case>,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 fn default_prior_steps() -> usize {
@@ -101,6 +110,11 @@ pub struct Case {
     /// `data` as it is and is scored on the test file's missing entries; `mask = "given"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_data: Option<String>,
+    /// GRF cases: Matérn length scale (default size/8) and smoothness ν (default 1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_scale: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoothness: Option<f64>,
 }
 
 fn one() -> usize {
@@ -115,12 +129,32 @@ impl Case {
     /// The generator of a generated case (trajectories when `frames` > 1).
     fn generator(&self) -> Result<Generator> {
         let mut snapshots = generator(&self.kind, self.size)?;
+        ensure!(
+            self.kind == "grf" || (self.length_scale.is_none() && self.smoothness.is_none()),
+            "`length_scale` and `smoothness` apply to grf cases"
+        );
+        if let Generator::Grf(spec) = &mut snapshots {
+            *spec = self.grf_spec();
+            ensure!(spec.length_scale > 0.0 && spec.smoothness > 0.0, "length_scale and smoothness must be positive");
+        }
         if let (Some(dt), Generator::Kolmogorov { spec, .. }) = (self.interval, &mut snapshots) {
             ensure!(dt.is_finite() && dt > 0.0, "interval must be positive");
             spec.interval = dt;
         }
         ensure!(self.interval.is_none() || self.kind == "kolmogorov", "`interval` applies to kolmogorov cases");
         Generator::trajectories(snapshots, self.frames, self.stride)
+    }
+
+    /// The GRF of a grf case (its covariance drives `oracle` and `exact-` methods too).
+    fn grf_spec(&self) -> GrfSpec {
+        let mut spec = GrfSpec::new(self.size);
+        if let Some(l) = self.length_scale {
+            spec.length_scale = l;
+        }
+        if let Some(nu) = self.smoothness {
+            spec.smoothness = nu;
+        }
+        spec
     }
 
     /// The real data of a `file` case.
@@ -183,6 +217,8 @@ impl Suite {
             frames: 1,
             stride: 1,
             interval: None,
+            length_scale: None,
+            smoothness: None,
         };
         // The GRF pixel case shared by the suites, with its Bayes oracle available.
         let grf_pixel = |methods: &[&str]| case("GRF 32² pixel 20%", "grf", 32, "pixel:0.2", 2000, 100, methods);
@@ -196,6 +232,7 @@ impl Suite {
                 ensemble: 10,
                 prior_steps: default_prior_steps(),
                 batch: None,
+                curves: 0,
                 cases: vec![
                     grf_pixel(&[
                         "pixel",
@@ -267,6 +304,7 @@ impl Suite {
                     ensemble: 10,
                     prior_steps: default_prior_steps(),
                     batch: None,
+                    curves: 0,
                     cases,
                 })
             }
@@ -291,6 +329,7 @@ impl Suite {
                     ensemble: 10,
                     prior_steps: default_prior_steps(),
                     batch: None,
+                    curves: 0,
                     cases: vec![c],
                 })
             }
@@ -328,6 +367,11 @@ impl Suite {
                 let known = LEARNED.contains(&base) || <Baseline as clap::ValueEnum>::from_str(base, false).is_ok();
                 ensure!(known, "case {:?}: unknown method {m:?}; methods: {}", case.name, method_names());
                 let part = spec.partition(&pattern).with_context(|| format!("case {:?}", case.name))?;
+                ensure!(
+                    !spec.published || (part.is_some() && !spec.name.starts_with("exact-")),
+                    "case {:?}: {m}: `:published` applies to learned methods",
+                    case.name
+                );
                 if spec.snapshot || spec.per_frame {
                     ensure!(
                         part.is_some() && !spec.name.starts_with("exact-") && case.frames > 1,
@@ -402,6 +446,8 @@ pub struct MethodSpec {
     pub k: Option<usize>,
     pub snapshot: bool,
     pub per_frame: bool,
+    /// Train with the published recipe (`TrainConfig::published`) instead of today's defaults.
+    pub published: bool,
 }
 
 impl std::str::FromStr for MethodSpec {
@@ -409,12 +455,13 @@ impl std::str::FromStr for MethodSpec {
     fn from_str(s: &str) -> Result<MethodSpec> {
         let mut parts = s.split(':');
         let head = parts.next().unwrap_or_default();
-        let (mut snapshot, mut per_frame) = (false, false);
+        let (mut snapshot, mut per_frame, mut published) = (false, false, false);
         for option in parts {
             match option {
                 "snapshot" => snapshot = true,
                 "per-frame" => per_frame = true,
-                _ => bail!("method {s:?}: unknown option {option:?} (options: snapshot, per-frame)"),
+                "published" => published = true,
+                _ => bail!("method {s:?}: unknown option {option:?} (options: snapshot, per-frame, published)"),
             }
         }
         let (rest, k) = match head.split_once('/') {
@@ -430,7 +477,7 @@ impl std::str::FromStr for MethodSpec {
             None => (rest, None),
         };
         ensure!(k != Some(0), "method {s:?}: K must be at least 1");
-        Ok(MethodSpec { name: name.to_string(), param, k, snapshot, per_frame })
+        Ok(MethodSpec { name: name.to_string(), param, k, snapshot, per_frame, published })
     }
 }
 
@@ -440,7 +487,10 @@ impl MethodSpec {
         let base = self.name.strip_prefix("exact-").unwrap_or(&self.name);
         let p = self.param;
         let part = match base {
-            "pixel" => Partition::Pixel { context_ratio: p.unwrap_or(0.7), query_ratio: None },
+            "pixel" => match (Partition::default(), p) {
+                (Partition::Pixel { query_ratio, .. }, Some(r)) => Partition::Pixel { context_ratio: r, query_ratio },
+                (default, _) => default,
+            },
             "block" => Partition::Block {
                 grid: match pattern {
                     Pattern::Block { grid, .. } => *grid,
@@ -475,6 +525,9 @@ impl MethodSpec {
         }
         if self.per_frame {
             name += "-per-frame";
+        }
+        if self.published {
+            name += "-published";
         }
         name
     }
@@ -517,14 +570,34 @@ fn run_method(
     }
     if let (Some(partition), false) = (&partition, spec.name.starts_with("exact-")) {
         let run_dir = dir.join(slug(&spec.run_name()));
+        let base = if spec.published { TrainConfig::published() } else { TrainConfig::default() };
         let mut cfg = TrainConfig {
             steps: suite.steps,
             seed: seed as u64,
             partition: partition.clone(),
             val_every: suite.steps.max(1),
             checkpoint_every: suite.steps.max(1),
-            ..Default::default()
+            ..base
         };
+        if spec.published {
+            // The published pixel partition: context ratio 0.7 unless the method names one.
+            if let (Partition::Pixel { context_ratio, .. }, None) = (&mut cfg.partition, spec.param) {
+                *context_ratio = 0.7;
+            }
+        }
+        if suite.curves > 0 {
+            cfg.score.every = suite.curves;
+            cfg.score.data = Some(std::path::absolute(&test_path)?);
+            let oracle = dir.join("oracle-mean.npz");
+            if case.kind == "grf" {
+                if !oracle.exists() {
+                    let mean = grf_oracle_mean(&case.grf_spec(), test)?;
+                    let arr = crate::data::npy::Array::from_f32(test.dims.shape(test.n), &mean);
+                    crate::data::npy::write_npz(&oracle, &[("mean".to_string(), arr)].into_iter().collect())?;
+                }
+                cfg.score.oracle = Some(std::path::absolute(&oracle)?);
+            }
+        }
         if let Some(b) = suite.batch {
             cfg.batch = b;
         }
@@ -545,7 +618,9 @@ fn run_method(
             train(&train_path, &run_dir, &cfg, false, quiet)?;
             crate::atomic::write_bytes(&done, stamp.as_bytes())?;
         }
-        let iopts = ImputeOptions { ensemble: k, seed: seed as u64, ..Default::default() };
+        // Curves score on the test fields, so weights chosen by that score would have seen the
+        // test: the table then reports the last weights.
+        let iopts = ImputeOptions { ensemble: k, seed: seed as u64, last: suite.curves > 0, ..Default::default() };
         impute(&run_dir, &test_path, &pred, &iopts, true)?;
         return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
     }
@@ -557,7 +632,7 @@ fn run_method(
         return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
     }
     ensure!(case.kind == "grf", "method {method:?} needs GRF data (it uses the true covariance)");
-    let grf = GrfSpec::new(case.size);
+    let grf = case.grf_spec();
     let truth = test.truth.as_ref().context("bench test data has truth")?;
     let mean = match (spec.name.as_str(), &partition) {
         ("oracle", _) => grf_oracle_mean(&grf, test)?,
@@ -681,6 +756,9 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<
                 crate::atomic::write_bytes(&record_path, serde_json::to_string_pretty(&r)?.as_bytes())?;
                 records.push(r);
             }
+            if suite.curves > 0 {
+                write_case_curves(case, seed, &dir, &records, out)?;
+            }
         }
         // Panels from seed 0: truth, observed, then each method that wrote a prediction file.
         let dir0 = out.join(slug(&case.name)).join("seed-0");
@@ -699,6 +777,34 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<
     }
     write_tables(suite, &records, out)?;
     Ok(records)
+}
+
+/// The learning curves of one case and seed: every learned method's held-out scores, every
+/// other method's MSE (baselines, oracle, exact denoisers) as a horizontal line.
+fn write_case_curves(case: &Case, seed: usize, dir: &Path, records: &[Record], out: &Path) -> Result<()> {
+    let mut runs = Vec::new();
+    let mut lines = Vec::new();
+    for method in &case.methods {
+        let spec: MethodSpec = method.parse()?;
+        let run_dir = dir.join(slug(&spec.run_name()));
+        let learned = LEARNED.contains(&spec.name.as_str()) && spec.name != "oracle";
+        if learned && run_dir.join("metrics.jsonl").exists() {
+            if !runs.iter().any(|(_, d): &(String, PathBuf)| d == &run_dir) {
+                runs.push((method.clone(), run_dir));
+            }
+        } else if !learned {
+            if let Some(r) = records.iter().find(|r| r.case == case.name && r.seed == seed && &r.method == method) {
+                lines.push((method.clone(), r.metrics.mse_missing));
+            }
+        }
+    }
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let png = out.join(format!("curves-{}-seed-{seed}.png", slug(&case.name)));
+    let title = format!("{} (seed {seed})", case.name);
+    super::curves::write_curves(&runs, &lines, super::curves::Axis::Seconds, &title, &png)?;
+    Ok(())
 }
 
 /// `n` fields of `case` observed through `pattern`. Simulated fields are cached under
@@ -833,8 +939,14 @@ mod tests {
     #[test]
     fn method_specs_parse_and_map_to_partitions() {
         let m: MethodSpec = "exact-pixel@0.5/3".parse().unwrap();
-        let plain =
-            MethodSpec { name: "exact-pixel".into(), param: Some(0.5), k: Some(3), snapshot: false, per_frame: false };
+        let plain = MethodSpec {
+            name: "exact-pixel".into(),
+            param: Some(0.5),
+            k: Some(3),
+            snapshot: false,
+            per_frame: false,
+            published: false,
+        };
         assert_eq!(m, plain);
         let m: MethodSpec = "pixel@0.5/3:snapshot:per-frame".parse().unwrap();
         assert_eq!((m.name.as_str(), m.param, m.k, m.snapshot, m.per_frame), ("pixel", Some(0.5), Some(3), true, true));
@@ -853,8 +965,60 @@ mod tests {
         for name in ["quick", "decompose", "paper"] {
             Suite::builtin(name).unwrap().validate().unwrap();
         }
+        let m: MethodSpec = "pixel:published".parse().unwrap();
+        assert!(m.published && m.run_name() == "run-pixel-published");
+        let mut bad = Suite::builtin("quick").unwrap();
+        bad.cases[0].methods.push("krige:published".into());
+        assert!(bad.validate().unwrap_err().to_string().contains("applies to learned methods"));
         let mut bad = Suite::builtin("quick").unwrap();
         bad.cases[0].methods.push("magic".into());
         assert!(bad.validate().unwrap_err().to_string().contains("unknown method"));
+    }
+
+    /// A suite asking for curves trains the learned methods with held-out scoring on the test
+    /// fields (ratios to the GRF oracle) and writes one PNG and CSV per case and seed, with the
+    /// published and the current recipe as curves and the baselines as lines.
+    #[test]
+    fn curve_suites_write_learning_curves_with_baseline_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let suite: Suite = toml::from_str(
+            r#"
+name = "t"
+seeds = 1
+steps = 10
+ensemble = 2
+batch = 4
+curves = 5
+[[cases]]
+name = "rough"
+kind = "grf"
+size = 8
+length_scale = 2.0
+smoothness = 0.5
+mask = "pixel:0.5"
+train = 16
+test = 4
+methods = ["pixel", "pixel:published", "oracle", "harmonic"]
+"#,
+        )
+        .unwrap();
+        run(&suite, dir.path(), true, false).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("curves-rough-seed-0.csv")).unwrap();
+        assert!(dir.path().join("curves-rough-seed-0.png").exists());
+        let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+        for m in ["pixel", "pixel:published"] {
+            let steps: Vec<&str> = rows.iter().filter(|r| r[0] == m).map(|r| r[1]).collect();
+            assert_eq!(steps, ["5", "10"], "{m}: a score every 5 steps");
+            assert!(
+                rows.iter().filter(|r| r[0] == m).all(|r| r[4].parse::<f64>().unwrap() > 0.0),
+                "ratios to the oracle"
+            );
+        }
+        for line in ["oracle", "harmonic"] {
+            assert!(rows.iter().any(|r| r[0] == line && r[1].is_empty()), "{line} is a reference line");
+        }
+        let published =
+            TrainConfig::load_run(&dir.path().join("rough/seed-0/run-pixel-published/config.toml")).unwrap();
+        assert_eq!(published.denoiser, crate::method::precond::DenoiserConfig::legacy());
     }
 }

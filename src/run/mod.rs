@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod curves;
 pub mod demo;
 pub mod eval;
 pub mod figure;

@@ -1,0 +1,85 @@
+//! Learning curves of trained runs: the held-out scores each run logged in its
+//! `metrics.jsonl`, against training seconds or steps, as a CSV and a PNG with reference lines
+//! (classical baselines, the Bayes floor).
+
+use crate::chart::{Chart, Series};
+use anyhow::{ensure, Context, Result};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// One scored point of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    pub step: u64,
+    pub seconds: f64,
+    pub mse: f64,
+    pub ratio: Option<f64>,
+}
+
+/// The held-out scores of the run in `dir`, in step order.
+pub fn read_curve(dir: &Path) -> Result<Vec<Point>> {
+    let path = dir.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut points = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{}: line {} is not JSON", path.display(), i + 1))?;
+        if let Some(mse) = v.get("score_mse").and_then(|m| m.as_f64()) {
+            points.push(Point {
+                step: v.get("step").and_then(|s| s.as_u64()).unwrap_or(0),
+                seconds: v.get("seconds").and_then(|s| s.as_f64()).unwrap_or(f64::NAN),
+                mse,
+                ratio: v.get("score_ratio").and_then(|r| r.as_f64()),
+            });
+        }
+    }
+    ensure!(!points.is_empty(), "{}: no held-out scores (train with --score-every N)", path.display());
+    Ok(points)
+}
+
+/// Which training clock the x axis shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Axis {
+    Seconds,
+    Steps,
+}
+
+/// Writes `out` (PNG) and the same name with `.csv`: one row per scored point of every run.
+pub fn write_curves(
+    runs: &[(String, PathBuf)],
+    lines: &[(String, f64)],
+    x: Axis,
+    title: &str,
+    out: &Path,
+) -> Result<PathBuf> {
+    ensure!(!runs.is_empty(), "give at least one run (--run NAME=DIR)");
+    let mut csv = String::from("method,step,seconds,mse,ratio\n");
+    let mut series = Vec::new();
+    for (name, dir) in runs {
+        let curve = read_curve(dir)?;
+        for p in &curve {
+            let ratio = p.ratio.map(|r| r.to_string()).unwrap_or_default();
+            writeln!(csv, "{name},{},{},{},{ratio}", p.step, p.seconds, p.mse)?;
+        }
+        let points =
+            curve.iter().map(|p| (if x == Axis::Seconds { p.seconds } else { p.step as f64 }, p.mse)).collect();
+        series.push(Series { name: name.clone(), points });
+    }
+    for (name, v) in lines {
+        writeln!(csv, "{name},,,{v},")?;
+    }
+    let chart = Chart {
+        title: title.into(),
+        x_label: match x {
+            Axis::Seconds => "training seconds".into(),
+            Axis::Steps => "training steps".into(),
+        },
+        y_label: "held-out MSE (log)".into(),
+        series,
+        lines: lines.to_vec(),
+    };
+    crate::plot::write_png(out, &chart.draw())?;
+    let csv_path = out.with_extension("csv");
+    crate::atomic::write_bytes(&csv_path, csv.as_bytes())?;
+    Ok(csv_path)
+}
