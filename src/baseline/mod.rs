@@ -33,6 +33,10 @@ pub enum Baseline {
     /// frame, an 11×11 distance-weighted mean where neither exists (the paper's "temporal
     /// consistency" baseline).
     Temporal,
+    /// The interpolant lacuna's default denoiser starts from (`method::precond::fill`:
+    /// push–pull, 8 harmonic sweeps, 10 conjugate-gradient iterations toward biharmonic), on
+    /// its own: what the network adds is the learned model's excess over this.
+    Fill,
 }
 
 #[derive(Clone, Debug)]
@@ -57,6 +61,7 @@ type Completion = (Vec<f32>, Option<Vec<f32>>);
 enum Fitted {
     Inpaint(Inpaint),
     Temporal,
+    Fill(crate::method::precond::DenoiserConfig),
     /// Covariance models per channel, and whether a plane is fitted and removed per field first.
     Krige(Vec<krige::CovModel>, bool),
     Gaussian(gaussian::LowRankGaussian),
@@ -85,6 +90,7 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
         Baseline::Biharmonic => Fitted::Inpaint(Inpaint::Biharmonic),
         Baseline::Telea => Fitted::Inpaint(Inpaint::Telea),
         Baseline::Temporal => Fitted::Temporal,
+        Baseline::Fill => Fitted::Fill(crate::method::precond::DenoiserConfig::default()),
         Baseline::Krige => Fitted::Krige(krige::fit_set(&load_train()?, opts.neighbours)?, false),
         Baseline::KrigeTrend => {
             Fitted::Krige(krige::fit_set(&krige::detrended(&load_train()?), opts.neighbours)?, true)
@@ -110,6 +116,14 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
                 None,
             )),
             Fitted::Temporal => Ok((temporal::fill(x, known, dims), None)),
+            Fitted::Fill(cfg) => {
+                let shape = [1, dims.planes() as i64, dims.h as i64, dims.w as i64];
+                let v = tch::Tensor::from_slice(x).view(shape);
+                let m = tch::Tensor::from_slice(known).view(shape).to_kind(tch::Kind::Float);
+                let f = crate::method::precond::fill(&v, &m, cfg.fill_sweeps, cfg.fill_cg);
+                let f: Vec<f32> = Vec::try_from(f.flatten(0, -1))?;
+                Ok((f.iter().zip(x.iter().zip(known)).map(|(&p, (&v, &k))| if k != 0 { v } else { p }).collect(), None))
+            }
             Fitted::Krige(models, trend) => {
                 let (mut mean, mut var) = (Vec::with_capacity(len), Vec::with_capacity(len));
                 // Per plane, with its channel's model (shared by the frames of a trajectory).

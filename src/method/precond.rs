@@ -57,11 +57,20 @@ pub struct DenoiserConfig {
     /// Relaxation sweeps of the harmonic equation after the push–pull fill (smooths its
     /// bilinear creases; 0 = push–pull alone).
     pub fill_sweeps: usize,
+    /// Conjugate-gradient iterations toward the biharmonic (thin-plate) interpolant from the
+    /// harmonic one, stopped early on purpose: a few iterations blend the two (0 = harmonic).
+    pub fill_cg: usize,
 }
 
 impl Default for DenoiserConfig {
     fn default() -> Self {
-        DenoiserConfig { skip: Skip::Fill, fill_input: true, noise_cond: NoiseCond::LogSigma, fill_sweeps: 8 }
+        DenoiserConfig {
+            skip: Skip::Fill,
+            fill_input: true,
+            noise_cond: NoiseCond::LogSigma,
+            fill_sweeps: 8,
+            fill_cg: 10,
+        }
     }
 }
 
@@ -69,7 +78,7 @@ impl DenoiserConfig {
     /// The published parameterisation (raw network, `1000·t`): runs saved before the
     /// `[denoiser]` table existed used it.
     pub fn legacy() -> Self {
-        DenoiserConfig { skip: Skip::None, fill_input: false, noise_cond: NoiseCond::Time, fill_sweeps: 0 }
+        DenoiserConfig { skip: Skip::None, fill_input: false, noise_cond: NoiseCond::Time, fill_sweeps: 0, fill_cg: 0 }
     }
 
     /// Input planes per field channel: mask, context values and optionally the fill.
@@ -86,7 +95,10 @@ impl DenoiserConfig {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.fill_sweeps <= 10_000, "denoiser.fill_sweeps must be at most 10000");
+        anyhow::ensure!(
+            self.fill_sweeps <= 10_000 && self.fill_cg <= 10_000,
+            "denoiser.fill_sweeps and denoiser.fill_cg must be at most 10000"
+        );
         Ok(())
     }
 }
@@ -117,7 +129,8 @@ impl Precond {
             NoiseCond::Time => &t * 1000.0,
             NoiseCond::LogSigma => (&sigma / &alpha).log().view([-1]) * 250.0,
         };
-        let fill = self.config.needs_fill().then(|| fill(&(context * &alpha), mask, self.config.fill_sweeps));
+        let c = &self.config;
+        let fill = c.needs_fill().then(|| fill(&(context * &alpha), mask, c.fill_sweeps, c.fill_cg));
         let mut planes = vec![mask.shallow_clone(), context.shallow_clone()];
         if self.config.fill_input {
             planes.push(fill.as_ref().map(Tensor::shallow_clone).unwrap_or_else(|| context.zeros_like()));
@@ -153,12 +166,19 @@ fn interleave_frames(planes: &[Tensor], channels: i64) -> Tensor {
 }
 
 /// A smooth interpolant of `values` (0 off the mask) from the entries where `mask` = 1, per
-/// plane of `[B, P, H, W]`: push–pull (Gortler et al. 1996), then `sweeps` Jacobi sweeps of
-/// `Δu = 0` on the unmasked entries. Push: mask-weighted 2×2 averages down to one pixel. Pull:
-/// from the coarsest level up, `u_l = min(W_l, 1)·V_l/W_l + (1 − min(W_l, 1))·up(u_{l+1})`
-/// (W the summed weights, V the summed weighted values). Masked entries keep their values;
-/// a plane with no masked entry is 0. O(H·W) per plane, no solve.
-pub fn fill(values: &Tensor, mask: &Tensor, sweeps: usize) -> Tensor {
+/// plane of `[B, P, H, W]`, in three stages:
+///
+/// 1. push–pull (Gortler et al. 1996): push takes mask-weighted 2×2 sums down to one pixel;
+///    pull goes up, `u_l = min(W_l, 1)·V_l/W_l + (1 − min(W_l, 1))·up(u_{l+1})` (W the summed
+///    weights, V the summed weighted values);
+/// 2. `sweeps` Jacobi sweeps of the harmonic equation `L u = 0` on the unknown entries;
+/// 3. `cg` conjugate-gradient iterations on the biharmonic problem `min ‖L u‖²` over the
+///    unknown entries (`P L² P x = −P L² u_known`, P the projection on them), started from 2.
+///
+/// L is the graph Laplacian of the grid (`(L u)_i = deg_i u_i − Σ_{j~i} u_j`, in-grid
+/// neighbours only: symmetric, natural borders). Known entries keep their values; a plane with
+/// no known entry is 0. Each stage is O(H·W) per plane and iteration.
+pub fn fill(values: &Tensor, mask: &Tensor, sweeps: usize, cg: usize) -> Tensor {
     let (b, p, h, w) = values.size4().expect("fill input is 4-D");
     let v = (values * mask).reshape([b * p, 1, h, w]);
     let m = mask.reshape([b * p, 1, h, w]).to_kind(Kind::Float);
@@ -188,18 +208,34 @@ pub fn fill(values: &Tensor, mask: &Tensor, sweeps: usize) -> Tensor {
         });
     }
     let mut u = up.expect("levels are not empty");
-    if sweeps > 0 {
-        let known = &levels[0].1;
-        let exact = &levels[0].0;
-        let kernel =
-            Tensor::from_slice(&[0f32, 1., 0., 1., 0., 1., 0., 1., 0.]).view([1, 1, 3, 3]).to_device(u.device());
-        let ones = u.ones_like();
-        // Neighbour averages with natural (Neumann) borders: divide by the in-grid neighbour count.
-        let count = ones.conv2d_padding(&kernel, None::<Tensor>, [1, 1], "same", [1, 1], 1);
-        for _ in 0..sweeps {
-            let avg = u.conv2d_padding(&kernel, None::<Tensor>, [1, 1], "same", [1, 1], 1) / &count;
-            u = known * exact + (1.0 - known) * avg;
+    let (exact, known) = (&levels[0].0, &levels[0].1);
+    let unknown = 1.0 - known;
+    let kernel = Tensor::from_slice(&[0f32, 1., 0., 1., 0., 1., 0., 1., 0.]).view([1, 1, 3, 3]).to_device(u.device());
+    let neighbours = |x: &Tensor| x.conv2d_padding(&kernel, None::<Tensor>, [1, 1], "same", [1, 1], 1);
+    let degree = neighbours(&u.ones_like());
+    for _ in 0..sweeps {
+        u = known * exact + &unknown * (neighbours(&u) / &degree);
+    }
+    if cg > 0 {
+        let lap = |x: &Tensor| &degree * x - neighbours(x);
+        let op = |x: &Tensor| &unknown * lap(&lap(&(&unknown * x)));
+        let dot = |a: &Tensor, b: &Tensor| (a * b).sum_dim_intlist([1i64, 2, 3].as_slice(), true, Kind::Float);
+        let base = known * exact;
+        let rhs = -(&unknown * lap(&lap(&base)));
+        let mut x = &unknown * &u;
+        let mut r = &rhs - op(&x);
+        let mut d = r.shallow_clone();
+        let mut rr = dot(&r, &r);
+        for _ in 0..cg {
+            let ad = op(&d);
+            let step = &rr / dot(&d, &ad).clamp_min(1e-30);
+            x = &x + &step * &d;
+            r = &r - &step * ad;
+            let rr_next = dot(&r, &r);
+            d = &r + (&rr_next / rr.clamp_min(1e-30)) * &d;
+            rr = rr_next;
         }
+        u = base + &unknown * x;
     }
     u.view([b, p, h, w])
 }
@@ -237,7 +273,7 @@ mod tests {
     #[test]
     fn the_skip_is_alpha_x_on_the_context_and_the_fill_elsewhere() {
         let (x, m, t) = fields();
-        let config = DenoiserConfig { fill_sweeps: 3, ..Default::default() };
+        let config = DenoiserConfig { fill_sweeps: 3, fill_cg: 4, ..Default::default() };
         let sched = VpSchedule::default();
         let p = Precond { config, schedule: sched, channels: 2 };
         let ctx = &x * &m;
@@ -249,7 +285,7 @@ mod tests {
         };
         let got = p.denoise(raw, &t, &ctx, &m);
         let (a, _) = sched.alpha_sigma(&t);
-        let f = fill(&(&ctx * &a), &m, 3);
+        let f = fill(&(&ctx * &a), &m, 3, 4);
         let want = &m * (&ctx * &a) + (1.0 - &m) * &f;
         assert!((&got - &want).abs().max().double_value(&[]) < 1e-6);
         let fed = seen.borrow_mut().take().unwrap();
@@ -259,18 +295,18 @@ mod tests {
     #[test]
     fn fill_keeps_the_known_entries_and_reproduces_constants() {
         let (x, m, _) = fields();
-        for sweeps in [0, 5] {
-            let f = fill(&x, &m, sweeps);
+        for (sweeps, cg) in [(0, 0), (5, 0), (5, 20)] {
+            let f = fill(&x, &m, sweeps, cg);
             assert_eq!(f.size(), x.size());
             let off = ((&f - &x) * &m).abs().max().double_value(&[]);
             assert!(off < 1e-5, "known entries moved by {off}");
-            let c = fill(&(x.ones_like() * 2.5), &m, sweeps);
+            let c = fill(&(x.ones_like() * 2.5), &m, sweeps, cg);
             assert!((c - 2.5).abs().max().double_value(&[]) < 1e-5, "a constant field is not reproduced");
         }
         // A plane with no known entry fills with 0; planes do not leak into each other.
         let m2 = m.copy();
         let _ = m2.narrow(1, 1, 1).fill_(0.0);
-        let f = fill(&(x.ones_like() * 3.0), &m2, 2);
+        let f = fill(&(x.ones_like() * 3.0), &m2, 2, 3);
         assert_eq!(f.narrow(1, 1, 1).abs().max().double_value(&[]), 0.0);
         assert!((f.narrow(1, 0, 1) - 3.0).abs().max().double_value(&[]) < 1e-5);
     }
