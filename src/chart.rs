@@ -84,7 +84,7 @@ impl Canvas {
     /// Text with its top-left corner at (x, y), `scale` pixels per font pixel.
     fn text(&mut self, x: i64, y: i64, s: &str, c: [u8; 3], scale: i64) {
         for (k, ch) in s.chars().enumerate() {
-            let glyph = font8x8::BASIC_FONTS.get(ch).unwrap_or([0; 8]);
+            let glyph = font8x8::BASIC_FONTS.get(ch).or_else(|| font8x8::LATIN_FONTS.get(ch)).unwrap_or([0; 8]);
             for (row, bits) in glyph.iter().enumerate() {
                 for col in 0..8 {
                     if bits >> col & 1 == 1 {

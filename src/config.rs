@@ -40,7 +40,7 @@ impl Default for ScoreConfig {
             holdout: "context".into(),
             data: None,
             oracle: None,
-            patience: 0,
+            patience: 8,
         }
     }
 }
@@ -107,10 +107,10 @@ pub struct TrainConfig {
     pub contexts_per_field: usize,
     /// Pixel partition: the share of the observation kept in each context of the single-step
     /// ensemble at inference (and scoring), when not the training `context_ratio`; 1 = the
-    /// whole observation. A denser context than in training is still a context the network
-    /// has learned from (every ratio in (0, 1) reaches it), and it loses less information.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub inference_context_ratio: Option<f64>,
+    /// whole observation, 0 = the training ratio. A denser context than in training is still
+    /// one the network has learned from (every ratio in (0, 1) reaches it), and it loses less
+    /// information.
+    pub inference_context_ratio: f64,
     /// Stop after this many seconds of training (the learning-rate schedule then runs over
     /// the budget or the steps, whichever ends first).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -134,17 +134,20 @@ pub struct TrainConfig {
     pub score: ScoreConfig,
 }
 
+/// Default share of each batch trained at t = t_eps (see `time_low_share`).
+const TIME_LOW_SHARE: f64 = 0.5;
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            steps: 2000,
+            steps: 4000,
             batch: 16,
             seed: 0,
             time_power: 2.0,
-            time_low_share: 0.0,
+            time_low_share: TIME_LOW_SHARE,
             contexts_per_field: 1,
             time_budget: None,
-            inference_context_ratio: None,
+            inference_context_ratio: 1.0,
             ema_decay: 0.999,
             val_fraction: 0.1,
             val_every: 250,
@@ -185,6 +188,7 @@ impl TrainConfig {
         }
         table.entry("time_low_share").or_insert(toml::Value::Float(0.0));
         table.entry("contexts_per_field").or_insert(toml::Value::Integer(1));
+        table.entry("inference_context_ratio").or_insert(toml::Value::Float(0.0));
         if !table.contains_key("score") {
             let none = ScoreConfig { every: 0, ..Default::default() };
             table.insert("score".into(), toml::Value::Table(toml::Table::try_from(none)?));
@@ -200,9 +204,10 @@ impl TrainConfig {
     /// and at inference, no held-out scoring.
     pub fn published() -> TrainConfig {
         TrainConfig {
+            steps: 2000,
             denoiser: DenoiserConfig::legacy(),
             partition: Partition::Pixel { context_ratio: 0.7, query_ratio: None },
-            inference_context_ratio: None,
+            inference_context_ratio: 0.0,
             time_low_share: 0.0,
             contexts_per_field: 1,
             score: ScoreConfig { every: 0, ..Default::default() },
@@ -211,11 +216,13 @@ impl TrainConfig {
     }
 
     /// The config inference runs with: the pixel partition's context ratio replaced by
-    /// `inference_context_ratio` when set.
+    /// `inference_context_ratio` unless that is 0.
     pub fn for_inference(&self) -> TrainConfig {
         let mut cfg = self.clone();
-        if let (Some(r), Partition::Pixel { context_ratio, .. }) = (self.inference_context_ratio, &mut cfg.partition) {
-            *context_ratio = r;
+        if let Partition::Pixel { context_ratio, .. } = &mut cfg.partition {
+            if self.inference_context_ratio > 0.0 {
+                *context_ratio = self.inference_context_ratio;
+            }
         }
         cfg
     }
@@ -255,9 +262,11 @@ impl TrainConfig {
             "score.oracle needs score.data (the oracle completes those fields)"
         );
         self.denoiser.validate()?;
-        if let Some(r) = self.inference_context_ratio {
-            ensure!(r > 0.0 && r <= 1.0, "inference_context_ratio must be in (0, 1], got {r}");
-        }
+        ensure!(
+            (0.0..=1.0).contains(&self.inference_context_ratio),
+            "inference_context_ratio must be in (0, 1], or 0 for the training ratio; got {}",
+            self.inference_context_ratio
+        );
         ensure!((0.0..1.0).contains(&self.ema_decay), "ema_decay must be in [0, 1)");
         ensure!((0.0..1.0).contains(&self.val_fraction), "val_fraction must be in [0, 1)");
         ensure!(

@@ -489,8 +489,12 @@ struct DemoArgs {
     /// Gaussian random fields (where kriging is optimal by construction).
     #[arg(long, value_enum, default_value_t = demo::DemoData::Kolmogorov)]
     data: demo::DemoData,
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 4000)]
     steps: usize,
+    /// Training time per learned method (`240s`, `4m`; default 4 minutes): training ends at
+    /// --steps or here, whichever comes first.
+    #[arg(long, value_parser = parse_duration, default_value = "4m")]
+    time_budget: f64,
     #[arg(long, default_value_t = 2000)]
     train_fields: usize,
     #[arg(long, default_value_t = 100)]
@@ -957,6 +961,7 @@ fn run_demo(a: &DemoArgs, quiet: bool) -> Result<()> {
         test_fields: a.test_fields,
         pattern: a.mask.clone(),
         steps: a.steps,
+        time_budget: Some(a.time_budget),
         ensemble: 10,
         seed: a.seed,
         compare: a.compare,

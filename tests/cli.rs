@@ -1019,3 +1019,28 @@ methods = ["pixel", "pixel:snapshot", "pixel:per-frame", "temporal"]
     let err = fails(&["bench", "--suite", &format!("{d}/snap.toml"), "--out", &format!("{d}/c")]);
     assert!(err.contains("trajectories"), "{err}");
 }
+
+/// The demo prints the classical methods (and, on GRFs, the Bayes oracle) beside the learned
+/// model, says how it compares with the best classical one, and writes its panel.
+#[test]
+fn demo_shows_the_learned_model_next_to_classical_methods_and_writes_a_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    for data in ["grf", "kolmogorov"] {
+        let said = ok_line(&format!(
+            "demo --out {} --data {data} --size 16 --train-fields 24 --test-fields 4 --steps 6 --time-budget 60s",
+            out.display()
+        ));
+        for row in [
+            "biharmonic (thin-plate)",
+            "kriging (fitted covariance)",
+            "lacuna, pixel partition",
+            "the best classical method",
+        ] {
+            assert!(said.contains(row), "{data}: no {row:?} in\n{said}");
+        }
+        assert_eq!(said.contains("Bayes oracle"), data == "grf", "{said}");
+        assert!(out.join("panel.png").exists());
+    }
+    assert!(fails(&["demo", "--out", s(&out), "--time-budget", "soon"]).contains("duration"));
+}

@@ -36,6 +36,9 @@ pub struct DemoOptions {
     pub test_fields: usize,
     pub pattern: Pattern,
     pub steps: usize,
+    /// Training stops at `steps` or after this many seconds, whichever comes first, so the
+    /// demo's length does not depend on the machine's speed.
+    pub time_budget: Option<f64>,
     pub ensemble: usize,
     pub seed: u64,
     pub compare: bool,
@@ -49,7 +52,8 @@ impl Default for DemoOptions {
             train_fields: 2000,
             test_fields: 100,
             pattern: Pattern::Pixel { observed: 0.2 },
-            steps: 2000,
+            steps: 4000,
+            time_budget: Some(240.0),
             ensemble: 10,
             seed: 0,
             compare: false,
@@ -159,9 +163,16 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<DemoRepor
             std::fs::remove_dir_all(&run_dir)
                 .with_context(|| format!("{}: cannot clear old demo run", run_dir.display()))?;
         }
-        let cfg = TrainConfig { steps: opts.steps, seed: opts.seed, partition, ..Default::default() };
+        let cfg = TrainConfig {
+            steps: opts.steps,
+            time_budget: opts.time_budget,
+            seed: opts.seed,
+            partition,
+            ..Default::default()
+        };
         if !quiet {
-            eprintln!("training {label} for {} steps on {} fields …", opts.steps, opts.train_fields);
+            let budget = opts.time_budget.map(|b| format!(" or {b:.0} s")).unwrap_or_default();
+            eprintln!("training {label} for {} steps{budget} on {} fields …", opts.steps, opts.train_fields);
         }
         let summary = train(&train_path, &run_dir, &cfg, false, quiet)?;
         let pred_path = out_dir.join(format!("pred-{}.npz", cfg.partition.name()));

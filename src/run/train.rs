@@ -225,6 +225,7 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
 pub fn build_model(cfg: &TrainConfig, dims: Dims, device: Device) -> Result<(VarStore, UNet)> {
     tch::manual_seed(mix_seed(cfg.seed, 5, 0) as i64);
     let vs = VarStore::new(device);
+    let zero_output = cfg.denoiser.skip == crate::method::precond::Skip::Fill;
     let net = UNet::with_inputs(
         &vs.root(),
         dims.c as i64,
@@ -232,6 +233,16 @@ pub fn build_model(cfg: &TrainConfig, dims: Dims, device: Device) -> Result<(Var
         &cfg.model,
         cfg.model.space_time_for(dims.t),
     )?;
+    if zero_output {
+        // With a skip, training starts from the skip itself (x̂0 = fill off the context).
+        tch::no_grad(|| {
+            for (name, mut v) in vs.variables() {
+                if name.starts_with("conv_out.") {
+                    let _ = v.zero_();
+                }
+            }
+        });
+    }
     Ok((vs, net))
 }
 
@@ -590,10 +601,13 @@ mod tests {
         let mut table: toml::Table = toml::from_str(&text).unwrap();
         table.remove("denoiser");
         table.remove("score");
+        table.remove("time_low_share");
+        table.remove("inference_context_ratio");
         std::fs::write(&saved, toml::to_string(&table).unwrap()).unwrap();
         let old = TrainConfig::load_run(&saved).unwrap();
         assert_eq!(old.denoiser, crate::method::precond::DenoiserConfig::legacy());
         assert_eq!(old.score.every, 0);
+        assert_eq!((old.time_low_share, old.inference_context_ratio), (0.0, 0.0));
         assert_eq!(TrainConfig::load(&saved).unwrap().denoiser, TrainConfig::default().denoiser);
     }
 
