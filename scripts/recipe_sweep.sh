@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The recipe sweep behind today's defaults (docs/results.md §0): each candidate trained 1000
+# steps (batch 16, seed 0) on the rough GRF (32², length scale 4, smoothness 0.5, 30% pixels,
+# 2000 training fields) or on Kolmogorov 32² snapshots (20% pixels), scored every 250 steps on
+# 64 held-out test fields with the single-step K = 10 ensemble (ratio to the Bayes oracle on the
+# GRF). Prints the held-out MSE at the last score; runs one after another (about 2-4 minutes
+# each on 2 idle cores; ~40 minutes for all).
+#   usage: scripts/recipe_sweep.sh [OUT_DIR] [STEPS] [CANDIDATE ...]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+make -C "$root" --no-print-directory build >/dev/null
+L="$root/target/release/lacuna"
+out="${1:-recipe-sweep}"
+steps="${2:-1000}"
+shift $(( $# > 2 ? 2 : $# ))
+mkdir -p "$out" && cd "$out"
+
+if [ ! -f grf-oracle.npz ]; then
+  $L --quiet data gen grf --out grf-train.npz --n 2000 --size 32 --length-scale 4 --smoothness 0.5 --mask pixel:0.3 --seed 1
+  $L --quiet data gen grf --out grf-test.npz --n 100 --size 32 --length-scale 4 --smoothness 0.5 --mask pixel:0.3 --seed 2
+  $L --quiet data krige --data grf-test.npz --out grf-oracle.npz --length-scale 4 --smoothness 0.5
+fi
+if [ ! -f kol-test.npz ]; then
+  $L --quiet data gen kolmogorov --out kol-train.npz --n 2000 --size 32 --mask pixel:0.2 --seed 1
+  $L --quiet data gen kolmogorov --out kol-test.npz --n 100 --size 32 --mask pixel:0.2 --seed 2
+fi
+
+# Candidates: NAME DATA and the TOML lines that differ from the published recipe.
+published='[denoiser]
+skip = "none"
+fill_input = false
+noise_cond = "time"
+fill_sweeps = 0
+fill_cg = 0'
+declare -A cfg data
+add() { data[$1]=$2; cfg[$1]=$3; }
+add published         grf "inference_context_ratio = 0
+time_low_share = 0
+$published"
+add skip-pp           grf 'inference_context_ratio = 0
+time_low_share = 0
+[denoiser]
+fill_cg = 0'
+add skip-pp-low25     grf 'inference_context_ratio = 0
+time_low_share = 0.25
+[denoiser]
+fill_cg = 0'
+add skip-pp-r1        grf 'time_low_share = 0
+[denoiser]
+fill_cg = 0'
+add skip-pp-r1-ctx05  grf 'time_low_share = 0
+[partition]
+kind = "pixel"
+context_ratio = 0.5
+[denoiser]
+fill_cg = 0'
+add skip-pp-r1-lr3    grf 'time_low_share = 0
+[optim]
+lr = 0.003
+[denoiser]
+fill_cg = 0'
+add skip-pp-r1-uniform grf 'time_low_share = 0
+time_power = 1.0
+[denoiser]
+fill_cg = 0'
+add skip-pp-r1-cpf4   grf 'time_low_share = 0
+contexts_per_field = 4
+[denoiser]
+fill_cg = 0'
+add skip-pp-r1-c64    grf 'time_low_share = 0
+[model]
+channels = 64
+[denoiser]
+fill_cg = 0'
+add skip-pp-r1-low50  grf '[denoiser]
+fill_cg = 0'
+add skip-pp-r1-low100 grf 'time_low_share = 1.0
+[denoiser]
+fill_cg = 0'
+add defaults          grf ''
+add defaults-low80    grf 'time_low_share = 0.8'
+add published-kol     kol "inference_context_ratio = 0
+time_low_share = 0
+$published"
+add defaults-kol      kol ''
+
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(published skip-pp skip-pp-low25 skip-pp-r1 skip-pp-r1-ctx05 skip-pp-r1-lr3
+  skip-pp-r1-uniform skip-pp-r1-cpf4 skip-pp-r1-c64 skip-pp-r1-low50 skip-pp-r1-low100 defaults defaults-low80
+  published-kol defaults-kol)
+echo "| candidate | data | steps | held-out MSE | / oracle |"
+echo "|---|---|---|---|---|"
+for n in "${names[@]}"; do
+  d=${data[$n]:?unknown candidate $n}
+  oracle=""
+  [ "$d" = grf ] && oracle="oracle = \"$PWD/grf-oracle.npz\""
+  # Top-level keys first, then the candidate's tables, then scoring.
+  printf '%s\n[score]\nevery = 250\ndata = "%s"\n%s\n' "${cfg[$n]}" "$PWD/$d-test.npz" "$oracle" > "$n.toml"
+  rm -rf "run-$n"
+  $L --quiet train --data "$d-train.npz" --out "run-$n" --config "$n.toml" --steps "$steps" --patience 0 >/dev/null
+  grep score_mse "run-$n/metrics.jsonl" | tail -1 | python3 -c "
+import json, sys
+d = json.loads(sys.stdin.read())
+r = d.get('score_ratio')
+print(f\"| $n | $d | {d['step']} | {d['score_mse']:.4f} | {'' if r is None else f'{r:.3f}'} |\")"
+done
