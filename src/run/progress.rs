@@ -10,11 +10,27 @@ pub struct Progress {
     tty: bool,
     quiet: bool,
     label: &'static str,
+    /// Seconds from the start after which the work stops whatever the step (a time budget).
+    deadline: Option<f64>,
 }
 
 impl Progress {
     pub fn new(label: &'static str, start_step: usize, total: usize, quiet: bool) -> Progress {
-        Progress { total, start_step, started: Instant::now(), tty: std::io::stderr().is_terminal(), quiet, label }
+        Progress {
+            total,
+            start_step,
+            started: Instant::now(),
+            tty: std::io::stderr().is_terminal(),
+            quiet,
+            label,
+            deadline: None,
+        }
+    }
+
+    /// The work also ends `seconds` from now: the ETA never runs past it.
+    pub fn with_deadline(mut self, seconds: Option<f64>) -> Progress {
+        self.deadline = seconds.map(|s| s.max(0.0));
+        self
     }
 
     /// Steps per second since the start of this session.
@@ -28,7 +44,10 @@ impl Progress {
             return;
         }
         let rate = self.rate(step);
-        let eta = if rate > 0.0 { (self.total - step) as f64 / rate } else { 0.0 };
+        let mut eta = if rate > 0.0 { (self.total - step) as f64 / rate } else { 0.0 };
+        if let Some(d) = self.deadline {
+            eta = eta.min(d - self.started.elapsed().as_secs_f64());
+        }
         let line = format!("{} {step}/{}  {detail}  {rate:.2} steps/s  ETA {}", self.label, self.total, fmt_secs(eta));
         let mut err = std::io::stderr();
         if self.tty {

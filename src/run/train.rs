@@ -345,7 +345,8 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
     }
     let train_f = Fields::new(&train_set, device);
     let val_f = (val_set.n > 0).then(|| Fields::new(&val_set, device));
-    let progress = Progress::new("train", state.step, cfg.steps, quiet);
+    let progress =
+        Progress::new("train", state.step, cfg.steps, quiet).with_deadline(cfg.time_budget.map(|b| b - state.seconds));
     let mut last_loss = f64::NAN;
     let mut window = (0.0, 0usize);
     let start_step = state.step;
