@@ -571,31 +571,24 @@ fn run_method(
     if let (Some(partition), false) = (&partition, spec.name.starts_with("exact-")) {
         let run_dir = dir.join(slug(&spec.run_name()));
         let base = if spec.published { TrainConfig::published() } else { TrainConfig::default() };
+        // The published pixel partition keeps its own context ratio unless the method names one.
+        let partition = match (&base.partition, partition, spec.param) {
+            (own @ Partition::Pixel { .. }, Partition::Pixel { .. }, None) if spec.published => own.clone(),
+            _ => partition.clone(),
+        };
         let mut cfg = TrainConfig {
             steps: suite.steps,
             seed: seed as u64,
-            partition: partition.clone(),
+            partition,
             val_every: suite.steps.max(1),
             checkpoint_every: suite.steps.max(1),
             ..base
         };
-        if spec.published {
-            // The published pixel partition: context ratio 0.7 unless the method names one.
-            if let (Partition::Pixel { context_ratio, .. }, None) = (&mut cfg.partition, spec.param) {
-                *context_ratio = 0.7;
-            }
-        }
         if suite.curves > 0 {
             cfg.score.every = suite.curves;
             cfg.score.data = Some(std::path::absolute(&test_path)?);
-            let oracle = dir.join("oracle-mean.npz");
             if case.kind == "grf" {
-                if !oracle.exists() {
-                    let mean = grf_oracle_mean(&case.grf_spec(), test)?;
-                    let arr = crate::data::npy::Array::from_f32(test.dims.shape(test.n), &mean);
-                    crate::data::npy::write_npz(&oracle, &[("mean".to_string(), arr)].into_iter().collect())?;
-                }
-                cfg.score.oracle = Some(std::path::absolute(&oracle)?);
+                cfg.score.oracle = Some(std::path::absolute(oracle_file(case, test, dir)?)?);
             }
         }
         if let Some(b) = suite.batch {
@@ -635,11 +628,27 @@ fn run_method(
     let grf = case.grf_spec();
     let truth = test.truth.as_ref().context("bench test data has truth")?;
     let mean = match (spec.name.as_str(), &partition) {
-        ("oracle", _) => grf_oracle_mean(&grf, test)?,
+        ("oracle", _) => {
+            let path = oracle_file(case, test, dir)?;
+            Npz::open(&path)?.get("mean")?.with_context(|| format!("{}: no `mean`", path.display()))?.to_f32()
+        }
         (_, Some(partition)) => exact_ensemble(&grf, partition, test, k, seed as u64)?,
         _ => bail!("unknown method {method:?}; methods: {}", method_names()),
     };
     Ok((field_metrics(&mean, truth, &test.mask, test.dims.h, test.dims.w), started.elapsed().as_secs_f64()))
+}
+
+/// The Bayes oracle's completion of a GRF case's test fields (an imputation file with `mean`),
+/// computed once per case and seed and kept beside them like every other finished piece: the
+/// `oracle` method scores it and curves report ratios to it.
+fn oracle_file(case: &Case, test: &FieldSet, dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("oracle-mean.npz");
+    if !path.exists() {
+        let mean = grf_oracle_mean(&case.grf_spec(), test)?;
+        let arr = crate::data::npy::Array::from_f32(test.dims.shape(test.n), &mean);
+        crate::data::npy::write_npz(&path, &[("mean".to_string(), arr)].into_iter().collect())?;
+    }
+    Ok(path)
 }
 
 /// The mask prior of a case and seed (Work II methods), fitted on the training masks once and

@@ -93,7 +93,8 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<DemoRepor
     if !quiet {
         eprintln!("making {} training and {} test fields …", opts.train_fields, opts.test_fields);
     }
-    generate(&generator, opts.train_fields, &opts.pattern, opts.seed, 1.0, &|_, _| {})?.save(&train_path)?;
+    let train_set = generate(&generator, opts.train_fields, &opts.pattern, opts.seed, 1.0, &|_, _| {})?;
+    train_set.save(&train_path)?;
     let test =
         generate(&generator, opts.test_fields, &opts.pattern, opts.seed.wrapping_add(1_000_003), 1.0, &|_, _| {})?;
     test.save(&test_path)?;
@@ -106,11 +107,10 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<DemoRepor
 
     // The prior mean: the training observations' mean in every gap.
     let train_mean = {
-        let t = crate::data::FieldSet::load(&train_path, crate::data::Truth::Never)?;
-        let (s, n) = t
+        let (s, n) = train_set
             .values
             .iter()
-            .zip(&t.mask)
+            .zip(&train_set.mask)
             .filter(|(_, &m)| m != 0)
             .fold((0f64, 0usize), |a, (&v, _)| (a.0 + v as f64, a.1 + 1));
         (s / n.max(1) as f64) as f32

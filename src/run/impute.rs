@@ -125,16 +125,16 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     ensure!(opts.steps >= 1, "--steps must be at least 1");
     ensure!(opts.samples == 0 || opts.steps >= 2, "--samples needs the multi-step sampler (--steps 2 or more); the single-step ensemble gives the posterior mean only");
     let mut run = LoadedRun::open(run_dir, opts.device.as_deref(), opts.last)?;
-    run.config = run.config.for_inference();
     if let Some(r) = opts.context_ratio {
-        match &mut run.config.partition {
-            crate::method::Partition::Pixel { context_ratio, .. } => {
-                ensure!(r > 0.0 && r <= 1.0, "--context-ratio must be in (0, 1], got {r}");
-                *context_ratio = r;
-            }
-            p => bail!("--context-ratio applies to runs trained with the pixel partition; this one used {}", p.name()),
-        }
+        ensure!(
+            matches!(run.config.partition, crate::method::Partition::Pixel { .. }),
+            "--context-ratio applies to runs trained with the pixel partition; this one used {}",
+            run.config.partition.name()
+        );
+        ensure!(r > 0.0 && r <= 1.0, "--context-ratio must be in (0, 1], got {r}");
+        run.config.inference_context_ratio = r;
     }
+    run.config = run.config.for_inference();
     // The file is read and written a chunk of fields at a time: memory stays bounded by the
     // chunk, whatever the file size.
     let mut stream = FieldStream::open(data)?;

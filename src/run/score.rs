@@ -144,18 +144,15 @@ impl Scorer {
 /// The fields of `set` with the entries chosen by `how` hidden (truth-free scoring).
 fn hide_entries(set: &FieldSet, cfg: &TrainConfig, how: &Hide) -> Result<FieldSet> {
     let len = set.dims.len();
-    let context = |set: &FieldSet| -> Vec<u8> {
-        let draw = cfg.contexts(set.dims);
-        (0..set.n)
-            .flat_map(|i| {
-                let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(cfg.seed, 10, i as u64));
-                draw.split(&set.mask[i * len..(i + 1) * len], &mut rng).context
-            })
-            .collect()
-    };
     let mut kept = match how {
         Hide::Context => {
-            let mask = context(set);
+            let draw = cfg.contexts(set.dims);
+            let mask = (0..set.n)
+                .flat_map(|i| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(cfg.seed, 10, i as u64));
+                    draw.split(&set.mask[i * len..(i + 1) * len], &mut rng).context
+                })
+                .collect();
             let mut out = FieldSet::new(set.n, set.dims, set.values.clone(), mask, None)?;
             out.observable = set.observable.clone();
             out

@@ -340,8 +340,7 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
     super::masks::prepare(&cfg.partition, prior.as_ref(), &all_masks, set.dims, 1, cfg.seed, quiet)?;
     let scorer = scorer(cfg, &set, &val_idx, &norm, device)?;
     if let Some(sc) = &scorer {
-        let masks = sc.masks().to_vec();
-        super::masks::prepare(&cfg.partition, prior.as_ref(), &masks, set.dims, sc.ensemble, cfg.seed, true)?;
+        super::masks::prepare(&cfg.partition, prior.as_ref(), sc.masks(), set.dims, sc.ensemble, cfg.seed, true)?;
     }
     let train_f = Fields::new(&train_set, device);
     let val_f = (val_set.n > 0).then(|| Fields::new(&val_set, device));
