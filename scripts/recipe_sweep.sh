@@ -104,3 +104,29 @@ d = json.loads(sys.stdin.read())
 r = d.get('score_ratio')
 print(f\"| $n | $d | {d['step']} | {d['score_mse']:.4f} | {'' if r is None else f'{r:.3f}'} |\")"
 done
+
+# Reference lines on the same GRF test fields (classical methods and the interpolant alone).
+echo
+echo "| baseline | data | MSE missing | / oracle |"
+echo "|---|---|---|---|"
+for b in fill biharmonic harmonic krige; do
+  $L --quiet baseline "$b" --data grf-test.npz --train grf-train.npz --out "base-$b.npz" >/dev/null
+  $L eval --pred "base-$b.npz" --truth grf-test.npz --oracle grf-oracle.npz |
+    awk -v b="$b" '/^MSE, missing entries/ {m=$NF} /MSE \/ oracle MSE/ {r=$NF} END {print "| " b " | grf | " m " | " r " |"}'
+done
+
+# Inference checks on the trained runs (those of this sweep that exist): all of M as the
+# inference context, and the multi-step sampler's CRPS and spread/skill.
+echo
+echo "| run | check | MSE missing | CRPS | spread/skill |"
+echo "|---|---|---|---|---|"
+for n in published skip-pp published-kol defaults; do
+  [ -d "run-$n" ] || continue
+  d=${data[$n]}
+  for check in "--context-ratio 1" "--steps 20 --samples 4"; do
+    $L --quiet impute --run "run-$n" --data "$d-test.npz" --out "check-$n.npz" $check >/dev/null
+    $L eval --pred "check-$n.npz" --truth "$d-test.npz" |
+      awk -v n="$n" -v c="$check" '/^MSE, missing entries/ {m=$NF} /CRPS, missing/ {p=$NF} /spread \/ skill/ {s=$NF}
+        END {print "| " n " | " c " | " m " | " p " | " s " |"}'
+  done
+done
