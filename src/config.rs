@@ -127,6 +127,9 @@ pub struct TrainConfig {
     pub partition: Partition,
     /// Trajectories: contexts drawn once per site for all frames (`shared`) or per frame.
     pub context_in_time: InTime,
+    /// The fields are periodic in both space directions (a symmetry the user declares, e.g.
+    /// a spectral simulation on a torus): the network pads circularly and the fill wraps.
+    pub periodic: bool,
     pub model: UNetConfig,
     pub denoiser: DenoiserConfig,
     pub schedule: VpSchedule,
@@ -135,7 +138,7 @@ pub struct TrainConfig {
 }
 
 /// Default share of each batch trained at t = t_eps (see `time_low_share`).
-const TIME_LOW_SHARE: f64 = 0.5;
+const TIME_LOW_SHARE: f64 = 0.8;
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -156,6 +159,7 @@ impl Default for TrainConfig {
             device: "cpu".into(),
             partition: Partition::default(),
             context_in_time: InTime::default(),
+            periodic: false,
             model: UNetConfig::default(),
             denoiser: DenoiserConfig::default(),
             schedule: VpSchedule::default(),
@@ -229,7 +233,12 @@ impl TrainConfig {
 
     /// The denoiser parameterisation for samples of `dims`.
     pub fn precond(&self, dims: Dims) -> Precond {
-        Precond { config: self.denoiser.clone(), schedule: self.schedule, channels: dims.c as i64 }
+        Precond {
+            config: self.denoiser.clone(),
+            schedule: self.schedule,
+            channels: dims.c as i64,
+            periodic: self.periodic,
+        }
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -273,7 +282,18 @@ impl TrainConfig {
             self.val_every >= 1 && self.checkpoint_every >= 1 && self.log_every >= 1,
             "val_every, checkpoint_every and log_every must be at least 1"
         );
-        ensure!(self.optim.lr > 0.0 && self.optim.min_lr >= 0.0, "lr must be positive");
+        let o = &self.optim;
+        ensure!(o.lr > 0.0 && o.lr.is_finite() && o.min_lr >= 0.0, "lr must be positive and min_lr at least 0");
+        ensure!(
+            o.grad_clip >= 0.0 && o.grad_clip.is_finite(),
+            "optim.grad_clip must be ≥ 0 (0 = no clipping), got {}",
+            o.grad_clip
+        );
+        ensure!(
+            o.weight_decay >= 0.0 && o.weight_decay.is_finite(),
+            "optim.weight_decay must be ≥ 0, got {}",
+            o.weight_decay
+        );
         ensure!(
             (0.0..1.0).contains(&self.optim.beta1) && (0.0..1.0).contains(&self.optim.beta2),
             "Adam betas must be in [0, 1)"

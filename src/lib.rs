@@ -10,6 +10,7 @@ pub mod chart;
 pub mod config;
 pub mod data;
 pub mod linalg;
+pub mod memory;
 pub mod method;
 pub mod model;
 pub mod plot;

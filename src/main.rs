@@ -11,7 +11,7 @@ use lacuna::data::synth::{generate_in_time, grf_oracle, Generator};
 use lacuna::data::{FieldSet, Pattern, Truth};
 use lacuna::method::{Partition, Weighting};
 use lacuna::run::{demo, eval, impute, train};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -243,6 +243,9 @@ struct BaselineArgs {
     neighbours: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// fill: the fields are periodic in both directions (the interpolant wraps around).
+    #[arg(long)]
+    periodic: bool,
 }
 
 #[derive(Args)]
@@ -318,6 +321,10 @@ struct TrainArgs {
     /// frame) instead of the space-time one.
     #[arg(long)]
     snapshot_model: bool,
+    /// The fields are periodic in both space directions (e.g. a simulation on a torus): the
+    /// network pads circularly and the fill wraps around.
+    #[arg(long)]
+    periodic: bool,
     #[arg(long)]
     steps: Option<usize>,
     #[arg(long)]
@@ -435,6 +442,10 @@ struct ImputeArgs {
     /// the run's inference ratio; 1 = the whole observation).
     #[arg(long)]
     context_ratio: Option<f64>,
+    /// Apply the run to fields of another grid size than it was trained on (refused
+    /// otherwise: a convolutional prior may transfer, but it is a choice to make).
+    #[arg(long)]
+    other_grid: bool,
 }
 
 #[derive(Args)]
@@ -646,6 +657,12 @@ impl GenArgs {
         if size < 4 {
             bail!("--size must be at least 4");
         }
+        // The solvers' spectral arrays (the simulation grid is up to 4× the output side).
+        lacuna::memory::check_fits(
+            &format!("a {size}×{size} generator"),
+            lacuna::memory::product(&[size, size, 16, 16 * 16]),
+            "lower --size",
+        )?;
         let snapshots = match self.kind {
             DataKind::Grf => Generator::Grf(self.grf.spec(size)?),
             DataKind::Kolmogorov => {
@@ -783,6 +800,9 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     if a.snapshot_model {
         cfg.model.space_time = Some(false);
     }
+    if a.periodic {
+        cfg.periodic = true;
+    }
     if let Some(s) = a.steps {
         cfg.steps = s;
     }
@@ -828,13 +848,18 @@ fn run_train(a: &TrainArgs, quiet: bool) -> Result<()> {
             || a.seed.is_some()
             || a.context_in_time.is_some()
             || a.snapshot_model
+            || a.periodic
             || a.score_every.is_some()
             || a.score_data.is_some()
             || a.patience.is_some()
         {
             bail!("--resume continues the run with its saved config; only --steps, --time-budget (to extend it) and --device may be given");
         }
-        let mut cfg = TrainConfig::load_run(&a.out.join("config.toml"))?;
+        let saved = a.out.join("config.toml");
+        if !saved.exists() {
+            bail!("{}: no run to resume there (no config.toml); train into it without --resume first", a.out.display());
+        }
+        let mut cfg = TrainConfig::load_run(&saved)?;
         if let Some(s) = a.steps {
             cfg.steps = s;
         }
@@ -876,6 +901,7 @@ fn run_impute(a: &ImputeArgs, quiet: bool) -> Result<()> {
         device: a.device.clone(),
         last: a.last,
         context_ratio: a.context_ratio,
+        other_grid: a.other_grid,
     };
     let s = impute::impute(&a.run, &a.data, &a.out, &opts, quiet)?;
     println!(
@@ -948,6 +974,9 @@ fn run_eval(a: &EvalArgs, quiet: bool) -> Result<()> {
     }
     print_metrics(&m);
     let json = a.json.clone().unwrap_or_else(|| pred.with_extension("eval.json"));
+    let inputs: Vec<&Path> =
+        [Some(pred.as_path()), Some(truth.as_path()), a.oracle.as_deref()].into_iter().flatten().collect();
+    lacuna::atomic::refuse_overwriting_inputs(&inputs, &[&json])?;
     lacuna::atomic::write_bytes(&json, serde_json::to_string_pretty(&m)?.as_bytes())?;
     println!("metrics written to {}", json.display());
     Ok(())
@@ -1100,8 +1129,9 @@ fn run_data(c: &DataCommand, quiet: bool) -> Result<()> {
             );
         }
         DataCommand::Import(a) => {
-            let im = lacuna::data::netcdf::import(&a.file, &a.vars, &a.observable)?;
             let out = a.out.clone().unwrap_or_else(|| a.file.with_extension("npz"));
+            lacuna::atomic::refuse_overwriting_inputs(&[&a.file], &[&out])?;
+            let im = lacuna::data::netcdf::import(&a.file, &a.vars, &a.observable)?;
             let mut arrays = im.set.arrays();
             for (role, name, coord) in &im.axes {
                 arrays.insert(
@@ -1162,6 +1192,7 @@ fn run_data(c: &DataCommand, quiet: bool) -> Result<()> {
             println!("truth: {}", if set.truth.is_some() { "present" } else { "absent" });
         }
         DataCommand::Krige(a) => {
+            lacuna::atomic::refuse_overwriting_inputs(&[&a.data], &[&a.out])?;
             let set = FieldSet::load(&a.data, Truth::Never)?;
             if set.dims.c != 1 || set.dims.t != 1 || set.dims.h != set.dims.w {
                 bail!(
@@ -1190,6 +1221,7 @@ fn run_data(c: &DataCommand, quiet: bool) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    lacuna::atomic::install_signal_cleanup();
     // libtorch failures arrive as panics and are turned into errors where they happen; keep the
     // default hook from printing them, and report any other panic as one line too.
     std::panic::set_hook(Box::new(|_| {}));
@@ -1206,6 +1238,7 @@ fn main() -> ExitCode {
                 iters: a.iters,
                 neighbours: a.neighbours,
                 seed: a.seed,
+                periodic: a.periodic,
             };
             let started = std::time::Instant::now();
             let n = lacuna::baseline::run(a.method, &a.data, a.train.as_deref(), &a.out, &opts)?;

@@ -47,11 +47,13 @@ pub struct BaselineOptions {
     /// Moving-neighbourhood size for kriging fields with many observations.
     pub neighbours: usize,
     pub seed: u64,
+    /// `fill`: the fields are periodic (the interpolant's neighbours wrap around).
+    pub periodic: bool,
 }
 
 impl Default for BaselineOptions {
     fn default() -> Self {
-        BaselineOptions { rank: 32, iters: 20, neighbours: 100, seed: 0 }
+        BaselineOptions { rank: 32, iters: 20, neighbours: 100, seed: 0, periodic: false }
     }
 }
 
@@ -70,17 +72,19 @@ enum Fitted {
 /// Completes every field of `data` with `method` and writes `mean`, `mask` (and `std` for the
 /// probabilistic baselines) to `out`. Returns the number of fields.
 pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts: &BaselineOptions) -> Result<usize> {
+    let inputs: Vec<&Path> = std::iter::once(data).chain(train).collect();
+    crate::atomic::refuse_overwriting_inputs(&inputs, &[out])?;
     let set = FieldSet::load(data, Truth::Never)?;
     let load_train = || -> Result<FieldSet> {
         let p = train.with_context(|| format!("the {method:?} baseline learns from data: pass --train TRAIN.npz"))?;
         let t = FieldSet::load(p, Truth::Never)?;
         ensure!(
             t.dims == set.dims,
-            "{}: fields are {:?}, but {} has {:?}",
+            "{}: fields are {}, but {} has {}",
             p.display(),
-            t.dims,
+            t.dims.describe(),
             data.display(),
-            set.dims
+            set.dims.describe()
         );
         Ok(t)
     };
@@ -120,7 +124,7 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
                 let shape = [1, dims.planes() as i64, dims.h as i64, dims.w as i64];
                 let v = tch::Tensor::from_slice(x).view(shape);
                 let m = tch::Tensor::from_slice(known).view(shape).to_kind(tch::Kind::Float);
-                let f = crate::method::precond::fill(&v, &m, cfg.fill_sweeps, cfg.fill_cg);
+                let f = crate::method::precond::fill(&v, &m, cfg.fill_sweeps, cfg.fill_cg, opts.periodic);
                 let f: Vec<f32> = Vec::try_from(f.flatten(0, -1))?;
                 Ok((f.iter().zip(x.iter().zip(known)).map(|(&p, (&v, &k))| if k != 0 { v } else { p }).collect(), None))
             }

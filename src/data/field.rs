@@ -263,6 +263,16 @@ pub struct FieldStream {
     next: usize,
 }
 
+/// Refuses a path that is missing or a directory before any reader sees it, with the reason.
+pub fn ensure_readable_file(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => bail!("{}: is a directory, not a data file", path.display()),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{}: no such file", path.display()),
+        Err(e) => bail!("{}: cannot read ({e})", path.display()),
+    }
+}
+
 impl FieldStream {
     pub fn open(path: &Path) -> Result<FieldStream> {
         let file = path.display().to_string();
@@ -339,6 +349,12 @@ impl FieldStream {
         let (file, dims, first) = (&self.file, self.dims, self.next);
         let k = k.max(1).min(self.n - first);
         let len = dims.len();
+        // Values, mask and a working copy of each: refuse before reserving them.
+        crate::memory::check_fits(
+            &format!("{file}: reading {k} fields of {}", dims.describe()),
+            crate::memory::product(&[k, len, 10]),
+            "the file is larger than this machine's memory",
+        )?;
         let raw = self.values.read_f32(k * len).with_context(|| format!("{file}: array 'values'"))?;
         let mask = match &mut self.mask {
             None => raw.iter().map(|v| u8::from(v.is_finite())).collect(),

@@ -94,13 +94,29 @@ fn open(path: &Path) -> Result<Source> {
     if &head[..n] == HDF5_MAGIC {
         return open_hdf5(path);
     }
-    let reader = FileReader::open(path).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: cannot read as NetCDF-3 ({e:?}); NetCDF-4/HDF5 files need the `netcdf4` build or conversion (see tools/)",
+    if n < 4 || &head[..3] != b"CDF" || !matches!(head[3], 1 | 2) {
+        let shown: String = head[..n.min(4)].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+        bail!(
+            "{}: not a NetCDF file (it starts with bytes {shown}; NetCDF-3 starts with \"CDF\" and 1 or 2, NetCDF-4 with the HDF5 signature)",
             path.display()
-        )
-    })?;
+        );
+    }
+    let reader = FileReader::open(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read as NetCDF-3: {}", path.display(), nc_error(&e)))?;
     Ok(Source::Classic(reader))
+}
+
+/// A one-line reason for a NetCDF-3 reader error (its Debug form can hold whole headers).
+fn nc_error(e: &netcdf3::error::ReadError) -> String {
+    let text = format!("{e:?}");
+    if text.contains("UnexpectedEof") {
+        return "the file ends early (truncated download or copy?)".into();
+    }
+    let mut short: String = text.chars().take(160).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    format!("corrupt header or data ({short})")
 }
 
 #[cfg(feature = "netcdf4")]
@@ -190,10 +206,20 @@ impl Source {
                         bail!("{}: no variable {name:?} (variables: {})", path.display(), names.join(", "));
                     };
                     let dims: Vec<(String, usize)> = var.get_dims().iter().map(|d| (d.name(), d.size())).collect();
+                    // A header may declare any size: believe it only as far as the file holds the bytes.
+                    let declared = crate::memory::product(&[var.len(), var.data_type().size_of()]);
+                    let present = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                    ensure!(
+                        declared <= present,
+                        "{}: variable {name:?} declares {} entries ({declared} bytes), more than the whole file ({present} bytes): truncated or corrupt",
+                        path.display(),
+                        var.len()
+                    );
                     (dims, Coding::from_attrs(|a| attr(var, a)))
                 };
-                let raw =
-                    reader.read_var(name).map_err(|e| anyhow::anyhow!("{}: reading {name}: {e:?}", path.display()))?;
+                let raw = reader
+                    .read_var(name)
+                    .map_err(|e| anyhow::anyhow!("{}: reading {name}: {}", path.display(), nc_error(&e)))?;
                 Ok(coding.decode(dims, to_f64(raw)))
             }
             #[cfg(feature = "netcdf4")]

@@ -69,8 +69,24 @@ impl Normalizer {
         crate::atomic::write_bytes(path, serde_json::to_string_pretty(self)?.as_bytes())
     }
 
+    /// Loads statistics saved by [`Normalizer::save`], refusing any that cannot be inverted
+    /// (a zero, negative or non-finite std, a non-finite mean).
     pub fn load(path: &Path) -> Result<Normalizer> {
         let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{}: not valid normalisation statistics", path.display()))
+        let norm: Normalizer = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not valid normalisation statistics", path.display()))?;
+        anyhow::ensure!(
+            norm.mean.len() == norm.std.len() && !norm.mean.is_empty(),
+            "{}: needs one mean and one std per channel",
+            path.display()
+        );
+        for (c, (&m, &s)) in norm.mean.iter().zip(&norm.std).enumerate() {
+            anyhow::ensure!(
+                m.is_finite() && s.is_finite() && s > 0.0,
+                "{}: channel {c} has mean {m} and std {s}; a std must be positive and finite (the file is corrupt: retrain, or restore it)",
+                path.display()
+            );
+        }
+        Ok(norm)
     }
 }

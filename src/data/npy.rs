@@ -375,6 +375,7 @@ pub struct Npz {
 
 impl Npz {
     pub fn open(path: &Path) -> Result<Npz> {
+        crate::data::field::ensure_readable_file(path)?;
         let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
         let archive = zip::ZipArchive::new(file)
             .map_err(|e| anyhow::anyhow!("{}: not a readable .npz archive ({e})", path.display()))?;
@@ -397,12 +398,12 @@ impl Npz {
             return Ok(None);
         };
         let path = self.path.clone();
-        let (start, size, method) = {
+        let (start, size, method, unpacked) = {
             let entry = self
                 .archive
                 .by_index_raw(index)
                 .map_err(|e| anyhow::anyhow!("{path}: array '{name}': corrupt archive entry ({e})"))?;
-            (entry.data_start(), entry.compressed_size(), entry.compression())
+            (entry.data_start(), entry.compressed_size(), entry.compression(), entry.size())
         };
         let mut file = std::fs::File::open(&path).with_context(|| format!("{path}: cannot open"))?;
         file.seek(std::io::SeekFrom::Start(start))?;
@@ -429,6 +430,18 @@ impl Npz {
             }));
         }
         let remaining = header.numel().with_context(|| format!("{path}: array '{name}'"))?;
+        // A header may declare any shape: believe it only as far as the archive holds the
+        // bytes (deflate expands at most ~1032×), so nothing is reserved for data that is absent.
+        let declared = header.nbytes().with_context(|| format!("{path}: array '{name}'"))? as u64;
+        let present = match method {
+            zip::CompressionMethod::Stored => size.min(unpacked),
+            _ => unpacked.min(size.saturating_mul(1100)),
+        };
+        ensure!(
+            declared <= present,
+            "{path}: array '{name}': the header declares shape {:?} ({declared} bytes of data) but the archive holds {present} bytes for it (truncated or corrupt file)",
+            header.shape
+        );
         Ok(Some(ArrayReader { shape: header.shape.clone(), dtype: header.dtype, header, reader, remaining }))
     }
 
@@ -480,7 +493,7 @@ fn write_npz_to<W: Write + Seek>(w: W, arrays: &BTreeMap<String, Array>) -> Resu
 /// it into place. Memory use is one slice, whatever the file size.
 pub struct NpzWriter {
     out: std::path::PathBuf,
-    members: Vec<(String, std::path::PathBuf, std::io::BufWriter<std::fs::File>, usize)>,
+    members: Vec<(String, crate::atomic::Scratch, std::io::BufWriter<std::fs::File>, usize)>,
 }
 
 impl NpzWriter {
@@ -499,10 +512,10 @@ impl NpzWriter {
     }
 
     fn add(&mut self, name: &str, empty: Array) -> Result<usize> {
-        let file_name = self.out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let tmp = self.out.with_file_name(format!(".{file_name}.{name}.{}.npy", std::process::id()));
+        let tmp = crate::atomic::Scratch::new(&self.out, name)?;
         let numel = empty.numel();
-        let file = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+        let file =
+            std::fs::File::create(tmp.path()).with_context(|| format!("{}: cannot create", self.out.display()))?;
         let mut w = std::io::BufWriter::new(file);
         // The header alone: `to_npy_bytes` of an array with no data bytes.
         w.write_all(&empty.to_npy_bytes())?;
@@ -534,7 +547,7 @@ impl NpzWriter {
         let mut paths = Vec::new();
         for (name, tmp, w, left) in members {
             ensure!(left == 0, "internal: array '{name}' is {left} elements short");
-            w.into_inner().map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?.sync_all()?;
+            w.into_inner().map_err(|e| anyhow::anyhow!("{}: {e}", self.out.display()))?.sync_all()?;
             paths.push((name, tmp));
         }
         let result = crate::atomic::write_with(&self.out, |file| {
@@ -544,24 +557,14 @@ impl NpzWriter {
                 .large_file(true);
             for (name, tmp) in &paths {
                 zip.start_file(format!("{name}.npy"), options)?;
-                let mut src = std::fs::File::open(tmp)?;
+                let mut src = std::fs::File::open(tmp.path())?;
                 std::io::copy(&mut src, &mut zip)?;
             }
             zip.finish()?;
             Ok(())
         });
-        for (_, tmp) in &paths {
-            let _ = std::fs::remove_file(tmp);
-        }
+        // The scratch arrays remove themselves when `paths` drops.
         result
-    }
-}
-
-impl Drop for NpzWriter {
-    fn drop(&mut self) {
-        for (_, tmp, _, _) in &self.members {
-            let _ = std::fs::remove_file(tmp);
-        }
     }
 }
 

@@ -143,6 +143,12 @@ pub fn generate_in_time(
     ensure!(scale.is_finite() && scale > 0.0, "scale must be positive");
     let dims = generator.dims();
     pattern.check(dims)?;
+    // The set (values, mask, truth) and the solvers' spectral work arrays, before any is made.
+    crate::memory::check_fits(
+        &format!("generating {n} samples of {}", dims.describe()),
+        crate::memory::product(&[n, dims.len(), 9]).saturating_add(crate::memory::product(&[dims.sites(), 4, 16 * 8])),
+        "lower --n or --size",
+    )?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut truth = match generator {
         // GRFs are cheap: one stream for fields then masks (the demo's data since the start).

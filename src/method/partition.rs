@@ -216,6 +216,21 @@ impl Partition {
     }
 
     /// Checks the parameters; the message says what to change.
+    /// Refuses a partition whose geometry does not fit fields of `dims` (a block grid finer
+    /// than the grid itself would leave empty blocks and nothing to learn from).
+    pub fn check_fits(&self, dims: Dims) -> anyhow::Result<()> {
+        if let Partition::Block { grid, .. } = self {
+            anyhow::ensure!(
+                *grid <= dims.h.min(dims.w),
+                "partition block: a {grid}×{grid} block grid does not fit {}×{} fields (at most {} blocks a side)",
+                dims.h,
+                dims.w,
+                dims.h.min(dims.w)
+            );
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         match self {
             Partition::Pixel { context_ratio, query_ratio } => {

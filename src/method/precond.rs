@@ -112,6 +112,8 @@ pub struct Precond {
     pub schedule: VpSchedule,
     /// Physical channels per frame (C); the tensors carry T·C planes.
     pub channels: i64,
+    /// The fields wrap around in both space directions (the fill's neighbours do too).
+    pub periodic: bool,
 }
 
 impl Precond {
@@ -130,7 +132,7 @@ impl Precond {
             NoiseCond::LogSigma => (&sigma / &alpha).log().view([-1]) * 250.0,
         };
         let c = &self.config;
-        let fill = c.needs_fill().then(|| fill(&(context * &alpha), mask, c.fill_sweeps, c.fill_cg));
+        let fill = c.needs_fill().then(|| fill(&(context * &alpha), mask, c.fill_sweeps, c.fill_cg, self.periodic));
         let mut planes = vec![mask.shallow_clone(), context.shallow_clone()];
         if self.config.fill_input {
             planes.push(fill.as_ref().map(Tensor::shallow_clone).unwrap_or_else(|| context.zeros_like()));
@@ -175,10 +177,11 @@ fn interleave_frames(planes: &[Tensor], channels: i64) -> Tensor {
 /// 3. `cg` conjugate-gradient iterations on the biharmonic problem `min ‖L u‖²` over the
 ///    unknown entries (`P L² P x = −P L² u_known`, P the projection on them), started from 2.
 ///
-/// L is the graph Laplacian of the grid (`(L u)_i = deg_i u_i − Σ_{j~i} u_j`, in-grid
-/// neighbours only: symmetric, natural borders). Known entries keep their values; a plane with
-/// no known entry is 0. Each stage is O(H·W) per plane and iteration.
-pub fn fill(values: &Tensor, mask: &Tensor, sweeps: usize, cg: usize) -> Tensor {
+/// L is the graph Laplacian of the grid (`(L u)_i = deg_i u_i − Σ_{j~i} u_j`): in-grid
+/// neighbours only (symmetric, natural borders), or with `periodic` the torus's four
+/// neighbours (opposite sides adjacent). Known entries keep their values; a plane with no
+/// known entry is 0. Each stage is O(H·W) per plane and iteration.
+pub fn fill(values: &Tensor, mask: &Tensor, sweeps: usize, cg: usize, periodic: bool) -> Tensor {
     let (b, p, h, w) = values.size4().expect("fill input is 4-D");
     let v = (values * mask).reshape([b * p, 1, h, w]);
     let m = mask.reshape([b * p, 1, h, w]).to_kind(Kind::Float);
@@ -211,7 +214,13 @@ pub fn fill(values: &Tensor, mask: &Tensor, sweeps: usize, cg: usize) -> Tensor 
     let (exact, known) = (&levels[0].0, &levels[0].1);
     let unknown = 1.0 - known;
     let kernel = Tensor::from_slice(&[0f32, 1., 0., 1., 0., 1., 0., 1., 0.]).view([1, 1, 3, 3]).to_device(u.device());
-    let neighbours = |x: &Tensor| x.conv2d_padding(&kernel, None::<Tensor>, [1, 1], "same", [1, 1], 1);
+    let neighbours = |x: &Tensor| {
+        if periodic {
+            x.pad([1, 1, 1, 1], "circular", None).conv2d(&kernel, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)
+        } else {
+            x.conv2d_padding(&kernel, None::<Tensor>, [1, 1], "same", [1, 1], 1)
+        }
+    };
     let degree = neighbours(&u.ones_like());
     for _ in 0..sweeps {
         u = known * exact + &unknown * (neighbours(&u) / &degree);
@@ -258,7 +267,8 @@ mod tests {
     #[test]
     fn without_skip_the_denoiser_is_the_raw_network() {
         let (x, m, t) = fields();
-        let p = Precond { config: DenoiserConfig::legacy(), schedule: VpSchedule::default(), channels: 2 };
+        let p =
+            Precond { config: DenoiserConfig::legacy(), schedule: VpSchedule::default(), channels: 2, periodic: false };
         let raw = |c: &Tensor, input: &Tensor| {
             // A fixed nonlinear function of everything the network sees.
             (input.narrow(1, 0, 2) * 0.5 + input.narrow(1, 2, 2).tanh()) * c.view([-1, 1, 1, 1]) / 1000.0
@@ -275,7 +285,7 @@ mod tests {
         let (x, m, t) = fields();
         let config = DenoiserConfig { fill_sweeps: 3, fill_cg: 4, ..Default::default() };
         let sched = VpSchedule::default();
-        let p = Precond { config, schedule: sched, channels: 2 };
+        let p = Precond { config, schedule: sched, channels: 2, periodic: false };
         let ctx = &x * &m;
         let seen = std::cell::RefCell::new(None);
         let raw = |_: &Tensor, input: &Tensor| {
@@ -285,7 +295,7 @@ mod tests {
         };
         let got = p.denoise(raw, &t, &ctx, &m);
         let (a, _) = sched.alpha_sigma(&t);
-        let f = fill(&(&ctx * &a), &m, 3, 4);
+        let f = fill(&(&ctx * &a), &m, 3, 4, false);
         let want = &m * (&ctx * &a) + (1.0 - &m) * &f;
         assert!((&got - &want).abs().max().double_value(&[]) < 1e-6);
         let fed = seen.borrow_mut().take().unwrap();
@@ -296,17 +306,17 @@ mod tests {
     fn fill_keeps_the_known_entries_and_reproduces_constants() {
         let (x, m, _) = fields();
         for (sweeps, cg) in [(0, 0), (5, 0), (5, 20)] {
-            let f = fill(&x, &m, sweeps, cg);
+            let f = fill(&x, &m, sweeps, cg, false);
             assert_eq!(f.size(), x.size());
             let off = ((&f - &x) * &m).abs().max().double_value(&[]);
             assert!(off < 1e-5, "known entries moved by {off}");
-            let c = fill(&(x.ones_like() * 2.5), &m, sweeps, cg);
+            let c = fill(&(x.ones_like() * 2.5), &m, sweeps, cg, false);
             assert!((c - 2.5).abs().max().double_value(&[]) < 1e-5, "a constant field is not reproduced");
         }
         // A plane with no known entry fills with 0; planes do not leak into each other.
         let m2 = m.copy();
         let _ = m2.narrow(1, 1, 1).fill_(0.0);
-        let f = fill(&(x.ones_like() * 3.0), &m2, 2, 3);
+        let f = fill(&(x.ones_like() * 3.0), &m2, 2, 3, false);
         assert_eq!(f.narrow(1, 1, 1).abs().max().double_value(&[]), 0.0);
         assert!((f.narrow(1, 0, 1) - 3.0).abs().max().double_value(&[]) < 1e-5);
     }
@@ -320,5 +330,25 @@ mod tests {
         assert_eq!(y.size(), vec![2, 12, 1, 1]);
         let got: Vec<f32> = Vec::try_from(y.narrow(0, 0, 1).flatten(0, -1)).unwrap();
         assert_eq!(got, vec![0., 1., -0., -1., 2., 3., -2., -3., 4., 5., -4., -5.]);
+    }
+
+    /// On a torus the fill commutes with every shift (no border), and still keeps the known
+    /// entries and reproduces constants.
+    #[test]
+    fn periodic_fill_commutes_with_shifts_and_keeps_the_known_entries() {
+        let (x, m, _) = fields();
+        let f = fill(&x, &m, 5, 8, true);
+        let shift = |v: &Tensor| v.roll([3, -5], [2, 3]);
+        let g = fill(&shift(&x), &shift(&m), 5, 8, true);
+        // The push–pull start is not shift-invariant; the sweeps and CG mostly forget it, so
+        // compare after enough iterations for the harmonic/biharmonic part to dominate.
+        let f_long = fill(&x, &m, 400, 200, true);
+        let g_long = fill(&shift(&x), &shift(&m), 400, 200, true);
+        let diff = (shift(&f_long) - g_long).abs().max().double_value(&[]);
+        assert!(diff < 1e-3, "converged periodic fill is not shift-equivariant: {diff}");
+        assert!(((&f - &x) * &m).abs().max().double_value(&[]) < 1e-5);
+        assert!(((&g - shift(&x)) * shift(&m)).abs().max().double_value(&[]) < 1e-5);
+        let c = fill(&(x.ones_like() * 1.5), &m, 5, 8, true);
+        assert!((c - 1.5).abs().max().double_value(&[]) < 1e-5);
     }
 }

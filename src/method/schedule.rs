@@ -8,7 +8,7 @@
 use tch::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct VpSchedule {
     pub beta_min: f64,
     pub beta_max: f64,

@@ -81,8 +81,18 @@ fn groups(ch: i64) -> i64 {
     [8, 4, 2, 1].into_iter().find(|g| ch % g == 0).unwrap_or(1)
 }
 
-fn conv3(p: nn::Path, cin: i64, cout: i64, stride: i64) -> nn::Conv2D {
-    nn::conv2d(p, cin, cout, 3, nn::ConvConfig { padding: 1, stride, ..Default::default() })
+/// How a 3×3 convolution sees past the border: zeros, or the opposite side on a periodic domain.
+fn padding_mode(periodic: bool) -> nn::PaddingMode {
+    if periodic {
+        nn::PaddingMode::Circular
+    } else {
+        nn::PaddingMode::Zeros
+    }
+}
+
+fn conv3(p: nn::Path, cin: i64, cout: i64, stride: i64, periodic: bool) -> nn::Conv2D {
+    let padding_mode = padding_mode(periodic);
+    nn::conv2d(p, cin, cout, 3, nn::ConvConfig { padding: 1, stride, padding_mode, ..Default::default() })
 }
 
 fn conv1(p: nn::Path, cin: i64, cout: i64) -> nn::Conv2D {
@@ -100,13 +110,13 @@ struct ResBlock {
 }
 
 impl ResBlock {
-    fn new(p: nn::Path, cin: i64, cout: i64, tdim: i64) -> ResBlock {
+    fn new(p: nn::Path, cin: i64, cout: i64, tdim: i64, periodic: bool) -> ResBlock {
         ResBlock {
             norm1: nn::group_norm(&p / "norm1", groups(cin), cin, Default::default()),
-            conv1: conv3(&p / "conv1", cin, cout, 1),
+            conv1: conv3(&p / "conv1", cin, cout, 1, periodic),
             time: nn::linear(&p / "time", tdim, cout, Default::default()),
             norm2: nn::group_norm(&p / "norm2", groups(cout), cout, Default::default()),
-            conv2: conv3(&p / "conv2", cout, cout, 1),
+            conv2: conv3(&p / "conv2", cout, cout, 1, periodic),
             skip: (cin != cout).then(|| conv1(&p / "skip", cin, cout)),
         }
     }
@@ -199,6 +209,8 @@ impl FrameAttention {
 #[derive(Debug)]
 pub struct UNet {
     config: UNetConfig,
+    /// Circular padding (a periodic domain).
+    periodic: bool,
     out_channels: i64,
     /// Input planes per output channel (2: mask and values; 3 with the fill plane).
     inputs: i64,
@@ -228,16 +240,18 @@ impl UNet {
     /// A network for fields with `channels` channels fed `[mask, values]`; with `space_time`,
     /// attention over frames.
     pub fn new(p: &nn::Path, channels: i64, config: &UNetConfig, space_time: bool) -> Result<UNet> {
-        UNet::with_inputs(p, channels, 2, config, space_time)
+        UNet::with_inputs(p, channels, 2, config, space_time, false)
     }
 
-    /// A network fed `inputs` planes per channel (see [`UNet::forward_raw`]).
+    /// A network fed `inputs` planes per channel (see [`UNet::forward_raw`]); `periodic`: the
+    /// fields wrap around in both space directions and every convolution pads circularly.
     pub fn with_inputs(
         p: &nn::Path,
         channels: i64,
         inputs: i64,
         config: &UNetConfig,
         space_time: bool,
+        periodic: bool,
     ) -> Result<UNet> {
         config.validate()?;
         ensure!(inputs >= 1, "internal: a network needs at least one input plane per channel");
@@ -245,7 +259,7 @@ impl UNet {
         let tdim = 4 * base;
         let widths: Vec<i64> = config.mults.iter().map(|m| m * base).collect();
         let levels = widths.len();
-        let conv_in = conv3(p / "conv_in", inputs * channels, base, 1);
+        let conv_in = conv3(p / "conv_in", inputs * channels, base, 1, periodic);
         let mut skips = vec![base];
         let mut ch = base;
         let mut down = Vec::new();
@@ -253,33 +267,34 @@ impl UNet {
             let dp = p / "down" / l;
             let mut blocks = Vec::new();
             for i in 0..config.res_blocks {
-                blocks.push(ResBlock::new(&dp / "res" / i, ch, w, tdim));
+                blocks.push(ResBlock::new(&dp / "res" / i, ch, w, tdim, periodic));
                 ch = w;
                 skips.push(ch);
             }
-            let ds = (l + 1 < levels).then(|| conv3(&dp / "downsample", ch, ch, 2));
+            let ds = (l + 1 < levels).then(|| conv3(&dp / "downsample", ch, ch, 2, periodic));
             if ds.is_some() {
                 skips.push(ch);
             }
             down.push((blocks, ds));
         }
-        let mid1 = ResBlock::new(p / "mid" / "res1", ch, ch, tdim);
+        let mid1 = ResBlock::new(p / "mid" / "res1", ch, ch, tdim, periodic);
         let mid_attn = config.attention.then(|| Attention::new(p / "mid" / "attn", ch, config.heads));
-        let mid2 = ResBlock::new(p / "mid" / "res2", ch, ch, tdim);
+        let mid2 = ResBlock::new(p / "mid" / "res2", ch, ch, tdim, periodic);
         let mut up = Vec::new();
         for (l, &w) in widths.iter().enumerate().rev() {
             let upp = p / "up" / l;
             let mut blocks = Vec::new();
             for i in 0..=config.res_blocks {
                 let skip = skips.pop().expect("one skip per down block");
-                blocks.push(ResBlock::new(&upp / "res" / i, ch + skip, w, tdim));
+                blocks.push(ResBlock::new(&upp / "res" / i, ch + skip, w, tdim, periodic));
                 ch = w;
             }
-            let us = (l > 0).then(|| conv3(&upp / "upsample", ch, ch, 1));
+            let us = (l > 0).then(|| conv3(&upp / "upsample", ch, ch, 1, periodic));
             up.push((blocks, us));
         }
         let mut net = UNet {
             config: config.clone(),
+            periodic,
             out_channels: channels,
             inputs,
             frame_attn: None,
@@ -292,7 +307,7 @@ impl UNet {
             mid2,
             up,
             norm_out: nn::group_norm(p / "norm_out", groups(ch), ch, Default::default()),
-            conv_out: conv3(p / "conv_out", ch, channels, 1),
+            conv_out: conv3(p / "conv_out", ch, channels, 1, periodic),
             device: p.device(),
         };
         // Created last, so the per-frame layers draw the same initial weights as the snapshot
@@ -326,6 +341,7 @@ impl UNet {
             config: crate::method::precond::DenoiserConfig::legacy(),
             schedule: Default::default(),
             channels: self.out_channels,
+            periodic: false,
         }
         .denoise(|c, x| self.forward_raw(c, x), t, context, context_mask)
     }
@@ -440,8 +456,14 @@ impl Workers {
         let mut stores = Vec::with_capacity(n);
         for _ in 0..n {
             let store = nn::VarStore::new(Device::Cpu);
-            let copy =
-                UNet::with_inputs(&store.root(), net.out_channels, net.inputs, &net.config, net.is_space_time())?;
+            let copy = UNet::with_inputs(
+                &store.root(),
+                net.out_channels,
+                net.inputs,
+                &net.config,
+                net.is_space_time(),
+                net.periodic,
+            )?;
             tch::no_grad(|| -> Result<()> {
                 for (name, mut var) in store.variables() {
                     let src =
@@ -633,10 +655,42 @@ mod tests {
             config: crate::method::precond::DenoiserConfig::legacy(),
             schedule: Default::default(),
             channels: 1,
+            periodic: false,
         };
         let split = workers.forward(&precond, &t, &(&x * &m), &m).unwrap();
         assert_eq!(tch::get_num_threads(), threads, "the intra-op thread count must be restored");
         let diff = (whole - split).abs().max().double_value(&[]);
         assert!(diff < 1e-4, "workers changed the output by {diff}");
+    }
+
+    /// A periodic network commutes with shifts of the torus by multiples of its coarsest
+    /// stride (circular padding everywhere, no border); a zero-padded one does not.
+    #[test]
+    fn a_periodic_network_commutes_with_shifts_of_the_torus() {
+        tch::manual_seed(4);
+        let cfg = UNetConfig { channels: 8, mults: vec![1, 2], attention: true, ..Default::default() };
+        let x = Tensor::randn([2, 2, 8, 8], (Kind::Float, Device::Cpu));
+        let t = Tensor::from_slice(&[10f32, 500.0]);
+        let shift = |v: &Tensor| v.roll([2, -4], [2, 3]);
+        for periodic in [true, false] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = UNet::with_inputs(&vs.root(), 1, 2, &cfg, false, periodic).unwrap();
+            // Non-zero output layer, so the output depends on the input.
+            tch::no_grad(|| {
+                for (name, mut v) in vs.variables() {
+                    if name.starts_with("conv_out.") {
+                        let _ = v.copy_(&(v.randn_like() * 0.1));
+                    }
+                }
+            });
+            let a = tch::no_grad(|| shift(&net.forward_raw(&t, &x)));
+            let b = tch::no_grad(|| net.forward_raw(&t, &shift(&x)));
+            let diff = (a - b).abs().max().double_value(&[]);
+            if periodic {
+                assert!(diff < 1e-4, "periodic network is not shift-equivariant: {diff}");
+            } else {
+                assert!(diff > 1e-3, "a zero-padded network should see the border");
+            }
+        }
     }
 }

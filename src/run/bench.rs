@@ -57,7 +57,16 @@ pub struct Suite {
     /// `curves-CASE-seed-S.png` and `.csv` with the baselines as horizontal lines. 0 = none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub curves: usize,
+    /// Equal training time: every learned method that is not `:published` trains for the
+    /// seconds the case's `:published` method (listed before it) took for its `steps` steps
+    /// in the same case and seed, its learning-rate schedule running over that time.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub published_time: bool,
     pub cases: Vec<Case>,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -115,6 +124,10 @@ pub struct Case {
     pub length_scale: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoothness: Option<f64>,
+    /// The fields wrap around (the generated kinds are simulated on a torus): learned methods
+    /// other than `:published` train with `periodic = true`, and `fill` wraps.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub periodic: bool,
 }
 
 fn one() -> usize {
@@ -219,6 +232,7 @@ impl Suite {
             interval: None,
             length_scale: None,
             smoothness: None,
+            periodic: false,
         };
         // The GRF pixel case shared by the suites, with its Bayes oracle available.
         let grf_pixel = |methods: &[&str]| case("GRF 32² pixel 20%", "grf", 32, "pixel:0.2", 2000, 100, methods);
@@ -233,6 +247,7 @@ impl Suite {
                 prior_steps: default_prior_steps(),
                 batch: None,
                 curves: 0,
+                published_time: false,
                 cases: vec![
                     grf_pixel(&[
                         "pixel",
@@ -305,6 +320,7 @@ impl Suite {
                     prior_steps: default_prior_steps(),
                     batch: None,
                     curves: 0,
+                    published_time: false,
                     cases,
                 })
             }
@@ -330,6 +346,7 @@ impl Suite {
                     prior_steps: default_prior_steps(),
                     batch: None,
                     curves: 0,
+                    published_time: false,
                     cases: vec![c],
                 })
             }
@@ -547,6 +564,29 @@ fn score(pred: &Path, test: &FieldSet) -> Result<Metrics> {
     Ok(m)
 }
 
+/// Training seconds of the case's `:published` method in `dir` (the same case and seed),
+/// for `published_time` suites.
+fn published_seconds(case: &Case, dir: &Path) -> Result<f64> {
+    let published = case
+        .methods
+        .iter()
+        .filter_map(|m| m.parse::<MethodSpec>().ok())
+        .find(|m| m.published)
+        .with_context(|| format!("case {:?}: published_time needs a `:published` method", case.name))?;
+    let run = dir.join(slug(&published.run_name()));
+    // The last logged training clock of that run.
+    let seconds = std::fs::read_to_string(run.join("metrics.jsonl")).ok().and_then(|text| {
+        text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get("seconds")?.as_f64()).last()
+    });
+    seconds.filter(|s| s.is_finite() && *s > 0.0).with_context(|| {
+        format!(
+            "case {:?}: published_time: {} has no training time yet; list the `:published` method before the others",
+            case.name,
+            run.display()
+        )
+    })
+}
+
 /// Runs `method` of `case` for one seed in `dir`; returns its metrics and seconds.
 #[allow(clippy::too_many_arguments)]
 fn run_method(
@@ -594,6 +634,16 @@ fn run_method(
         if let Some(b) = suite.batch {
             cfg.batch = b;
         }
+        if !spec.published {
+            cfg.periodic = case.periodic;
+            if suite.published_time {
+                cfg.time_budget = Some(published_seconds(case, dir)?);
+                // The budget decides; the step count only caps it.
+                cfg.steps = 4 * suite.steps;
+                cfg.val_every = cfg.steps;
+                cfg.checkpoint_every = cfg.steps;
+            }
+        }
         if spec.snapshot {
             cfg.model.space_time = Some(false);
         }
@@ -620,7 +670,7 @@ fn run_method(
     // Baseline names are the `lacuna baseline` command's.
     let baseline = <Baseline as clap::ValueEnum>::from_str(&spec.name, false).ok();
     if let Some(b) = baseline {
-        let opts = BaselineOptions { seed: seed as u64, ..Default::default() };
+        let opts = BaselineOptions { seed: seed as u64, periodic: case.periodic, ..Default::default() };
         baseline::run(b, &test_path, Some(&train_path), &pred, &opts)?;
         return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
     }

@@ -53,6 +53,9 @@ pub fn write_curves(
     out: &Path,
 ) -> Result<PathBuf> {
     ensure!(!runs.is_empty(), "give at least one run (--run NAME=DIR)");
+    let metrics: Vec<PathBuf> = runs.iter().map(|(_, d)| d.join("metrics.jsonl")).collect();
+    let inputs: Vec<&Path> = metrics.iter().map(PathBuf::as_path).collect();
+    crate::atomic::refuse_overwriting_inputs(&inputs, &[out, &out.with_extension("csv")])?;
     let mut csv = String::from("method,step,seconds,mse,ratio\n");
     let mut series = Vec::new();
     for (name, dir) in runs {

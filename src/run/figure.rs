@@ -10,14 +10,18 @@ use crate::plot::{self, Panel, Scale};
 use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
 
-/// Reads the first `count` entries of `name` from `path`, if it has that array.
-fn head(path: &Path, name: &str, count: usize, want_shape_len: usize) -> Result<Option<Vec<f32>>> {
+/// The largest figure written, in pixels (a 16k × 16k image is already 1 GiB of RGBA).
+const MAX_PIXELS: usize = 1 << 28;
+
+/// Reads the first `count` entries of `name` from `path`, if it has that array, which must
+/// hold exactly `total` entries (the data file's fields).
+fn head(path: &Path, name: &str, count: usize, total: usize) -> Result<Option<Vec<f32>>> {
     let mut npz = Npz::open(path)?;
     let Some(mut r) = npz.stream(name)? else { return Ok(None) };
-    let total: usize = r.shape.iter().product();
+    let have: usize = r.shape.iter().product();
     ensure!(
-        total >= count && total.is_multiple_of(want_shape_len),
-        "{}: array '{name}' has shape {:?}, which does not match the data's fields",
+        have == total,
+        "{}: array '{name}' has shape {:?} ({have} entries), but the data file's fields hold {total}; is it an output for another file?",
         path.display(),
         r.shape
     );
@@ -25,14 +29,20 @@ fn head(path: &Path, name: &str, count: usize, want_shape_len: usize) -> Result<
 }
 
 pub fn plot_files(data: &Path, preds: &[PathBuf], out: &Path, n: usize, zoom: Option<usize>) -> Result<()> {
+    let png = out.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    ensure!(png, "{}: figures are written as PNG; give an --out ending in .png", out.display());
+    ensure!(zoom.is_none_or(|z| z >= 1), "--zoom must be at least 1 (pixels per grid cell)");
+    let inputs: Vec<&Path> = std::iter::once(data).chain(preds.iter().map(PathBuf::as_path)).collect();
+    crate::atomic::refuse_overwriting_inputs(&inputs, &[out])?;
     let mut stream = FieldStream::open(data)?;
     let n = n.clamp(1, stream.n);
+    let all = stream.n * stream.dims.len();
     let set = stream.next_chunk(n)?.context("no fields")?;
     let (dims, len) = (set.dims, set.dims.len());
-    let truth = head(data, "truth", n * len, len)?;
+    let truth = head(data, "truth", n * len, all)?;
     let mut means = Vec::new();
     for p in preds {
-        let m = head(p, "mean", n * len, len)?
+        let m = head(p, "mean", n * len, all)?
             .with_context(|| format!("{}: no 'mean' array (is it an imputation output?)", p.display()))?;
         means.push(m);
     }
@@ -74,5 +84,12 @@ pub fn plot_files(data: &Path, preds: &[PathBuf], out: &Path, n: usize, zoom: Op
         }
     }
     let zoom = zoom.unwrap_or((128 / dims.h.max(dims.w)).clamp(1, 8));
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(1);
+    let pixels = crate::memory::product(&[rows.len(), columns, dims.h + 4, dims.w + 4, zoom, zoom]);
+    ensure!(
+        pixels <= MAX_PIXELS as u64,
+        "--zoom {zoom} would make a figure of {:.1} gigapixels; lower --zoom or --n",
+        pixels as f64 / 1e9
+    );
     plot::write_png(out, &plot::grid(&rows, zoom, 4))
 }

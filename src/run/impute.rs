@@ -12,7 +12,7 @@ use crate::model::NetDenoiser;
 use anyhow::{bail, ensure, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::Tensor;
 
 #[derive(Clone, Debug)]
@@ -34,6 +34,9 @@ pub struct ImputeOptions {
     /// Pixel partition: the share of the observation kept in each ensemble context, when not
     /// the training one (1 = the whole observation).
     pub context_ratio: Option<f64>,
+    /// Apply the run to fields of another grid size than it was trained on (a convolutional
+    /// prior can be meant to transfer); refused otherwise.
+    pub other_grid: bool,
 }
 
 impl Default for ImputeOptions {
@@ -48,6 +51,7 @@ impl Default for ImputeOptions {
             device: None,
             last: false,
             context_ratio: None,
+            other_grid: false,
         }
     }
 }
@@ -124,6 +128,11 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     ensure!(opts.ensemble >= 1, "--ensemble must be at least 1");
     ensure!(opts.steps >= 1, "--steps must be at least 1");
     ensure!(opts.samples == 0 || opts.steps >= 2, "--samples needs the multi-step sampler (--steps 2 or more); the single-step ensemble gives the posterior mean only");
+    let run_files: Vec<PathBuf> =
+        std::fs::read_dir(run_dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let mut inputs: Vec<&Path> = run_files.iter().map(PathBuf::as_path).collect();
+    inputs.push(data);
+    crate::atomic::refuse_overwriting_inputs(&inputs, &[out])?;
     let mut run = LoadedRun::open(run_dir, opts.device.as_deref(), opts.last)?;
     if let Some(r) = opts.context_ratio {
         ensure!(
@@ -157,6 +166,26 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         run_dir.display(),
         run.info.dims.describe()
     );
+    ensure!(
+        (d.h, d.w) == (run.info.dims.h, run.info.dims.w) || opts.other_grid,
+        "{}: fields are {}×{}, the run {} was trained on {}×{}; pass --other-grid to apply it anyway",
+        data.display(),
+        d.h,
+        d.w,
+        run_dir.display(),
+        run.info.dims.h,
+        run.info.dims.w
+    );
+    if run.config.periodic && (d.h, d.w) != (run.info.dims.h, run.info.dims.w) {
+        let mult = 1usize << (run.config.model.mults.len() - 1);
+        ensure!(
+            d.h % mult == 0 && d.w % mult == 0,
+            "{}: the run is periodic and needs sides that are multiples of {mult}; these are {}×{}",
+            data.display(),
+            d.h,
+            d.w
+        );
+    }
     let max_batch = max_batch(&run.config.model, d, run.workers.is_some())?;
     let precond = run.config.precond(d);
     let den = NetDenoiser { net: &run.net, precond: &precond, max_batch, workers: run.workers.as_ref() };
@@ -176,6 +205,18 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     };
     let std_slot = if s_count > 1 { Some(writer.add_f32("std", shape)?) } else { None };
 
+    if !quiet {
+        let evaluations = crate::memory::product(&[n, opts.ensemble.max(s_count), opts.steps]);
+        if evaluations > 100_000 {
+            eprintln!(
+                "impute: {n} fields × {} members × {} steps = {evaluations} network evaluations; progress is shown per chunk of {} fields (--chunk)",
+                opts.ensemble.max(s_count),
+                opts.steps,
+                opts.chunk.max(1)
+            );
+        }
+    }
+    let mut warned_scale = false;
     let progress = Progress::new("impute", 0, n, quiet);
     let inf = Inference { ensemble: opts.ensemble, steps: opts.steps, weighting: opts.weighting };
     let (mut done, mut missing) = (0usize, 0usize);
@@ -183,6 +224,10 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         let nb = set.n;
         // One random stream per field (and per sample), so chunking never changes the numbers.
         let field_seed = |i: usize| mix_seed(opts.seed, 7, (done + i) as u64);
+        if !warned_scale {
+            warned_scale = true;
+            warn_if_other_scale(&set, &run.norm, data, run_dir);
+        }
         let mut norm_set = set.clone();
         run.norm.apply(&mut norm_set);
         let masks: Vec<Vec<u8>> = set.mask.chunks_exact(len).map(<[u8]>::to_vec).collect();
@@ -214,6 +259,14 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
                 tch::Kind::Float,
             );
             copy_out(&avg, &mut mean)?;
+        }
+        if let Some(k) = mean.iter().chain(&samples).position(|v| !v.is_finite()) {
+            bail!(
+                "the network returned a non-finite value (field {}); {} or {} is corrupt (retrain, or impute with --last)",
+                done + (k % mean.len()) / len,
+                RunDir(run_dir.to_path_buf()).model().display(),
+                RunDir(run_dir.to_path_buf()).norm().display()
+            );
         }
         run.norm.invert(&mut mean, d.c, d.sites());
         run.norm.invert(&mut samples, d.c, d.sites());
@@ -258,6 +311,27 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     }
     writer.finish()?;
     Ok(ImputeSummary { fields: n, missing_entries: missing, seconds: progress.elapsed() })
+}
+
+/// Warns when the observed values of `set` sit far outside the run's training statistics
+/// (another variable, other units): the network was never trained on such inputs.
+fn warn_if_other_scale(set: &crate::data::FieldSet, norm: &Normalizer, data: &Path, run_dir: &Path) {
+    let here = Normalizer::fit(set);
+    for c in 0..set.dims.c.min(norm.mean.len()) {
+        let shift = (here.mean[c] - norm.mean[c]).abs() / norm.std[c];
+        let ratio = here.std[c] / norm.std[c];
+        if shift > 3.0 || !(0.2..=5.0).contains(&ratio) {
+            eprintln!(
+                "warning: {}: channel {c} has observed mean {:.4} and std {:.4}, the run {} was trained on mean {:.4} and std {:.4}; other units or another variable?",
+                data.display(),
+                here.mean[c],
+                here.std[c],
+                run_dir.display(),
+                norm.mean[c],
+                norm.std[c]
+            );
+        }
+    }
 }
 
 fn copy_out(t: &Tensor, dst: &mut [f32]) -> Result<()> {

@@ -130,6 +130,12 @@ pub fn fit(data: &Path, out: &Path, cfg: &PriorConfig, quiet: bool) -> Result<Fi
         "{}: no observed site in any mask; there is nothing to learn",
         data.display()
     );
+    if masks.iter().all(|m| m.iter().all(|&v| v != 0)) {
+        eprintln!(
+            "warning: {}: every site is observed in every mask; the prior will learn to draw complete masks, and a partition built on it has nothing to query",
+            data.display()
+        );
+    }
     let cfg = PriorConfig { h: d.h, w: d.w, ..cfg.clone() };
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     crate::atomic::write_bytes(&config_path(out), toml::to_string(&cfg)?.as_bytes())?;
@@ -290,7 +296,16 @@ pub fn prepare(
     if free < FREE_POOL {
         let mut rngs: Vec<ChaCha8Rng> =
             (free..FREE_POOL).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
-        bank.add_free(prior.draw(&mut rngs, None)?);
+        let drawn = prior.draw(&mut rngs, None)?;
+        let observed = drawn.iter().flatten().filter(|&&v| v != 0).count() as f64;
+        let total = drawn.iter().map(Vec::len).sum::<usize>().max(1) as f64;
+        if free == 0 && observed / total > 0.99 {
+            eprintln!(
+                "warning: the mask prior draws masks with {:.1}% of the sites observed; intersected with the data's masks they keep nearly all of each observation, so the context is the whole observation and there is almost nothing to query. Was the prior fitted on fully observed data?",
+                100.0 * observed / total
+            );
+        }
+        bank.add_free(drawn);
     }
     if let Some(rho) = rho {
         let want = (*draws).max(min_draws);
@@ -522,6 +537,8 @@ pub fn sample_to_file(
     out: &Path,
 ) -> Result<(usize, Option<f64>)> {
     ensure!(n >= 1, "--n must be at least 1");
+    let guide_file: Vec<&Path> = guide.iter().map(|g| g.0).collect();
+    crate::atomic::refuse_overwriting_inputs(&guide_file, &[out])?;
     let prior = LoadedPrior::open(prior_dir, None)?;
     let d = Dims { t: 1, c: 1, h: prior.config.h, w: prior.config.w };
     let (drawn, share) = match guide {

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod eval;
 pub mod figure;
 pub mod impute;
+pub mod lock;
 pub mod masks;
 pub mod optim;
 pub mod perf;

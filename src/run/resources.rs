@@ -24,13 +24,7 @@ pub fn torch<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
     }
 }
 
-/// Memory the system can still hand out, from `/proc/meminfo` (None where unknown).
-pub fn available_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
+pub use crate::memory::{available_bytes, check_fits};
 
 /// A rough upper estimate of the activation memory of one field through the U-Net: every
 /// residual block keeps about ten feature maps of its width, the attention keeps its
@@ -62,20 +56,6 @@ pub fn unet_bytes_per_field(cfg: &UNetConfig, dims: Dims, training: bool) -> u64
     } else {
         bytes
     }
-}
-
-/// Refuses work whose estimate exceeds the available memory, saying what to change.
-pub fn check_fits(what: &str, bytes: u64, hint: &str) -> Result<()> {
-    if let Some(avail) = available_bytes() {
-        if bytes > avail {
-            bail!(
-                "{what} needs about {:.1} GiB, only {:.1} GiB is available; {hint}",
-                bytes as f64 / 1073741824.0,
-                avail as f64 / 1073741824.0
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Largest inference batch (≤ `cap`) whose activations fit in half the available memory.

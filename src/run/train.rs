@@ -226,12 +226,23 @@ pub fn build_model(cfg: &TrainConfig, dims: Dims, device: Device) -> Result<(Var
     tch::manual_seed(mix_seed(cfg.seed, 5, 0) as i64);
     let vs = VarStore::new(device);
     let zero_output = cfg.denoiser.skip == crate::method::precond::Skip::Fill;
+    if cfg.periodic {
+        let mult = 1usize << (cfg.model.mults.len() - 1);
+        ensure!(
+            dims.h % mult == 0 && dims.w % mult == 0,
+            "periodic fields need sides that are multiples of {mult} (the network's {} levels); these are {}×{}",
+            cfg.model.mults.len(),
+            dims.h,
+            dims.w
+        );
+    }
     let net = UNet::with_inputs(
         &vs.root(),
         dims.c as i64,
         cfg.denoiser.inputs(),
         &cfg.model,
         cfg.model.space_time_for(dims.t),
+        cfg.periodic,
     )?;
     if zero_output {
         // With a skip, training starts from the skip itself (x̂0 = fill off the context).
@@ -246,10 +257,24 @@ pub fn build_model(cfg: &TrainConfig, dims: Dims, device: Device) -> Result<(Var
     Ok((vs, net))
 }
 
-/// Trains on `data` into `run_dir` (or continues the run there with `resume`).
+/// Trains on `data` into `run_dir` (or continues the run there with `resume`), holding the
+/// directory's lock throughout. A new run that fails before its first checkpoint leaves no
+/// directory behind (when it created it).
 pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet: bool) -> Result<TrainSummary> {
     cfg.validate()?;
     let run = RunDir(run_dir.to_path_buf());
+    if resume {
+        ensure!(
+            run.config().exists(),
+            "{}: no run to resume there (no config.toml); train into it without --resume first",
+            run_dir.display()
+        );
+    }
+    crate::data::field::ensure_readable_file(data)?;
+    let created = !run_dir.exists();
+    std::fs::create_dir_all(run_dir).with_context(|| format!("{}: cannot create run directory", run_dir.display()))?;
+    // Under the lock, so a run in progress is named as such rather than as a finished one.
+    let lock = super::lock::RunLock::acquire(run_dir)?;
     if resume {
         ensure!(run.checkpoint().exists(), "{}: no checkpoint to resume from", run.checkpoint().display());
     } else if run.checkpoint().exists() || run.model().exists() {
@@ -258,11 +283,35 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
             run_dir.display()
         );
     }
+    let result = train_locked(data, &run, cfg, resume, quiet);
+    if result.is_err() && created && !run.checkpoint().exists() {
+        drop(lock);
+        let _ = std::fs::remove_dir_all(run_dir);
+    }
+    result
+}
+
+fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quiet: bool) -> Result<TrainSummary> {
+    let run_dir = run.0.as_path();
     let set = FieldSet::load(data, Truth::Never)?;
+    cfg.partition.check_fits(set.dims)?;
+    let most_observed = set.mask.chunks_exact(set.dims.len()).map(|m| m.iter().filter(|&&v| v != 0).count()).max();
+    ensure!(
+        most_observed.unwrap_or(0) >= 2,
+        "{}: no field has two observed entries; a context and a query need at least one each",
+        data.display()
+    );
     // A prior partition's prior is copied into the run, and the saved config points at the copy.
     let adopted = super::masks::adopt_prior(cfg, run_dir)?;
     let cfg = &adopted;
     let (train_idx, val_idx) = split_validation(set.n, cfg.val_fraction, cfg.seed);
+    if val_idx.is_empty() && cfg.score.data.is_none() && !quiet {
+        eprintln!(
+            "warning: {}: {} field(s), none held out for validation or scoring; training runs unchecked and the last weights are kept (give more fields, or --score-data)",
+            data.display(),
+            set.n
+        );
+    }
     let mut train_set = set.select(&train_idx);
     let mut val_set = set.select(&val_idx);
     let norm = if resume {
@@ -272,17 +321,15 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
         .with_context(|| format!("{}: corrupt run info", run.info().display()))?;
         ensure!(
             info.dims == set.dims && info.n_train == train_idx.len(),
-            "{}: the run was trained on {} fields of {:?}, this file gives {} of {:?}; resume with the same data",
+            "{}: the run was trained on {} fields of {}, this file gives {} of {}; resume with the same data",
             data.display(),
             info.n_train,
-            info.dims,
+            info.dims.describe(),
             train_idx.len(),
-            set.dims
+            set.dims.describe()
         );
         Normalizer::load(&run.norm())?
     } else {
-        std::fs::create_dir_all(run_dir)
-            .with_context(|| format!("{}: cannot create run directory", run_dir.display()))?;
         let norm = Normalizer::fit(&train_set);
         norm.save(&run.norm())?;
         cfg.save(&run.config())?;
@@ -333,6 +380,15 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
         "the checkpoint is at step {}, beyond the requested {} steps",
         state.step,
         cfg.steps
+    );
+    ensure!(
+        state.step < cfg.steps && cfg.time_budget.is_none_or(|b| state.seconds < b),
+        "{}: the run is finished (step {} of {}{}); nothing to do. Pass --steps N above {} (or a longer --time-budget) to train on",
+        run_dir.display(),
+        state.step,
+        cfg.steps,
+        cfg.time_budget.map(|b| format!(", {:.0} s of a {b:.0} s budget", state.seconds)).unwrap_or_default(),
+        state.step
     );
 
     let prior = super::masks::open_run_prior(&cfg.partition, run_dir, Some(&cfg.device))?;
