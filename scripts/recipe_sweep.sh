@@ -6,6 +6,7 @@
 # GRF). Prints the held-out MSE at the last score; runs one after another (about 2-4 minutes
 # each on 2 idle cores; ~40 minutes for all).
 #   usage: scripts/recipe_sweep.sh [OUT_DIR] [STEPS] [CANDIDATE ...]
+#   KOL_FIELDS=DIR takes the Kolmogorov fields from DIR/{train,test}.npz instead of generating them.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 make -C "$root" --no-print-directory build >/dev/null
@@ -20,7 +21,11 @@ if [ ! -f grf-oracle.npz ]; then
   $L --quiet data gen grf --out grf-test.npz --n 100 --size 32 --length-scale 4 --smoothness 0.5 --mask pixel:0.3 --seed 2
   $L --quiet data krige --data grf-test.npz --out grf-oracle.npz --length-scale 4 --smoothness 0.5
 fi
-if [ ! -f kol-test.npz ]; then
+if [ -n "${KOL_FIELDS:-}" ]; then
+  # Another case's fields, e.g. a curves bench's seed directory (train.npz, test.npz).
+  ln -sf "$KOL_FIELDS/train.npz" kol-train.npz
+  ln -sf "$KOL_FIELDS/test.npz" kol-test.npz
+elif [ ! -f kol-test.npz ]; then
   $L --quiet data gen kolmogorov --out kol-train.npz --n 2000 --size 32 --mask pixel:0.2 --seed 1
   $L --quiet data gen kolmogorov --out kol-test.npz --n 100 --size 32 --mask pixel:0.2 --seed 2
 fi
@@ -72,17 +77,32 @@ add skip-pp-r1-c64    grf 'time_low_share = 0
 channels = 64
 [denoiser]
 fill_cg = 0'
-add skip-pp-r1-low50  grf '[denoiser]
+add skip-pp-r1-low50  grf 'time_low_share = 0.5
+[denoiser]
 fill_cg = 0'
 add skip-pp-r1-low100 grf 'time_low_share = 1.0
 [denoiser]
 fill_cg = 0'
-add defaults          grf ''
+# "defaults" is the recipe of the first curves run (half the batch at t_eps); today's default
+# share is 0.8 (defaults-low80).
+add defaults          grf 'time_low_share = 0.5'
 add defaults-low80    grf 'time_low_share = 0.8'
 add published-kol     kol "inference_context_ratio = 0
 time_low_share = 0
 $published"
-add defaults-kol      kol ''
+add defaults-kol      kol 'time_low_share = 0.5'
+# Kolmogorov candidates on top of defaults-kol (run them with STEPS = 4000).
+add kol-low80         kol 'time_low_share = 0.8'
+add kol-lr2           kol 'time_low_share = 0.5
+[optim]
+lr = 0.002'
+add kol-rb2           kol 'time_low_share = 0.5
+[model]
+res_blocks = 2'
+add kol-periodic      kol 'time_low_share = 0.5
+periodic = true'
+add kol-periodic-low80 kol 'periodic = true
+time_low_share = 0.8'
 
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(published skip-pp skip-pp-low25 skip-pp-r1 skip-pp-r1-ctx05 skip-pp-r1-lr3

@@ -1,5 +1,7 @@
-//! Fuzzing the NPZ/NPY reader with mutated and arbitrary bytes: every input must give `Ok` or
-//! an error, never a panic or an abort. The default run is short; a longer bounded run:
+//! Fuzzing the NPZ/NPY and NetCDF-3 readers with mutated and arbitrary bytes, and NPZ headers
+//! whose shapes lie about the data behind them: every input must give `Ok` or an error, never
+//! a panic or an abort (an allocation failure aborts the test process, so it fails too). The
+//! default run is short; a longer bounded run (the seconds apply to each reader):
 //!
 //! ```sh
 //! LACUNA_FUZZ_SECS=300 cargo test --release --test fuzz_npz -- --nocapture
@@ -24,9 +26,27 @@ fn valid_npz(dir: &std::path::Path) -> Vec<u8> {
     std::fs::read(p).unwrap()
 }
 
+/// Rewrites every `'shape': (…)` in the archive with other sizes (often huge), keeping the
+/// header length: a lying header over the same few bytes of data.
+fn lie_about_shapes(rng: &mut impl Rng, b: &mut [u8]) {
+    let key = b"'shape': (";
+    let mut i = 0;
+    while let Some(at) = b[i..].windows(key.len()).position(|w| w == key) {
+        let start = i + at + key.len();
+        let end = start + b[start..].iter().position(|&c| c == b')').unwrap_or(0);
+        for c in &mut b[start..end] {
+            if c.is_ascii_digit() {
+                *c = b"0123456789"[if rng.gen_bool(0.7) { 9 } else { rng.gen_range(0..10) }];
+            }
+        }
+        i = end.max(start);
+    }
+}
+
 fn mutate(rng: &mut impl Rng, base: &[u8]) -> Vec<u8> {
     let mut b = base.to_vec();
-    match rng.gen_range(0..5) {
+    match rng.gen_range(0..6) {
+        5 => lie_about_shapes(rng, &mut b),
         0 => {
             for _ in 0..rng.gen_range(1..8) {
                 let i = rng.gen_range(0..b.len());
@@ -81,4 +101,68 @@ fn npz_reader_survives_mutated_input() {
         runs += 1;
     }
     eprintln!("fuzzed {runs} inputs, {accepted} accepted");
+}
+
+/// A small valid NetCDF-3 file: SST[time=2, lat=3, lon=4] with coordinates and a fill value.
+fn valid_nc(dir: &std::path::Path) -> Vec<u8> {
+    use netcdf3::{DataSet, FileWriter, Version};
+    let path = dir.join("seed.nc");
+    let mut ds = DataSet::new();
+    ds.set_unlimited_dim("time", 2).unwrap();
+    ds.add_fixed_dim("lat", 3).unwrap();
+    ds.add_fixed_dim("lon", 4).unwrap();
+    ds.add_var_f64("time", &["time"]).unwrap();
+    ds.add_var_f32("lat", &["lat"]).unwrap();
+    ds.add_var_f32("lon", &["lon"]).unwrap();
+    ds.add_var_f32("SST", &["time", "lat", "lon"]).unwrap();
+    ds.add_var_attr_f32("SST", "_FillValue", vec![-1e34]).unwrap();
+    let mut w = FileWriter::open(&path).unwrap();
+    w.set_def(&ds, Version::Classic, 0).unwrap();
+    w.write_var_f64("time", &[15.0, 45.0]).unwrap();
+    w.write_var_f32("lat", &[-1.0, 0.0, 1.0]).unwrap();
+    w.write_var_f32("lon", &[20.0, 22.0, 24.0, 26.0]).unwrap();
+    let sst: Vec<f32> = (0..24).map(|i| if i % 5 == 0 { -1e34 } else { i as f32 * 0.25 }).collect();
+    w.write_var_f32("SST", &sst).unwrap();
+    w.close().unwrap();
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn netcdf_reader_survives_mutated_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = valid_nc(dir.path());
+    let secs: u64 = std::env::var("LACUNA_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2025);
+    let path = dir.path().join("fuzz.nc");
+    let vars = vec!["SST".to_string()];
+    let all = lacuna::data::netcdf::Observable::All;
+    let ever = lacuna::data::netcdf::Observable::EverObserved;
+    assert!(
+        lacuna::data::netcdf::import(&dir.path().join("seed.nc"), &vars, &all).is_ok(),
+        "the seed file must import"
+    );
+    let (mut runs, mut accepted) = (0usize, 0usize);
+    while runs < 3000 || std::time::Instant::now() < deadline {
+        let mut bytes = mutate(&mut rng, &base);
+        if rng.gen_bool(0.3) && bytes.len() >= 4 {
+            bytes[..4].copy_from_slice(b"CDF\x01");
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let observable = if runs % 2 == 0 { &all } else { &ever };
+        let result = std::panic::catch_unwind(|| lacuna::data::netcdf::import(&path, &vars, observable).is_ok());
+        match result {
+            Ok(ok) => accepted += ok as usize,
+            Err(_) => {
+                std::fs::copy(&path, dir.path().join("crash.nc")).unwrap();
+                panic!(
+                    "NetCDF reader panicked on input #{runs} ({} bytes): {:?}",
+                    bytes.len(),
+                    &bytes[..bytes.len().min(64)]
+                );
+            }
+        }
+        runs += 1;
+    }
+    eprintln!("fuzzed {runs} NetCDF inputs, {accepted} accepted");
 }

@@ -295,6 +295,17 @@ fn masks_fit_on_fully_observed_data_warns() {
 }
 
 #[test]
+fn training_the_intersect_partition_on_a_prior_of_fully_observed_masks_warns() {
+    let d = Dir::new();
+    d.ok("data gen grf --out {d}/full.npz --n 8 --size 12 --mask pixel:1.0");
+    d.ok("masks fit --data {d}/full.npz --out {d}/prior --steps 30 --batch 4 --sample-steps 2");
+    let out =
+        d.run("train --data {d}/train.npz --out {d}/r --config {d}/tiny.toml --partition intersect --prior {d}/prior");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning") && err.contains("nearly all of each observation"), "{err}");
+}
+
+#[test]
 fn negative_grad_clip_or_weight_decay_are_refused_and_a_partial_schedule_table_is_accepted() {
     let d = Dir::new();
     for (key, table) in [("grad_clip = -1", "optim"), ("weight_decay = -5", "optim")] {

@@ -101,9 +101,111 @@ fn open(path: &Path) -> Result<Source> {
             path.display()
         );
     }
+    check_classic_header(path)?;
     let reader = FileReader::open(path)
         .map_err(|e| anyhow::anyhow!("{}: cannot read as NetCDF-3: {}", path.display(), nc_error(&e)))?;
     Ok(Source::Classic(reader))
+}
+
+/// Walks a NetCDF-3 header (the classic format's grammar: dimensions, global attributes,
+/// variables with their attributes) before the reader does, refusing any count or length that
+/// needs more bytes than the file holds: the reader reserves memory from those numbers, so a
+/// lying header would otherwise abort the process.
+fn check_classic_header(path: &Path) -> Result<()> {
+    use std::io::Read as _;
+    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(64 << 20).read_to_end(&mut bytes)?;
+    let bad =
+        |what: &str| anyhow::anyhow!("{}: not a valid NetCDF-3 file ({what}; truncated or corrupt)", path.display());
+    let mut at = 4usize;
+    let u32_at = |at: &mut usize| -> Result<u64> {
+        let b = bytes.get(*at..*at + 4).ok_or_else(|| bad("the header ends early"))?;
+        *at += 4;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64)
+    };
+    let offset64 = bytes[3] == 2;
+    // Every element needs at least this many bytes of header: a count above the rest is a lie.
+    let fits =
+        |count: u64, each: u64, at: usize| count.saturating_mul(each) <= (bytes.len() - at.min(bytes.len())) as u64;
+    let name = |at: &mut usize| -> Result<()> {
+        let len = u32_at(at)?;
+        if !fits(len, 1, *at) {
+            return Err(bad("a name longer than the file"));
+        }
+        *at += (len as usize).div_ceil(4) * 4;
+        Ok(())
+    };
+    let type_size = |t: u64| -> Result<u64> {
+        match t {
+            1 | 2 => Ok(1),
+            3 => Ok(2),
+            4 | 5 => Ok(4),
+            6 => Ok(8),
+            _ => Err(bad("an unknown data type")),
+        }
+    };
+    let attributes = |at: &mut usize| -> Result<()> {
+        let tag = u32_at(at)?;
+        let n = u32_at(at)?;
+        if tag == 0 && n == 0 {
+            return Ok(());
+        }
+        if tag != 0x0C || !fits(n, 12, *at) {
+            return Err(bad("a corrupt attribute list"));
+        }
+        for _ in 0..n {
+            name(at)?;
+            let size = type_size(u32_at(at)?)?;
+            let count = u32_at(at)?;
+            if !fits(count, size, *at) {
+                return Err(bad("an attribute longer than the file"));
+            }
+            *at += ((count * size) as usize).div_ceil(4) * 4;
+        }
+        Ok(())
+    };
+    u32_at(&mut at)?; // numrecs
+    let tag = u32_at(&mut at)?;
+    let ndims = u32_at(&mut at)?;
+    if !(tag == 0 && ndims == 0) {
+        if tag != 0x0A || !fits(ndims, 8, at) {
+            return Err(bad("a corrupt dimension list"));
+        }
+        for _ in 0..ndims {
+            name(&mut at)?;
+            u32_at(&mut at)?;
+        }
+    }
+    attributes(&mut at)?;
+    let tag = u32_at(&mut at)?;
+    let nvars = u32_at(&mut at)?;
+    if tag == 0 && nvars == 0 {
+        return Ok(());
+    }
+    if tag != 0x0B || !fits(nvars, 16, at) {
+        return Err(bad("a corrupt variable list"));
+    }
+    for _ in 0..nvars {
+        name(&mut at)?;
+        let rank = u32_at(&mut at)?;
+        if !fits(rank, 4, at) {
+            return Err(bad("a variable with more dimensions than the file holds"));
+        }
+        for _ in 0..rank {
+            if u32_at(&mut at)? >= ndims {
+                return Err(bad("a variable on an undefined dimension"));
+            }
+        }
+        attributes(&mut at)?;
+        type_size(u32_at(&mut at)?)?;
+        let vsize = u32_at(&mut at)?;
+        let begin = if offset64 { (u32_at(&mut at)? << 32) | u32_at(&mut at)? } else { u32_at(&mut at)? };
+        if begin > file_len || vsize > file_len {
+            return Err(bad("a variable beyond the end of the file"));
+        }
+    }
+    Ok(())
 }
 
 /// A one-line reason for a NetCDF-3 reader error (its Debug form can hold whole headers).

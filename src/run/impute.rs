@@ -205,14 +205,17 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     };
     let std_slot = if s_count > 1 { Some(writer.add_f32("std", shape)?) } else { None };
 
+    // Network evaluations per field: K contexts, times the samples and steps of the sampler.
+    let members = opts.ensemble * s_count.max(1);
+    // Progress comes per chunk: with a large ensemble, chunks shrink (down to one field) so it
+    // still moves. Results do not depend on the chunking (one random stream per field).
+    let chunk = opts.chunk.max(1).min((160 / members).max(1));
     if !quiet {
-        let evaluations = crate::memory::product(&[n, opts.ensemble.max(s_count), opts.steps]);
+        let evaluations = crate::memory::product(&[n, members, opts.steps]);
         if evaluations > 100_000 {
             eprintln!(
-                "impute: {n} fields × {} members × {} steps = {evaluations} network evaluations; progress is shown per chunk of {} fields (--chunk)",
-                opts.ensemble.max(s_count),
+                "impute: {n} fields × {members} members × {} steps = {evaluations} network evaluations; progress per chunk of {chunk} field(s)",
                 opts.steps,
-                opts.chunk.max(1)
             );
         }
     }
@@ -220,7 +223,7 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     let progress = Progress::new("impute", 0, n, quiet);
     let inf = Inference { ensemble: opts.ensemble, steps: opts.steps, weighting: opts.weighting };
     let (mut done, mut missing) = (0usize, 0usize);
-    while let Some(set) = stream.next_chunk(opts.chunk.max(1))? {
+    while let Some(set) = stream.next_chunk(chunk)? {
         let nb = set.n;
         // One random stream per field (and per sample), so chunking never changes the numbers.
         let field_seed = |i: usize| mix_seed(opts.seed, 7, (done + i) as u64);

@@ -44,6 +44,10 @@ pub struct PriorConfig {
     pub device: String,
     pub schedule: BfnSchedule,
     pub model: UNetConfig,
+    /// Share of the sites observed in the masks it was fitted on (set by `fit`; a prior of
+    /// complete masks gives contexts that are the whole observation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_share: Option<f64>,
 }
 
 impl Default for PriorConfig {
@@ -59,6 +63,7 @@ impl Default for PriorConfig {
             device: "cpu".into(),
             schedule: BfnSchedule::default(),
             model: MaskNet::default_config(),
+            observed_share: None,
         }
     }
 }
@@ -136,7 +141,9 @@ pub fn fit(data: &Path, out: &Path, cfg: &PriorConfig, quiet: bool) -> Result<Fi
             data.display()
         );
     }
-    let cfg = PriorConfig { h: d.h, w: d.w, ..cfg.clone() };
+    let observed = masks.iter().flatten().filter(|&&v| v != 0).count() as f64;
+    let share = observed / masks.iter().map(Vec::len).sum::<usize>().max(1) as f64;
+    let cfg = PriorConfig { h: d.h, w: d.w, observed_share: Some(share), ..cfg.clone() };
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     crate::atomic::write_bytes(&config_path(out), toml::to_string(&cfg)?.as_bytes())?;
     let device = open_device(&cfg.device)?;
@@ -299,9 +306,11 @@ pub fn prepare(
         let drawn = prior.draw(&mut rngs, None)?;
         let observed = drawn.iter().flatten().filter(|&&v| v != 0).count() as f64;
         let total = drawn.iter().map(Vec::len).sum::<usize>().max(1) as f64;
-        if free == 0 && observed / total > 0.99 {
+        let fitted_on = prior.config.observed_share.unwrap_or(0.0);
+        if free == 0 && (observed / total > 0.99 || fitted_on > 0.99) {
             eprintln!(
-                "warning: the mask prior draws masks with {:.1}% of the sites observed; intersected with the data's masks they keep nearly all of each observation, so the context is the whole observation and there is almost nothing to query. Was the prior fitted on fully observed data?",
+                "warning: the mask prior was fitted on masks with {:.1}% of the sites observed and draws {:.1}%; intersected with the data's masks its draws keep nearly all of each observation, so the context is the whole observation and there is almost nothing to query. Fit the prior on the data's own incomplete masks",
+                100.0 * fitted_on,
                 100.0 * observed / total
             );
         }
