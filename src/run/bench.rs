@@ -576,7 +576,9 @@ fn published_seconds(case: &Case, dir: &Path) -> Result<f64> {
     let run = dir.join(slug(&published.run_name()));
     // The last logged training clock of that run.
     let seconds = std::fs::read_to_string(run.join("metrics.jsonl")).ok().and_then(|text| {
-        text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get("seconds")?.as_f64()).last()
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get("seconds")?.as_f64())
+            .next_back()
     });
     seconds.filter(|s| s.is_finite() && *s > 0.0).with_context(|| {
         format!(

@@ -179,7 +179,7 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     if run.config.periodic && (d.h, d.w) != (run.info.dims.h, run.info.dims.w) {
         let mult = 1usize << (run.config.model.mults.len() - 1);
         ensure!(
-            d.h % mult == 0 && d.w % mult == 0,
+            d.h.is_multiple_of(mult) && d.w.is_multiple_of(mult),
             "{}: the run is periodic and needs sides that are multiples of {mult}; these are {}×{}",
             data.display(),
             d.h,

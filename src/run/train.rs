@@ -229,7 +229,7 @@ pub fn build_model(cfg: &TrainConfig, dims: Dims, device: Device) -> Result<(Var
     if cfg.periodic {
         let mult = 1usize << (cfg.model.mults.len() - 1);
         ensure!(
-            dims.h % mult == 0 && dims.w % mult == 0,
+            dims.h.is_multiple_of(mult) && dims.w.is_multiple_of(mult),
             "periodic fields need sides that are multiples of {mult} (the network's {} levels); these are {}×{}",
             cfg.model.mults.len(),
             dims.h,
