@@ -168,6 +168,8 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<DemoRepor
             time_budget: opts.time_budget,
             seed: opts.seed,
             partition,
+            // Both demo kinds are simulated on a torus, a symmetry their user would declare.
+            periodic: true,
             ..Default::default()
         };
         if !quiet {
