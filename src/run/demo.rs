@@ -168,8 +168,9 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<DemoRepor
             time_budget: opts.time_budget,
             seed: opts.seed,
             partition,
-            // Both demo kinds are simulated on a torus, a symmetry their user would declare.
-            periodic: true,
+            // Both demo kinds are simulated on a torus, a symmetry their user would declare
+            // (on sides the network's strides divide).
+            periodic: opts.size.is_multiple_of(1 << (crate::model::UNetConfig::default().mults.len() - 1)),
             ..Default::default()
         };
         if !quiet {
