@@ -40,7 +40,10 @@ pub fn install_signal_cleanup() {
             }
         }
         eprintln!("\ninterrupted: temporary files removed; finished files and checkpoints are kept");
-        std::process::exit(130);
+        // `_exit`, not `exit`: static destructors would tear libtorch down under the main
+        // thread, which may be inside an operator (it then reports a spurious internal error).
+        // SAFETY: `_exit` takes no pointers and never returns.
+        unsafe { libc::_exit(130) };
     });
 }
 

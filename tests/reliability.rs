@@ -169,8 +169,12 @@ fn sigterm_removes_temporaries_and_the_lock_and_keeps_the_checkpoint() {
     let d = Dir::new();
     let long = TINY.replace("steps = 8", "steps = 100000").replace("checkpoint_every = 4", "checkpoint_every = 2");
     std::fs::write(d.p("long.toml"), long).unwrap();
-    let mut child =
-        Child(d.command("train --data {d}/train.npz --out {d}/run --config {d}/long.toml").spawn().unwrap());
+    let mut child = Child(
+        d.command("train --data {d}/train.npz --out {d}/run --config {d}/long.toml")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let start = std::time::Instant::now();
     while !d.p("run/checkpoint.safetensors").exists() {
         assert!(start.elapsed().as_secs() < 120, "no checkpoint was written");
@@ -179,10 +183,19 @@ fn sigterm_removes_temporaries_and_the_lock_and_keeps_the_checkpoint() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
     let status = child.0.wait().unwrap();
-    assert!(!status.success(), "a terminated run must not report success");
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut said).unwrap();
+    assert_eq!(status.code(), Some(130), "a terminated run exits with 130: {said}");
+    assert!(!said.contains("internal error") && said.contains("interrupted"), "{said}");
     assert!(d.hidden_temporaries(&d.p("run")).is_empty(), "left: {:?}", d.hidden_temporaries(&d.p("run")));
     // The checkpoint on disk is whole: the run resumes from it.
-    d.ok("train --data {d}/train.npz --out {d}/run --resume --steps 30");
+    let metrics = std::fs::read_to_string(d.p("run/metrics.jsonl")).unwrap();
+    let last = metrics
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get("step")?.as_u64())
+        .max()
+        .unwrap();
+    d.ok(&format!("train --data {{d}}/train.npz --out {{d}}/run --resume --steps {}", last + 4));
 }
 
 #[test]
