@@ -135,25 +135,43 @@ fn ensure_parent(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A registered temporary that removes itself unless it was renamed into place.
-struct Temp(PathBuf);
+/// A file removed when this guard drops and on a termination signal (a temporary, a lock).
+#[derive(Debug)]
+pub struct Removed(PathBuf);
 
-impl Temp {
-    fn new(path: &Path, tag: &str) -> Temp {
-        let tmp = temp_path(path, tag);
-        remove_on_signal(&tmp);
-        Temp(tmp)
+impl Removed {
+    /// Guards `path` (which the caller creates).
+    pub fn new(path: PathBuf) -> Removed {
+        remove_on_signal(&path);
+        Removed(path)
     }
 
-    fn persist(self, path: &Path) -> Result<()> {
-        std::fs::rename(&self.0, path).with_context(|| format!("{}: cannot rename into place", path.display()))
+    pub fn path(&self) -> &Path {
+        &self.0
     }
 }
 
-impl Drop for Temp {
+impl Drop for Removed {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
         forget(&self.0);
+    }
+}
+
+/// A registered temporary that removes itself unless it was renamed into place.
+struct Temp(Removed);
+
+impl Temp {
+    fn new(path: &Path, tag: &str) -> Temp {
+        Temp(Removed::new(temp_path(path, tag)))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    fn persist(self, path: &Path) -> Result<()> {
+        std::fs::rename(self.path(), path).with_context(|| format!("{}: cannot rename into place", path.display()))
     }
 }
 
@@ -165,7 +183,7 @@ where
     ensure_parent(path)?;
     sweep_stale(path);
     let tmp = Temp::new(path, "part");
-    let mut file = File::create(&tmp.0).with_context(|| format!("{}: cannot create", path.display()))?;
+    let mut file = File::create(tmp.path()).with_context(|| format!("{}: cannot create", path.display()))?;
     fill(&mut file).with_context(|| format!("{}: write failed", path.display()))?;
     file.sync_all().with_context(|| format!("{}: sync failed", path.display()))?;
     tmp.persist(path)
@@ -188,8 +206,8 @@ where
     ensure_parent(path)?;
     sweep_stale(path);
     let tmp = Temp::new(path, "part");
-    write(&tmp.0)?;
-    File::open(&tmp.0)?.sync_all().with_context(|| format!("{}: sync failed", path.display()))?;
+    write(tmp.path())?;
+    File::open(tmp.path())?.sync_all().with_context(|| format!("{}: sync failed", path.display()))?;
     tmp.persist(path)
 }
 
@@ -205,7 +223,7 @@ impl Scratch {
     }
 
     pub fn path(&self) -> &Path {
-        &self.0 .0
+        self.0.path()
     }
 }
 

@@ -231,6 +231,22 @@ impl TrainConfig {
         cfg
     }
 
+    /// Refuses fields of `dims` that a periodic network cannot wrap: it pads sides that its
+    /// strides do not divide with zeros, which would break the torus.
+    pub fn check_periodic_grid(&self, dims: Dims) -> Result<()> {
+        if self.periodic {
+            let mult = 1usize << (self.model.mults.len() - 1);
+            ensure!(
+                dims.h.is_multiple_of(mult) && dims.w.is_multiple_of(mult),
+                "periodic fields need sides that are multiples of {mult} (the network's {} levels); these are {}×{}",
+                self.model.mults.len(),
+                dims.h,
+                dims.w
+            );
+        }
+        Ok(())
+    }
+
     /// The denoiser parameterisation for samples of `dims`.
     pub fn precond(&self, dims: Dims) -> Precond {
         Precond {

@@ -855,11 +855,9 @@ fn run_train(a: &TrainArgs, quiet: bool) -> Result<()> {
         {
             bail!("--resume continues the run with its saved config; only --steps, --time-budget (to extend it) and --device may be given");
         }
-        let saved = a.out.join("config.toml");
-        if !saved.exists() {
-            bail!("{}: no run to resume there (no config.toml); train into it without --resume first", a.out.display());
-        }
-        let mut cfg = TrainConfig::load_run(&saved)?;
+        let run = lacuna::run::RunDir(a.out.clone());
+        run.ensure_resumable()?;
+        let mut cfg = TrainConfig::load_run(&run.config())?;
         if let Some(s) = a.steps {
             cfg.steps = s;
         }

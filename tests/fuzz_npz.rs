@@ -75,32 +75,53 @@ fn mutate(rng: &mut impl Rng, base: &[u8]) -> Vec<u8> {
     b
 }
 
+/// Feeds `read` mutations of `base` written to `DIR/fuzz.EXT` (at least 3000, and until
+/// `LACUNA_FUZZ_SECS` have passed), 30% of them with `magic` restored at the start; a panic
+/// keeps the input as `crash.EXT` and fails. `read` gets the file and the input's number and
+/// says whether it was accepted.
+fn fuzz(
+    what: &str,
+    base: &[u8],
+    magic: Option<&[u8]>,
+    seed: u64,
+    dir: &std::path::Path,
+    ext: &str,
+    read: impl Fn(&std::path::Path, usize) -> bool,
+) {
+    let secs: u64 = std::env::var("LACUNA_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let path = dir.join(format!("fuzz.{ext}"));
+    let (mut runs, mut accepted) = (0usize, 0usize);
+    while runs < 3000 || std::time::Instant::now() < deadline {
+        let mut bytes = mutate(&mut rng, base);
+        // Often restore the format's magic, so mutations reach past the first check.
+        if let Some(m) = magic.filter(|m| rng.gen_bool(0.3) && bytes.len() >= m.len()) {
+            bytes[..m.len()].copy_from_slice(m);
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&path, runs))) {
+            Ok(ok) => accepted += ok as usize,
+            Err(_) => {
+                std::fs::copy(&path, dir.join(format!("crash.{ext}"))).unwrap();
+                panic!("{what} panicked on input #{runs} ({} bytes): {:?}", bytes.len(), &bytes[..bytes.len().min(64)]);
+            }
+        }
+        runs += 1;
+    }
+    eprintln!("fuzzed {runs} {what} inputs, {accepted} accepted");
+}
+
 #[test]
 fn npz_reader_survives_mutated_input() {
     let dir = tempfile::tempdir().unwrap();
     let base = valid_npz(dir.path());
-    let secs: u64 = std::env::var("LACUNA_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
-    let path = dir.path().join("fuzz.npz");
-    let (mut runs, mut accepted) = (0usize, 0usize);
-    while runs < 3000 || std::time::Instant::now() < deadline {
-        let bytes = mutate(&mut rng, &base);
-        std::fs::write(&path, &bytes).unwrap();
-        let result = std::panic::catch_unwind(|| FieldSet::load(&path, Truth::IfPresent).is_ok());
-        match result {
-            Ok(ok) => accepted += ok as usize,
-            Err(_) => {
-                let keep = dir.path().join("crash.npz");
-                std::fs::copy(&path, &keep).unwrap();
-                panic!("reader panicked on input #{runs} ({} bytes): {:?}", bytes.len(), &bytes[..bytes.len().min(64)]);
-            }
-        }
+    fuzz("NPZ reader", &base, None, 2024, dir.path(), "npz", |path, _| {
+        let ok = FieldSet::load(path, Truth::IfPresent).is_ok();
         // The raw NPY parser on its own, too.
-        let _ = Array::from_npy_bytes(&bytes);
-        runs += 1;
-    }
-    eprintln!("fuzzed {runs} inputs, {accepted} accepted");
+        let _ = Array::from_npy_bytes(&std::fs::read(path).unwrap());
+        ok
+    });
 }
 
 /// A small valid NetCDF-3 file: SST[time=2, lat=3, lon=4] with coordinates and a fill value.
@@ -131,10 +152,6 @@ fn valid_nc(dir: &std::path::Path) -> Vec<u8> {
 fn netcdf_reader_survives_mutated_input() {
     let dir = tempfile::tempdir().unwrap();
     let base = valid_nc(dir.path());
-    let secs: u64 = std::env::var("LACUNA_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2025);
-    let path = dir.path().join("fuzz.nc");
     let vars = vec!["SST".to_string()];
     let all = lacuna::data::netcdf::Observable::All;
     let ever = lacuna::data::netcdf::Observable::EverObserved;
@@ -142,27 +159,8 @@ fn netcdf_reader_survives_mutated_input() {
         lacuna::data::netcdf::import(&dir.path().join("seed.nc"), &vars, &all).is_ok(),
         "the seed file must import"
     );
-    let (mut runs, mut accepted) = (0usize, 0usize);
-    while runs < 3000 || std::time::Instant::now() < deadline {
-        let mut bytes = mutate(&mut rng, &base);
-        if rng.gen_bool(0.3) && bytes.len() >= 4 {
-            bytes[..4].copy_from_slice(b"CDF\x01");
-        }
-        std::fs::write(&path, &bytes).unwrap();
-        let observable = if runs % 2 == 0 { &all } else { &ever };
-        let result = std::panic::catch_unwind(|| lacuna::data::netcdf::import(&path, &vars, observable).is_ok());
-        match result {
-            Ok(ok) => accepted += ok as usize,
-            Err(_) => {
-                std::fs::copy(&path, dir.path().join("crash.nc")).unwrap();
-                panic!(
-                    "NetCDF reader panicked on input #{runs} ({} bytes): {:?}",
-                    bytes.len(),
-                    &bytes[..bytes.len().min(64)]
-                );
-            }
-        }
-        runs += 1;
-    }
-    eprintln!("fuzzed {runs} NetCDF inputs, {accepted} accepted");
+    fuzz("NetCDF reader", &base, Some(b"CDF\x01"), 2025, dir.path(), "nc", |path, run| {
+        let observable = if run % 2 == 0 { &all } else { &ever };
+        lacuna::data::netcdf::import(path, &vars, observable).is_ok()
+    });
 }

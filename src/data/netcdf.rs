@@ -110,102 +110,118 @@ fn open(path: &Path) -> Result<Source> {
 /// Walks a NetCDF-3 header (the classic format's grammar: dimensions, global attributes,
 /// variables with their attributes) before the reader does, refusing any count or length that
 /// needs more bytes than the file holds: the reader reserves memory from those numbers, so a
-/// lying header would otherwise abort the process.
+/// lying header would otherwise abort the process. Reads the header only.
 fn check_classic_header(path: &Path) -> Result<()> {
-    use std::io::Read as _;
-    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(64 << 20).read_to_end(&mut bytes)?;
-    let bad =
-        |what: &str| anyhow::anyhow!("{}: not a valid NetCDF-3 file ({what}; truncated or corrupt)", path.display());
-    let mut at = 4usize;
-    let u32_at = |at: &mut usize| -> Result<u64> {
-        let b = bytes.get(*at..*at + 4).ok_or_else(|| bad("the header ends early"))?;
-        *at += 4;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64)
+    let file = std::fs::File::open(path)?;
+    let file_len = file.metadata()?.len();
+    let mut walk = HeaderWalk { reader: std::io::BufReader::new(file), at: 0, file_len, path };
+    let offset64 = {
+        let magic = walk.u32()?;
+        magic & 0xff == 2
     };
-    let offset64 = bytes[3] == 2;
-    // Every element needs at least this many bytes of header: a count above the rest is a lie.
-    let fits =
-        |count: u64, each: u64, at: usize| count.saturating_mul(each) <= (bytes.len() - at.min(bytes.len())) as u64;
-    let name = |at: &mut usize| -> Result<()> {
-        let len = u32_at(at)?;
-        if !fits(len, 1, *at) {
-            return Err(bad("a name longer than the file"));
+    walk.u32()?; // numrecs
+    let ndims = walk.list(0x0A, 8, "dimension")?;
+    for _ in 0..ndims {
+        walk.name()?;
+        walk.u32()?;
+    }
+    walk.attributes()?;
+    let nvars = walk.list(0x0B, 16, "variable")?;
+    for _ in 0..nvars {
+        walk.name()?;
+        let rank = walk.u32()?;
+        walk.fits(rank, 4, "a variable with more dimensions than the file holds")?;
+        for _ in 0..rank {
+            if walk.u32()? >= ndims {
+                return Err(walk.bad("a variable on an undefined dimension"));
+            }
         }
-        *at += (len as usize).div_ceil(4) * 4;
+        walk.attributes()?;
+        HeaderWalk::type_size(walk.u32()?).map_err(|what| walk.bad(what))?;
+        let vsize = walk.u32()?;
+        let begin = if offset64 { (walk.u32()? << 32) | walk.u32()? } else { walk.u32()? };
+        if begin > file_len || vsize > file_len {
+            return Err(walk.bad("a variable beyond the end of the file"));
+        }
+    }
+    Ok(())
+}
+
+/// A position in a NetCDF-3 header being checked against the file's length.
+struct HeaderWalk<'a> {
+    reader: std::io::BufReader<std::fs::File>,
+    at: u64,
+    file_len: u64,
+    path: &'a Path,
+}
+
+impl HeaderWalk<'_> {
+    fn bad(&self, what: &str) -> anyhow::Error {
+        anyhow::anyhow!("{}: not a valid NetCDF-3 file ({what}; truncated or corrupt)", self.path.display())
+    }
+
+    fn u32(&mut self) -> Result<u64> {
+        let mut b = [0u8; 4];
+        std::io::Read::read_exact(&mut self.reader, &mut b).map_err(|_| self.bad("the header ends early"))?;
+        self.at += 4;
+        Ok(u32::from_be_bytes(b) as u64)
+    }
+
+    /// Refuses `count` elements of at least `each` bytes when the rest of the file is shorter.
+    fn fits(&self, count: u64, each: u64, what: &str) -> Result<()> {
+        if count.saturating_mul(each) > self.file_len.saturating_sub(self.at) {
+            return Err(self.bad(what));
+        }
         Ok(())
-    };
-    let type_size = |t: u64| -> Result<u64> {
+    }
+
+    /// Skips `len` bytes padded to a multiple of 4.
+    fn skip(&mut self, len: u64) -> Result<()> {
+        let padded = len.div_ceil(4) * 4;
+        self.fits(padded, 1, "an entry longer than the file")?;
+        self.reader.seek_relative(padded as i64)?;
+        self.at += padded;
+        Ok(())
+    }
+
+    fn name(&mut self) -> Result<()> {
+        let len = self.u32()?;
+        self.skip(len)
+    }
+
+    fn type_size(t: u64) -> std::result::Result<u64, &'static str> {
         match t {
             1 | 2 => Ok(1),
             3 => Ok(2),
             4 | 5 => Ok(4),
             6 => Ok(8),
-            _ => Err(bad("an unknown data type")),
+            _ => Err("an unknown data type"),
         }
-    };
-    let attributes = |at: &mut usize| -> Result<()> {
-        let tag = u32_at(at)?;
-        let n = u32_at(at)?;
-        if tag == 0 && n == 0 {
-            return Ok(());
+    }
+
+    /// A list header (`tag`, count) or ABSENT (two zeros); returns the count.
+    fn list(&mut self, tag: u64, each: u64, what: &str) -> Result<u64> {
+        let (t, n) = (self.u32()?, self.u32()?);
+        if t == 0 && n == 0 {
+            return Ok(0);
         }
-        if tag != 0x0C || !fits(n, 12, *at) {
-            return Err(bad("a corrupt attribute list"));
+        if t != tag {
+            return Err(self.bad(&format!("a corrupt {what} list")));
         }
-        for _ in 0..n {
-            name(at)?;
-            let size = type_size(u32_at(at)?)?;
-            let count = u32_at(at)?;
-            if !fits(count, size, *at) {
-                return Err(bad("an attribute longer than the file"));
-            }
-            *at += ((count * size) as usize).div_ceil(4) * 4;
+        self.fits(n, each, &format!("a corrupt {what} list"))?;
+        Ok(n)
+    }
+
+    fn attributes(&mut self) -> Result<()> {
+        for _ in 0..self.list(0x0C, 12, "attribute")? {
+            self.name()?;
+            let size = Self::type_size(self.u32()?).map_err(|what| self.bad(what))?;
+            let count = self.u32()?;
+            self.fits(count, size, "an attribute longer than the file")?;
+            self.skip(count * size)?;
         }
         Ok(())
-    };
-    u32_at(&mut at)?; // numrecs
-    let tag = u32_at(&mut at)?;
-    let ndims = u32_at(&mut at)?;
-    if !(tag == 0 && ndims == 0) {
-        if tag != 0x0A || !fits(ndims, 8, at) {
-            return Err(bad("a corrupt dimension list"));
-        }
-        for _ in 0..ndims {
-            name(&mut at)?;
-            u32_at(&mut at)?;
-        }
     }
-    attributes(&mut at)?;
-    let tag = u32_at(&mut at)?;
-    let nvars = u32_at(&mut at)?;
-    if tag == 0 && nvars == 0 {
-        return Ok(());
-    }
-    if tag != 0x0B || !fits(nvars, 16, at) {
-        return Err(bad("a corrupt variable list"));
-    }
-    for _ in 0..nvars {
-        name(&mut at)?;
-        let rank = u32_at(&mut at)?;
-        if !fits(rank, 4, at) {
-            return Err(bad("a variable with more dimensions than the file holds"));
-        }
-        for _ in 0..rank {
-            if u32_at(&mut at)? >= ndims {
-                return Err(bad("a variable on an undefined dimension"));
-            }
-        }
-        attributes(&mut at)?;
-        type_size(u32_at(&mut at)?)?;
-        let vsize = u32_at(&mut at)?;
-        let begin = if offset64 { (u32_at(&mut at)? << 32) | u32_at(&mut at)? } else { u32_at(&mut at)? };
-        if begin > file_len || vsize > file_len {
-            return Err(bad("a variable beyond the end of the file"));
-        }
-    }
-    Ok(())
 }
 
 /// A one-line reason for a NetCDF-3 reader error (its Debug form can hold whole headers).

@@ -176,16 +176,7 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         run.info.dims.h,
         run.info.dims.w
     );
-    if run.config.periodic && (d.h, d.w) != (run.info.dims.h, run.info.dims.w) {
-        let mult = 1usize << (run.config.model.mults.len() - 1);
-        ensure!(
-            d.h.is_multiple_of(mult) && d.w.is_multiple_of(mult),
-            "{}: the run is periodic and needs sides that are multiples of {mult}; these are {}×{}",
-            data.display(),
-            d.h,
-            d.w
-        );
-    }
+    run.config.check_periodic_grid(d).with_context(|| data.display().to_string())?;
     let max_batch = max_batch(&run.config.model, d, run.workers.is_some())?;
     let precond = run.config.precond(d);
     let den = NetDenoiser { net: &run.net, precond: &precond, max_batch, workers: run.workers.as_ref() };
@@ -219,7 +210,6 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
             );
         }
     }
-    let mut warned_scale = false;
     let progress = Progress::new("impute", 0, n, quiet);
     let inf = Inference { ensemble: opts.ensemble, steps: opts.steps, weighting: opts.weighting };
     let (mut done, mut missing) = (0usize, 0usize);
@@ -227,8 +217,7 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         let nb = set.n;
         // One random stream per field (and per sample), so chunking never changes the numbers.
         let field_seed = |i: usize| mix_seed(opts.seed, 7, (done + i) as u64);
-        if !warned_scale {
-            warned_scale = true;
+        if done == 0 {
             warn_if_other_scale(&set, &run.norm, data, run_dir);
         }
         let mut norm_set = set.clone();
@@ -263,12 +252,19 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
             );
             copy_out(&avg, &mut mean)?;
         }
-        if let Some(k) = mean.iter().chain(&samples).position(|v| !v.is_finite()) {
+        // The first field of the chunk with a non-finite value (samples are `[nb, S, …]`).
+        let bad = mean
+            .iter()
+            .position(|v| !v.is_finite())
+            .map(|k| k / len)
+            .or_else(|| samples.iter().position(|v| !v.is_finite()).map(|k| k / (s_count * len)));
+        if let Some(field) = bad {
+            let files = RunDir(run_dir.to_path_buf());
             bail!(
                 "the network returned a non-finite value (field {}); {} or {} is corrupt (retrain, or impute with --last)",
-                done + (k % mean.len()) / len,
-                RunDir(run_dir.to_path_buf()).model().display(),
-                RunDir(run_dir.to_path_buf()).norm().display()
+                done + field,
+                files.model().display(),
+                files.norm().display()
             );
         }
         run.norm.invert(&mut mean, d.c, d.sites());

@@ -5,10 +5,13 @@
 
 use anyhow::{bail, Context, Result};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+/// Held while training; the lock file goes when it drops (or on a signal).
 #[derive(Debug)]
-pub struct RunLock(PathBuf);
+pub struct RunLock {
+    _file: crate::atomic::Removed,
+}
 
 impl RunLock {
     /// Takes the lock on `dir` (which must exist) for this process.
@@ -17,9 +20,9 @@ impl RunLock {
         for _ in 0..3 {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
-                    crate::atomic::remove_on_signal(&path);
+                    let lock = RunLock { _file: crate::atomic::Removed::new(path.clone()) };
                     write!(f, "{}", std::process::id()).with_context(|| format!("{}: cannot write", path.display()))?;
-                    return Ok(RunLock(path));
+                    return Ok(lock);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let holder = std::fs::read_to_string(&path).unwrap_or_default();
@@ -45,13 +48,6 @@ impl RunLock {
             }
         }
         bail!("{}: could not take the run lock (another process keeps creating it)", dir.display())
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        crate::atomic::forget(&self.0);
     }
 }
 

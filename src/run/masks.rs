@@ -135,14 +135,13 @@ pub fn fit(data: &Path, out: &Path, cfg: &PriorConfig, quiet: bool) -> Result<Fi
         "{}: no observed site in any mask; there is nothing to learn",
         data.display()
     );
-    if masks.iter().all(|m| m.iter().all(|&v| v != 0)) {
+    let share = observed_share(&masks);
+    if share == 1.0 {
         eprintln!(
             "warning: {}: every site is observed in every mask; the prior will learn to draw complete masks, and a partition built on it has nothing to query",
             data.display()
         );
     }
-    let observed = masks.iter().flatten().filter(|&&v| v != 0).count() as f64;
-    let share = observed / masks.iter().map(Vec::len).sum::<usize>().max(1) as f64;
     let cfg = PriorConfig { h: d.h, w: d.w, observed_share: Some(share), ..cfg.clone() };
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     crate::atomic::write_bytes(&config_path(out), toml::to_string(&cfg)?.as_bytes())?;
@@ -304,14 +303,13 @@ pub fn prepare(
         let mut rngs: Vec<ChaCha8Rng> =
             (free..FREE_POOL).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
         let drawn = prior.draw(&mut rngs, None)?;
-        let observed = drawn.iter().flatten().filter(|&&v| v != 0).count() as f64;
-        let total = drawn.iter().map(Vec::len).sum::<usize>().max(1) as f64;
+        let draws_share = observed_share(&drawn);
         let fitted_on = prior.config.observed_share.unwrap_or(0.0);
-        if free == 0 && (observed / total > 0.99 || fitted_on > 0.99) {
+        if free == 0 && (draws_share > 0.99 || fitted_on > 0.99) {
             eprintln!(
                 "warning: the mask prior was fitted on masks with {:.1}% of the sites observed and draws {:.1}%; intersected with the data's masks its draws keep nearly all of each observation, so the context is the whole observation and there is almost nothing to query. Fit the prior on the data's own incomplete masks",
                 100.0 * fitted_on,
-                100.0 * observed / total
+                100.0 * draws_share
             );
         }
         bank.add_free(drawn);
@@ -362,6 +360,12 @@ pub fn prepare(
         eprintln!("mask prior: draws ready in {:.1} s", started.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+/// Share of all the sites of `masks` that are observed.
+fn observed_share(masks: &[Vec<u8>]) -> f64 {
+    let observed = masks.iter().flatten().filter(|&&v| v != 0).count();
+    observed as f64 / masks.iter().map(Vec::len).sum::<usize>().max(1) as f64
 }
 
 /// Share of the observed sites of `masks` that the matching `draws` keep: what a guided

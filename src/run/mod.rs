@@ -28,6 +28,16 @@ impl RunDir {
     pub fn config(&self) -> PathBuf {
         self.0.join("config.toml")
     }
+    /// Refuses `--resume` where no run was ever started.
+    pub fn ensure_resumable(&self) -> Result<()> {
+        if !self.config().exists() {
+            bail!(
+                "{}: no run to resume there (no config.toml); train into it without --resume first",
+                self.0.display()
+            );
+        }
+        Ok(())
+    }
     pub fn norm(&self) -> PathBuf {
         self.0.join("norm.json")
     }

@@ -226,16 +226,7 @@ pub fn build_model(cfg: &TrainConfig, dims: Dims, device: Device) -> Result<(Var
     tch::manual_seed(mix_seed(cfg.seed, 5, 0) as i64);
     let vs = VarStore::new(device);
     let zero_output = cfg.denoiser.skip == crate::method::precond::Skip::Fill;
-    if cfg.periodic {
-        let mult = 1usize << (cfg.model.mults.len() - 1);
-        ensure!(
-            dims.h.is_multiple_of(mult) && dims.w.is_multiple_of(mult),
-            "periodic fields need sides that are multiples of {mult} (the network's {} levels); these are {}×{}",
-            cfg.model.mults.len(),
-            dims.h,
-            dims.w
-        );
-    }
+    cfg.check_periodic_grid(dims)?;
     let net = UNet::with_inputs(
         &vs.root(),
         dims.c as i64,
@@ -264,11 +255,7 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
     cfg.validate()?;
     let run = RunDir(run_dir.to_path_buf());
     if resume {
-        ensure!(
-            run.config().exists(),
-            "{}: no run to resume there (no config.toml); train into it without --resume first",
-            run_dir.display()
-        );
+        run.ensure_resumable()?;
     }
     crate::data::field::ensure_readable_file(data)?;
     let created = !run_dir.exists();
