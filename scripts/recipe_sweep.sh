@@ -140,7 +140,7 @@ done
 echo
 echo "| run | check | MSE missing | CRPS | spread/skill |"
 echo "|---|---|---|---|---|"
-for n in published skip-pp published-kol defaults; do
+for n in published skip-pp published-kol defaults kol-periodic kol-periodic-low80; do
   [ -d "run-$n" ] || continue
   d=${data[$n]}
   for check in "--context-ratio 1" "--steps 20 --samples 4"; do
