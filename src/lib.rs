@@ -4,14 +4,11 @@
 //! Layers, arrows pointing down: `run` (commands) → `method` (schedule, partitions, samplers)
 //! → `model` (networks) → `data` (fields, patterns, generators).
 
-pub mod atomic;
+// The tensor-free layers live in `lacuna_core`; re-exported here so the engine and its users
+// name them as before (`lacuna::data`, `lacuna::config`, ...).
+pub use lacuna_core::{atomic, chart, config, data, linalg, memory, plot};
+
 pub mod baseline;
-pub mod chart;
-pub mod config;
-pub mod data;
-pub mod linalg;
-pub mod memory;
 pub mod method;
 pub mod model;
-pub mod plot;
 pub mod run;

@@ -78,6 +78,12 @@ pub trait MaskModel {
     fn logits(&self, t: &Tensor, p: &Tensor) -> Tensor;
 }
 
+impl MaskModel for crate::model::MaskNet {
+    fn logits(&self, t: &Tensor, p: &Tensor) -> Tensor {
+        crate::model::MaskNet::logits(self, t, p)
+    }
+}
+
 /// The exact `ê` of a prior with independent sites observed with probability `q`: by Bayes,
 /// `logit ê_1 = logit q + (α_t K/σ_t²)(x_1 − x_0) = logit q + logit p` (α_t K/σ_t² = 1 here), at every t.
 /// Lets tests check the sampler and the guidance without training.

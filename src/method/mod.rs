@@ -3,12 +3,14 @@
 pub mod denoiser;
 pub mod ensemble;
 pub mod mask_prior;
-pub mod partition;
+pub mod net_denoiser;
+pub use lacuna_core::partition;
 pub mod precond;
 pub mod schedule;
 
 pub use denoiser::Denoiser;
 pub use ensemble::{Inference, Weighting};
+pub use net_denoiser::NetDenoiser;
 pub use partition::{Partition, Split};
 pub use schedule::VpSchedule;
 

@@ -23,85 +23,10 @@
 //! depends on the context only, so `x̂0` is still a function of the context and the framework's
 //! theory (the loss never sees the query's values as input) holds unchanged.
 
-use super::schedule::VpSchedule;
+use super::schedule::{AlphaSigma, VpSchedule};
 use tch::{Kind, Tensor};
 
-/// How `x̂0` is assembled from the network output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Skip {
-    /// `x̂0 = F` (the paper).
-    None,
-    /// EDM-style skip (see the module doc): `α x_t` on the context, the fill elsewhere.
-    Fill,
-}
-
-/// What the time embedding is fed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NoiseCond {
-    /// `1000·t` (t ∈ [t_eps, 1]).
-    Time,
-    /// `1000·¼ ln(σ/α)` (EDM's c_noise, scaled to the range of `1000·t`).
-    LogSigma,
-}
-
-/// The denoiser parameterisation (`[denoiser]` in a run's config).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DenoiserConfig {
-    pub skip: Skip,
-    /// Feed the context's interpolant to the network as one more input plane per channel.
-    pub fill_input: bool,
-    pub noise_cond: NoiseCond,
-    /// Relaxation sweeps of the harmonic equation after the push–pull fill (smooths its
-    /// bilinear creases; 0 = push–pull alone).
-    pub fill_sweeps: usize,
-    /// Conjugate-gradient iterations toward the biharmonic (thin-plate) interpolant from the
-    /// harmonic one, stopped early on purpose: a few iterations blend the two (0 = harmonic).
-    pub fill_cg: usize,
-}
-
-impl Default for DenoiserConfig {
-    fn default() -> Self {
-        DenoiserConfig {
-            skip: Skip::Fill,
-            fill_input: true,
-            noise_cond: NoiseCond::LogSigma,
-            fill_sweeps: 8,
-            fill_cg: 10,
-        }
-    }
-}
-
-impl DenoiserConfig {
-    /// The published parameterisation (raw network, `1000·t`): runs saved before the
-    /// `[denoiser]` table existed used it.
-    pub fn legacy() -> Self {
-        DenoiserConfig { skip: Skip::None, fill_input: false, noise_cond: NoiseCond::Time, fill_sweeps: 0, fill_cg: 0 }
-    }
-
-    /// Input planes per field channel: mask, context values and optionally the fill.
-    pub fn inputs(&self) -> i64 {
-        if self.fill_input {
-            3
-        } else {
-            2
-        }
-    }
-
-    fn needs_fill(&self) -> bool {
-        self.fill_input || self.skip == Skip::Fill
-    }
-
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.fill_sweeps <= 10_000 && self.fill_cg <= 10_000,
-            "denoiser.fill_sweeps and denoiser.fill_cg must be at most 10000"
-        );
-        Ok(())
-    }
-}
+pub use crate::config::denoiser::{DenoiserConfig, NoiseCond, Skip};
 
 /// A configured denoiser parameterisation over a schedule. `raw` is the network:
 /// `raw(noise_cond [B], input [B, T·inputs·C, H, W]) → [B, T·C, H, W]`, its input planes
@@ -117,6 +42,11 @@ pub struct Precond {
 }
 
 impl Precond {
+    /// The parameterisation a run's config asks for, for samples of `dims`.
+    pub fn of(cfg: &crate::config::TrainConfig, dims: crate::data::Dims) -> Precond {
+        Precond { config: cfg.denoiser.clone(), schedule: cfg.schedule, channels: dims.c as i64, periodic: cfg.periodic }
+    }
+
     /// `x̂0` for times `t` `[B]`, context values `M_ctx ⊙ x_t` and context masks `[B, T·C, H, W]`.
     pub fn denoise(
         &self,

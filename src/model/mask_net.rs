@@ -3,9 +3,8 @@
 //! logit of ê_1. The context-mask input the U-Net has for fields is held at 1 (every site seen).
 
 use super::{UNet, UNetConfig};
-use crate::method::mask_prior::MaskModel;
 use anyhow::Result;
-use tch::{nn, Tensor};
+use tch::{nn, Kind, Tensor};
 
 pub struct MaskNet {
     pub net: UNet,
@@ -29,8 +28,11 @@ impl MaskNet {
     }
 }
 
-impl MaskModel for MaskNet {
-    fn logits(&self, t: &Tensor, p: &Tensor) -> Tensor {
-        self.net.forward(t, &(p * 2.0 - 1.0), &p.ones_like())
+impl MaskNet {
+    /// The logit of ê_1 for times `t` `[B]` and observed-class probabilities `p`
+    /// `[B, 1, H, W]`: the U-Net on the planes `[1, 2p − 1]`, the time embedded as `1000·t`.
+    pub fn logits(&self, t: &Tensor, p: &Tensor) -> Tensor {
+        let input = Tensor::cat(&[p.ones_like(), p * 2.0 - 1.0], 1);
+        self.net.forward_raw(&(t.to_kind(Kind::Float) * 1000.0), &input)
     }
 }

@@ -14,68 +14,11 @@
 //! starting at zero (so training starts from the per-frame network). Without it the network is
 //! the *snapshot* model, applied frame by frame.
 
-use crate::method::precond::Precond;
-use crate::method::Denoiser;
 use anyhow::{ensure, Context, Result};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
-/// Size of the network.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct UNetConfig {
-    /// Channels at the first level.
-    pub channels: i64,
-    /// Channel multiplier per level; the number of levels is its length.
-    pub mults: Vec<i64>,
-    /// Residual blocks per level.
-    pub res_blocks: usize,
-    /// Self-attention at the lowest resolution.
-    pub attention: bool,
-    pub heads: i64,
-    /// Attention over frames (the space-time network); unset: on for trajectories, off for
-    /// snapshots. `false` on trajectories gives the snapshot model applied per frame.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub space_time: Option<bool>,
-    /// Frame offsets beyond this share one learned bias in the frame attention.
-    pub max_frame_offset: i64,
-}
-
-impl Default for UNetConfig {
-    fn default() -> Self {
-        UNetConfig {
-            channels: 32,
-            mults: vec![1, 2, 2],
-            res_blocks: 1,
-            attention: true,
-            heads: 2,
-            space_time: None,
-            max_frame_offset: 32,
-        }
-    }
-}
-
-impl UNetConfig {
-    /// Whether a network for samples of `frames` frames attends over frames.
-    pub fn space_time_for(&self, frames: usize) -> bool {
-        self.space_time.unwrap_or(frames > 1)
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        ensure!(self.channels >= 4, "model.channels must be at least 4");
-        ensure!(self.max_frame_offset >= 1, "model.max_frame_offset must be at least 1");
-        ensure!(
-            !self.mults.is_empty() && self.mults.iter().all(|&m| m >= 1),
-            "model.mults must be a non-empty list of positive integers"
-        );
-        ensure!(self.res_blocks >= 1, "model.res_blocks must be at least 1");
-        ensure!(
-            self.heads >= 1 && self.mults.iter().all(|m| self.channels * m % self.heads == 0),
-            "model.heads must divide the channels of every level"
-        );
-        Ok(())
-    }
-}
+pub use crate::config::network::UNetConfig;
 
 fn groups(ch: i64) -> i64 {
     [8, 4, 2, 1].into_iter().find(|g| ch % g == 0).unwrap_or(1)
@@ -346,21 +289,8 @@ impl UNet {
         Tensor::cat(&[args.sin(), args.cos()], 1)
     }
 
-    /// The published parameterisation: x0 prediction for times `t` `[B]` from context values
-    /// and masks `[B, T·C, H, W]` (T = 1 for snapshots), the time embedded as `1000·t`. A
-    /// network built with two inputs per channel only.
-    pub fn forward(&self, t: &Tensor, context: &Tensor, context_mask: &Tensor) -> Tensor {
-        crate::method::precond::Precond {
-            config: crate::method::precond::DenoiserConfig::legacy(),
-            schedule: Default::default(),
-            channels: self.out_channels,
-            periodic: false,
-        }
-        .denoise(|c, x| self.forward_raw(c, x), t, context, context_mask)
-    }
-
     /// The network itself: output `[B, T·C, H, W]` for noise conditions `cond` `[B]` and inputs
-    /// `[B, T·inputs·C, H, W]`, grouped per frame (see [`crate::method::precond`]).
+    /// `[B, T·inputs·C, H, W]`, grouped per frame as the denoiser parameterisation assembles them.
     pub fn forward_raw(&self, cond: &Tensor, input: &Tensor) -> Tensor {
         let (b, in_planes, h, w) = input.size4().expect("4-D input");
         let frames = in_planes / (self.inputs * self.out_channels);
@@ -500,38 +430,36 @@ impl Workers {
         self.nets.is_empty()
     }
 
-    /// The forward pass of every row, rows split evenly over the workers, each worker
-    /// single-threaded. The intra-op thread count is restored afterwards.
-    fn forward(&self, precond: &Precond, t: &Tensor, context: &Tensor, context_mask: &Tensor) -> Result<Tensor> {
-        let b = context.size()[0];
+    /// `f` over the rows of `inputs` (each `[B, …]`): rows split evenly over the workers, each
+    /// worker single-threaded and calling `f` on at most `WORKER_ROWS` rows at a time, without
+    /// gradients; the outputs concatenated in row order. The intra-op thread count is restored
+    /// afterwards.
+    pub fn map_rows(&self, inputs: &[&Tensor], f: impl Fn(&UNet, &[Tensor]) -> Tensor + Sync) -> Result<Tensor> {
+        let b = inputs[0].size()[0];
         let parts = (self.nets.len() as i64).min(b).max(1);
         let per = (b + parts - 1) / parts;
         let threads = tch::get_num_threads();
         tch::set_num_threads(1);
+        let f = &f;
         let result = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..parts)
                 .filter(|p| p * per < b)
                 .map(|p| {
                     let (start, len) = (p * per, per.min(b - p * per));
-                    let (t, c, m) =
-                        (t.narrow(0, start, len), context.narrow(0, start, len), context_mask.narrow(0, start, len));
+                    let rows: Vec<Tensor> = inputs.iter().map(|x| x.narrow(0, start, len)).collect();
                     let worker = &self.nets[p as usize];
                     scope.spawn(move || -> Result<Tensor> {
                         // OpenMP's thread count is per thread: set it where the work runs.
                         tch::set_num_threads(1);
                         let net = worker.lock().map_err(|_| anyhow::anyhow!("a worker thread panicked earlier"))?;
-                        crate::run::resources::torch("model forward", || {
+                        super::resources::torch("model forward", || {
                             tch::no_grad(|| {
                                 let mut outs = Vec::new();
                                 let mut s = 0;
                                 while s < len {
                                     let l = WORKER_ROWS.min(len - s);
-                                    outs.push(precond.denoise(
-                                        |cond, x| net.forward_raw(cond, x),
-                                        &t.narrow(0, s, l),
-                                        &c.narrow(0, s, l),
-                                        &m.narrow(0, s, l),
-                                    ));
+                                    let chunk: Vec<Tensor> = rows.iter().map(|x| x.narrow(0, s, l)).collect();
+                                    outs.push(f(&net, &chunk));
                                     s += l;
                                 }
                                 Tensor::cat(&outs, 0)
@@ -550,43 +478,27 @@ impl Workers {
     }
 }
 
-/// The network as a [`Denoiser`] through its parameterisation, with the batch size used for
-/// inference and, on a CPU, optional [`Workers`] that split each batch over cores.
-pub struct NetDenoiser<'a> {
-    pub net: &'a UNet,
-    pub precond: &'a Precond,
-    pub max_batch: usize,
-    pub workers: Option<&'a Workers>,
-}
-
-impl Denoiser for NetDenoiser<'_> {
-    fn denoise(&self, t: &Tensor, context: &Tensor, context_mask: &Tensor) -> Result<Tensor> {
-        ensure!(
-            context.size()[1] % self.net.out_channels == 0,
-            "the model was trained on {} channels, the data has {} planes",
-            self.net.out_channels,
-            context.size()[1]
-        );
-        match self.workers {
-            Some(w) if w.len() >= 2 && context.size()[0] >= 2 => w.forward(self.precond, t, context, context_mask),
-            _ => crate::run::resources::torch("model forward", || {
-                tch::no_grad(|| self.precond.denoise(|c, x| self.net.forward_raw(c, x), t, context, context_mask))
-            }),
-        }
-    }
-
-    fn max_batch(&self) -> usize {
-        self.max_batch
-    }
-
-    fn device(&self) -> Device {
-        self.net.device
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The published inputs (`1000·t`, planes `[mask, context]` per frame), as the method
+    /// layer's legacy parameterisation assembles them.
+    trait Published {
+        fn forward(&self, t: &Tensor, context: &Tensor, mask: &Tensor) -> Tensor;
+    }
+
+    impl Published for UNet {
+        fn forward(&self, t: &Tensor, context: &Tensor, mask: &Tensor) -> Tensor {
+            let (b, tc, h, w) = context.size4().unwrap();
+            let frames = tc / self.out_channels;
+            let input = Tensor::stack(&[mask, context], 1)
+                .view([b, 2, frames, self.out_channels, h, w])
+                .permute([0, 2, 1, 3, 4, 5])
+                .reshape([b, frames * 2 * self.out_channels, h, w]);
+            self.forward_raw(&(t * 1000.0), &input)
+        }
+    }
 
     #[test]
     fn shapes_round_trip_for_odd_sizes() {
@@ -664,13 +576,7 @@ mod tests {
         let t = Tensor::rand([37], (Kind::Float, Device::Cpu));
         let whole = tch::no_grad(|| net.forward(&t, &(&x * &m), &m));
         let threads = tch::get_num_threads();
-        let precond = Precond {
-            config: crate::method::precond::DenoiserConfig::legacy(),
-            schedule: Default::default(),
-            channels: 1,
-            periodic: false,
-        };
-        let split = workers.forward(&precond, &t, &(&x * &m), &m).unwrap();
+        let split = workers.map_rows(&[&t, &(&x * &m), &m], |net, r| net.forward(&r[0], &r[1], &r[2])).unwrap();
         assert_eq!(tch::get_num_threads(), threads, "the intra-op thread count must be restored");
         let diff = (whole - split).abs().max().double_value(&[]);
         assert!(diff < 1e-4, "workers changed the output by {diff}");

@@ -28,6 +28,7 @@ use crate::data::synth::{generate, grf_oracle_mean, Generator};
 use crate::data::{FieldSet, Pattern, Truth};
 use crate::method::denoiser::GaussianDenoiser;
 use crate::method::ensemble::single_step;
+use crate::method::partition::PartitionKind;
 use crate::method::{Partition, VpSchedule};
 use anyhow::{bail, ensure, Context, Result};
 use rand::SeedableRng;
@@ -503,29 +504,22 @@ impl MethodSpec {
     fn partition(&self, pattern: &Pattern) -> Result<Option<Partition>> {
         let base = self.name.strip_prefix("exact-").unwrap_or(&self.name);
         let p = self.param;
-        let part = match base {
-            "pixel" => match (Partition::default(), p) {
-                (Partition::Pixel { query_ratio, .. }, Some(r)) => Partition::Pixel { context_ratio: r, query_ratio },
-                (default, _) => default,
-            },
-            "block" => Partition::Block {
+        let Some(kind) = PartitionKind::parse(base) else { return Ok(None) };
+        // The prior directory is filled in by `run_method` (one per case and seed).
+        let part = match (kind.with_defaults(PathBuf::new()), p) {
+            (Partition::Pixel { query_ratio, .. }, Some(r)) => Partition::Pixel { context_ratio: r, query_ratio },
+            (Partition::Block { drop, .. }, p) => Partition::Block {
                 grid: match pattern {
                     Pattern::Block { grid, .. } => *grid,
                     _ => 3,
                 },
-                drop: p.map_or(1, |d| d.round() as usize),
+                drop: p.map_or(drop, |d| d.round() as usize),
             },
-            "missdiff" => Partition::MissDiff,
-            "ambient" => Partition::Ambient { keep: p.unwrap_or(0.9) },
-            // The prior directory is filled in by `run_method` (one per case and seed).
-            "prior" | "intersect" => Partition::Prior {
-                prior: PathBuf::new(),
-                rho: (base == "prior").then(|| p.unwrap_or(crate::method::partition::DEFAULT_RHO)),
-                weight: None,
-                draws: crate::method::partition::default_draws(),
-                bank: Default::default(),
-            },
-            _ => return Ok(None),
+            (Partition::Ambient { .. }, Some(keep)) => Partition::Ambient { keep },
+            (Partition::Prior { prior, rho: Some(_), weight, draws, bank }, Some(r)) => {
+                Partition::Prior { prior, rho: Some(r), weight, draws, bank }
+            }
+            (default, _) => default,
         };
         part.validate().with_context(|| format!("method {}", self.name))?;
         Ok(Some(part))

@@ -8,7 +8,7 @@ use crate::data::field::FieldStream;
 use crate::data::npy::NpzWriter;
 use crate::data::Normalizer;
 use crate::method::ensemble::{self, Inference, Weighting};
-use crate::model::NetDenoiser;
+use crate::method::NetDenoiser;
 use anyhow::{bail, ensure, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,7 +28,7 @@ pub struct ImputeOptions {
     /// Fields per forward chunk.
     pub chunk: usize,
     /// Overrides the device the run was trained on.
-    pub device: Option<String>,
+    pub device: Option<crate::config::Device>,
     /// Use the last weights instead of the best-scoring ones.
     pub last: bool,
     /// Pixel partition: the share of the observation kept in each ensemble context, when not
@@ -79,7 +79,7 @@ pub struct LoadedRun {
 impl LoadedRun {
     /// The run in `run_dir` with its kept weights (the best-scoring ones when training scored),
     /// or its last ones with `last`.
-    pub fn open(run_dir: &Path, device: Option<&str>, last: bool) -> Result<LoadedRun> {
+    pub fn open(run_dir: &Path, device: Option<&crate::config::Device>, last: bool) -> Result<LoadedRun> {
         let run = RunDir(run_dir.to_path_buf());
         ensure!(run_dir.is_dir(), "{}: no such run directory", run_dir.display());
         let config = TrainConfig::load_run(&run.config())?;
@@ -95,7 +95,7 @@ impl LoadedRun {
             norm.mean.len(),
             info.dims.c
         );
-        let device_name = device.unwrap_or(&config.device).to_string();
+        let device_name = *device.unwrap_or(&config.device);
         let device = open_device(&device_name)?;
         let (vs, net) = super::train::build_model(&config, info.dims, device)?;
         let weights = if last && run.last_model().exists() { run.last_model() } else { run.model() };
@@ -133,7 +133,7 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     let mut inputs: Vec<&Path> = run_files.iter().map(PathBuf::as_path).collect();
     inputs.push(data);
     crate::atomic::refuse_overwriting_inputs(&inputs, &[out])?;
-    let mut run = LoadedRun::open(run_dir, opts.device.as_deref(), opts.last)?;
+    let mut run = LoadedRun::open(run_dir, opts.device.as_ref(), opts.last)?;
     if let Some(r) = opts.context_ratio {
         ensure!(
             matches!(run.config.partition, crate::method::Partition::Pixel { .. }),
@@ -178,7 +178,7 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     );
     run.config.check_periodic_grid(d).with_context(|| data.display().to_string())?;
     let max_batch = max_batch(&run.config.model, d, run.workers.is_some())?;
-    let precond = run.config.precond(d);
+    let precond = crate::method::precond::Precond::of(&run.config, d);
     let den = NetDenoiser { net: &run.net, precond: &precond, max_batch, workers: run.workers.as_ref() };
     let device = run.net.device();
     let len = d.len();

@@ -1,19 +1,16 @@
 //! Commands: train, impute, eval, demo. Each takes paths and settings and returns a summary;
 //! the CLI only parses and prints.
 
+pub use crate::model::resources;
+pub use lacuna_core::{curves, eval, figure, lock, progress};
+
 pub mod bench;
 pub mod checkpoint;
-pub mod curves;
 pub mod demo;
-pub mod eval;
-pub mod figure;
 pub mod impute;
-pub mod lock;
 pub mod masks;
 pub mod optim;
 pub mod perf;
-pub mod progress;
-pub mod resources;
 pub mod score;
 pub mod train;
 
@@ -77,28 +74,22 @@ pub struct RunInfo {
 }
 
 /// Parses `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
-pub fn parse_device(s: &str) -> Result<Device> {
-    Ok(match s {
-        "cpu" => Device::Cpu,
-        "auto" => Device::cuda_if_available(),
-        "cuda" => Device::Cuda(0),
-        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
-            Some(n) => Device::Cuda(n),
-            None => bail!("unknown device {s:?}; use cpu, cuda, cuda:N or auto"),
-        },
-    })
-}
-
-/// Checks that a requested CUDA device exists before any work starts.
-pub fn open_device(s: &str) -> Result<Device> {
-    let d = parse_device(s)?;
-    if let Device::Cuda(n) = d {
-        let count = tch::Cuda::device_count() as usize;
-        if n >= count {
-            bail!("device {s:?} requested but {count} CUDA device(s) are visible");
+/// The libtorch device for `d`, checking that a requested CUDA device exists before any work
+/// starts.
+pub fn open_device(d: &crate::config::Device) -> Result<Device> {
+    use crate::config::Device as Spec;
+    let dev = match *d {
+        Spec::Cpu => Device::Cpu,
+        Spec::Auto => Device::cuda_if_available(),
+        Spec::Cuda(n) => {
+            let count = tch::Cuda::device_count() as usize;
+            if n >= count {
+                bail!("device {d} requested but {count} CUDA device(s) are visible");
+            }
+            Device::Cuda(n)
         }
-    }
-    Ok(d)
+    };
+    Ok(dev)
 }
 
 /// A per-purpose seed from the run seed, so every stream (step, epoch, validation) is

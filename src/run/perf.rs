@@ -13,7 +13,9 @@ use crate::config::TrainConfig;
 use crate::data::{Dims, FieldSet, Pattern};
 use crate::method::ensemble::{self, Inference, Weighting};
 use crate::method::Partition;
-use crate::model::{NetDenoiser, UNet};
+use crate::method::precond::Precond;
+use crate::method::NetDenoiser;
+use crate::model::UNet;
 use anyhow::{bail, ensure, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -34,7 +36,7 @@ pub struct PerfOptions {
     pub ensemble: usize,
     /// Steps of the multi-step sampler.
     pub sampler_steps: usize,
-    pub device: String,
+    pub device: crate::config::Device,
     pub python: PathBuf,
     pub reference: PathBuf,
     /// Scratch directory for the exchanged weights and inputs.
@@ -245,8 +247,16 @@ fn check_same_function(reference: &Reference, net: &UNet) -> Result<(f64, f64)> 
     let t = Tensor::rand([d.0], (Kind::Float, Device::Cpu)) * 0.999 + 1e-3;
     let inputs = opts.work.join("inputs.safetensors");
     Tensor::write_safetensors(&[("t", &t), ("context", &context), ("context_mask", &mask)], &inputs)?;
+    // The reference is the published parameterisation: 1000·t, inputs [mask, context].
+    let published = Precond {
+        config: crate::config::DenoiserConfig::legacy(),
+        schedule: Default::default(),
+        channels: opts.channels as i64,
+        periodic: false,
+    };
+    let dev = net.device();
     let ours = tch::no_grad(|| {
-        net.forward(&t.to_device(net.device()), &context.to_device(net.device()), &mask.to_device(net.device()))
+        published.denoise(|c, x| net.forward_raw(c, x), &t.to_device(dev), &context.to_device(dev), &mask.to_device(dev))
     })
     .to_device(Device::Cpu);
     let out = opts.work.join("reference-out.safetensors");
@@ -273,11 +283,11 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
     // The PyTorch reference is the published network: time it with the same parameterisation.
     let cfg = TrainConfig {
         batch: opts.batch,
-        device: opts.device.clone(),
+        device: opts.device,
         denoiser: crate::method::precond::DenoiserConfig::legacy(),
         ..TrainConfig::default()
     };
-    let precond = cfg.precond(d_of(opts));
+    let precond = Precond::of(&cfg, d_of(opts));
     // The reference draws pixel contexts; time ours with the same partition.
     let Partition::Pixel { context_ratio, .. } = cfg.partition else {
         bail!("internal: perf times the pixel partition")
@@ -386,7 +396,7 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
                 ("--ensemble", opts.ensemble.to_string()),
                 ("--steps", opts.sampler_steps.to_string()),
                 ("--context-ratio", context_ratio.to_string()),
-                ("--device", opts.device.clone()),
+                ("--device", opts.device.to_string()),
             ],
         )?;
         let line =

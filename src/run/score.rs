@@ -14,36 +14,16 @@
 
 use super::mix_seed;
 use crate::config::TrainConfig;
-use crate::data::holdout::{holdout, Holdout};
+use crate::data::holdout::{holdout, Hide, Holdout};
 use crate::data::{Dims, FieldSet, Normalizer};
 use crate::method::ensemble;
-use crate::model::{NetDenoiser, UNet};
+use crate::method::NetDenoiser;
+use crate::model::UNet;
 use anyhow::{ensure, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use tch::{Device, Tensor};
-
-/// How entries are hidden when the held-out fields have no truth.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Hide {
-    /// What one draw of the training partition hides (its query).
-    Context,
-    Holdout(Holdout),
-}
-
-impl std::str::FromStr for Hide {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Hide> {
-        if s == "context" {
-            return Ok(Hide::Context);
-        }
-        s.parse::<Holdout>()
-            .map(Hide::Holdout)
-            .map_err(|e| anyhow::anyhow!("{e}; or `context` (hide what the partition hides)"))
-    }
-}
 
 /// A fixed held-out set ready to score weights on.
 pub struct Scorer {
@@ -121,7 +101,7 @@ impl Scorer {
 
     /// Missing-entry MSE (data units) of `net`'s single-step ensemble.
     pub fn score(&self, net: &UNet, cfg: &TrainConfig, norm: &Normalizer) -> Result<f64> {
-        let precond = cfg.precond(self.dims);
+        let precond = crate::method::precond::Precond::of(cfg, self.dims);
         let icfg = cfg.for_inference();
         let den = NetDenoiser { net, precond: &precond, max_batch: 64, workers: None };
         let mut rngs: Vec<ChaCha8Rng> =

@@ -16,6 +16,7 @@ use super::{mix_seed, open_device, resources, RunDir, RunInfo};
 use crate::config::{LrSchedule, TrainConfig};
 use crate::data::{Dims, FieldSet, Normalizer, Truth};
 use crate::method::mask_tensor;
+use crate::method::schedule::AlphaSigma;
 use crate::model::UNet;
 use anyhow::{bail, ensure, Context, Result};
 use rand::seq::SliceRandom;
@@ -61,7 +62,7 @@ impl Fields {
 /// The context–query loss of a batch `idx` (see the module doc), averaged over its query entries.
 fn batch_loss(net: &UNet, cfg: &TrainConfig, f: &Fields, idx: &[usize], rng: &mut ChaCha8Rng) -> Tensor {
     let (schedule, contexts) = (&cfg.schedule, cfg.contexts(f.dims));
-    let precond = cfg.precond(f.dims);
+    let precond = crate::method::precond::Precond::of(cfg, f.dims);
     let device = f.values.device();
     let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
     let x = f.values.index_select(0, &index);

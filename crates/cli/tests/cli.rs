@@ -719,7 +719,7 @@ fn never_observable_sites_case(per_field: bool) {
 fn bench_file_cases_train_and_score_on_held_out_real_data() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    let nc = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/coads_sst_slice.nc");
+    let nc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/coads_sst_slice.nc");
     let suite = format!("{d}/suite.toml");
     std::fs::write(
         &suite,

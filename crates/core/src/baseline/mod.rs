@@ -10,8 +10,9 @@ pub mod temporal;
 
 pub use inpaint::Inpaint;
 
+use crate::config::DenoiserConfig;
 use crate::data::npy::NpzWriter;
-use crate::data::{FieldSet, Truth};
+use crate::data::{Dims, FieldSet, Truth};
 use anyhow::{ensure, Context, Result};
 use std::path::Path;
 
@@ -33,7 +34,7 @@ pub enum Baseline {
     /// frame, an 11×11 distance-weighted mean where neither exists (the paper's "temporal
     /// consistency" baseline).
     Temporal,
-    /// The interpolant lacuna's default denoiser starts from (`method::precond::fill`:
+    /// The interpolant lacuna's default denoiser starts from (the engine's `method::precond::fill`:
     /// push–pull, 8 harmonic sweeps, 10 conjugate-gradient iterations toward biharmonic), on
     /// its own: what the network adds is the learned model's excess over this.
     Fill,
@@ -49,11 +50,18 @@ pub struct BaselineOptions {
     pub seed: u64,
     /// `fill`: the fields are periodic (the interpolant's neighbours wrap around).
     pub periodic: bool,
+    /// `fill`: the engine's interpolant (a tensor function; the engine's `baseline::run` sets
+    /// it), so that this crate needs no tensor library.
+    pub fill: Option<FillFn>,
 }
+
+/// The `fill` baseline's interpolant: one field's values and mask, its dims, the denoiser
+/// settings (sweeps, CG iterations) and periodicity → the interpolated planes.
+pub type FillFn = fn(&[f32], &[u8], Dims, &DenoiserConfig, bool) -> Result<Vec<f32>>;
 
 impl Default for BaselineOptions {
     fn default() -> Self {
-        BaselineOptions { rank: 32, iters: 20, neighbours: 100, seed: 0, periodic: false }
+        BaselineOptions { rank: 32, iters: 20, neighbours: 100, seed: 0, periodic: false, fill: None }
     }
 }
 
@@ -63,7 +71,7 @@ type Completion = (Vec<f32>, Option<Vec<f32>>);
 enum Fitted {
     Inpaint(Inpaint),
     Temporal,
-    Fill(crate::method::precond::DenoiserConfig),
+    Fill(DenoiserConfig, FillFn),
     /// Covariance models per channel, and whether a plane is fitted and removed per field first.
     Krige(Vec<krige::CovModel>, bool),
     Gaussian(gaussian::LowRankGaussian),
@@ -94,7 +102,10 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
         Baseline::Biharmonic => Fitted::Inpaint(Inpaint::Biharmonic),
         Baseline::Telea => Fitted::Inpaint(Inpaint::Telea),
         Baseline::Temporal => Fitted::Temporal,
-        Baseline::Fill => Fitted::Fill(crate::method::precond::DenoiserConfig::default()),
+        Baseline::Fill => Fitted::Fill(
+            DenoiserConfig::default(),
+            opts.fill.context("the fill baseline needs the engine's interpolant (lacuna::baseline::run)")?,
+        ),
         Baseline::Krige => Fitted::Krige(krige::fit_set(&load_train()?, opts.neighbours)?, false),
         Baseline::KrigeTrend => {
             Fitted::Krige(krige::fit_set(&krige::detrended(&load_train()?), opts.neighbours)?, true)
@@ -120,12 +131,8 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
                 None,
             )),
             Fitted::Temporal => Ok((temporal::fill(x, known, dims), None)),
-            Fitted::Fill(cfg) => {
-                let shape = [1, dims.planes() as i64, dims.h as i64, dims.w as i64];
-                let v = tch::Tensor::from_slice(x).view(shape);
-                let m = tch::Tensor::from_slice(known).view(shape).to_kind(tch::Kind::Float);
-                let f = crate::method::precond::fill(&v, &m, cfg.fill_sweeps, cfg.fill_cg, opts.periodic);
-                let f: Vec<f32> = Vec::try_from(f.flatten(0, -1))?;
+            Fitted::Fill(cfg, fill) => {
+                let f = fill(x, known, dims, cfg, opts.periodic)?;
                 Ok((f.iter().zip(x.iter().zip(known)).map(|(&p, (&v, &k))| if k != 0 { v } else { p }).collect(), None))
             }
             Fitted::Krige(models, trend) => {

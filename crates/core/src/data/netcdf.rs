@@ -633,7 +633,7 @@ mod tests {
     /// The committed slice of real COADS SST (tests/data/README.md): real gaps, land from relief.
     #[test]
     fn real_coads_slice_keeps_its_gaps_and_land() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/coads_sst_slice.nc");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/coads_sst_slice.nc");
         let land: Observable = format!("{}:ROSE<0", path.display()).parse().unwrap();
         let im = import(&path, &["SST".into()], &land).unwrap();
         let s = &im.set;

@@ -1,10 +1,17 @@
 //! Training configuration: defaults, TOML file, command-line overrides; saved in the run.
 
+pub mod denoiser;
+pub mod device;
+pub mod network;
+pub mod schedule;
+
+pub use denoiser::{DenoiserConfig, NoiseCond, Skip};
+pub use device::Device;
+pub use network::UNetConfig;
+pub use schedule::VpSchedule;
+
 use crate::data::Dims;
-use crate::method::partition::{Contexts, InTime};
-use crate::method::precond::{DenoiserConfig, Precond};
-use crate::method::{Partition, VpSchedule};
-use crate::model::UNetConfig;
+use crate::partition::{Contexts, InTime, Partition};
 use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -123,7 +130,7 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     pub log_every: usize,
     /// `cpu`, `cuda`, `cuda:N` or `auto`.
-    pub device: String,
+    pub device: Device,
     pub partition: Partition,
     /// Trajectories: contexts drawn once per site for all frames (`shared`) or per frame.
     pub context_in_time: InTime,
@@ -156,7 +163,7 @@ impl Default for TrainConfig {
             val_every: 250,
             checkpoint_every: 250,
             log_every: 50,
-            device: "cpu".into(),
+            device: Device::Cpu,
             partition: Partition::default(),
             context_in_time: InTime::default(),
             periodic: false,
@@ -247,16 +254,6 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The denoiser parameterisation for samples of `dims`.
-    pub fn precond(&self, dims: Dims) -> Precond {
-        Precond {
-            config: self.denoiser.clone(),
-            schedule: self.schedule,
-            channels: dims.c as i64,
-            periodic: self.periodic,
-        }
-    }
-
     pub fn save(&self, path: &Path) -> Result<()> {
         crate::atomic::write_bytes(path, toml::to_string_pretty(self)?.as_bytes())
     }
@@ -281,7 +278,7 @@ impl TrainConfig {
         }
         let sc = &self.score;
         ensure!(sc.fields >= 1 && sc.ensemble >= 1, "score.fields and score.ensemble must be at least 1");
-        sc.holdout.parse::<crate::run::score::Hide>().context("score.holdout")?;
+        sc.holdout.parse::<crate::data::holdout::Hide>().context("score.holdout")?;
         ensure!(
             sc.oracle.is_none() || sc.data.is_some(),
             "score.oracle needs score.data (the oracle completes those fields)"
@@ -325,7 +322,6 @@ impl TrainConfig {
             "context_in_time = \"per-frame\" applies to the Work I partitions; the mask prior draws whole site masks"
         );
         self.model.validate()?;
-        crate::run::parse_device(&self.device)?;
         Ok(())
     }
 }

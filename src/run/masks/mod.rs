@@ -41,7 +41,7 @@ pub struct PriorConfig {
     pub seed: u64,
     /// Steps of the deterministic sampler.
     pub sample_steps: usize,
-    pub device: String,
+    pub device: crate::config::Device,
     pub schedule: BfnSchedule,
     pub model: UNetConfig,
     /// Share of the sites observed in the masks it was fitted on (set by `fit`; a prior of
@@ -60,7 +60,7 @@ impl Default for PriorConfig {
             lr: 2e-3,
             seed: 0,
             sample_steps: 20,
-            device: "cpu".into(),
+            device: crate::config::Device::Cpu,
             schedule: BfnSchedule::default(),
             model: MaskNet::default_config(),
             observed_share: None,
@@ -202,7 +202,7 @@ pub struct LoadedPrior {
 }
 
 impl LoadedPrior {
-    pub fn open(dir: &Path, device: Option<&str>) -> Result<LoadedPrior> {
+    pub fn open(dir: &Path, device: Option<&crate::config::Device>) -> Result<LoadedPrior> {
         let text = std::fs::read_to_string(config_path(dir)).with_context(|| {
             format!("{}: not a mask prior (no prior.toml; make one with `lacuna masks fit`)", dir.display())
         })?;
@@ -248,7 +248,7 @@ pub fn adopt_prior(cfg: &crate::config::TrainConfig, run_dir: &Path) -> Result<c
         let src = run_dir.join(&*prior);
         let dst = run_dir.join(RUN_PRIOR);
         if src != dst {
-            LoadedPrior::open(&src, Some("cpu"))?; // a readable prior before anything is copied
+            LoadedPrior::open(&src, Some(&crate::config::Device::Cpu))?; // a readable prior before anything is copied
             std::fs::create_dir_all(&dst).with_context(|| format!("{}: cannot create", dst.display()))?;
             for f in [config_path(&src), weights_path(&src)] {
                 let to = dst.join(f.file_name().context("prior file name")?);
@@ -261,7 +261,11 @@ pub fn adopt_prior(cfg: &crate::config::TrainConfig, run_dir: &Path) -> Result<c
 }
 
 /// The prior of a run's partition, if it has one (`prior` relative to the run directory).
-pub fn open_run_prior(partition: &Partition, run_dir: &Path, device: Option<&str>) -> Result<Option<LoadedPrior>> {
+pub fn open_run_prior(
+    partition: &Partition,
+    run_dir: &Path,
+    device: Option<&crate::config::Device>,
+) -> Result<Option<LoadedPrior>> {
     match partition {
         Partition::Prior { prior, .. } => Ok(Some(LoadedPrior::open(&run_dir.join(prior), device)?)),
         _ => Ok(None),
@@ -362,321 +366,13 @@ pub fn prepare(
     Ok(())
 }
 
-/// Share of all the sites of `masks` that are observed.
-fn observed_share(masks: &[Vec<u8>]) -> f64 {
-    let observed = masks.iter().flatten().filter(|&&v| v != 0).count();
-    observed as f64 / masks.iter().map(Vec::len).sum::<usize>().max(1) as f64
-}
+pub use lacuna_core::mask_stats::{
+    compare, context_share, mask_stats, observed_share, query_probabilities, Comparison, MaskStats, CORRELATION_TOL,
+    FRACTION_TOL,
+};
 
-/// Share of the observed sites of `masks` that the matching `draws` keep: what a guided
-/// context `M̂ ⊙ M` holds of `M`.
-pub fn context_share(masks: &[Vec<u8>], draws: &[Vec<u8>]) -> f64 {
-    let kept: usize = masks.iter().zip(draws).map(|(m, g)| m.iter().zip(g).filter(|(&a, &b)| a & b != 0).count()).sum();
-    let observed: usize = masks.iter().map(|m| m.iter().filter(|&&a| a != 0).count()).sum();
-    kept as f64 / observed.max(1) as f64
-}
-
-/// Statistics of a set of site masks.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct MaskStats {
-    pub n: usize,
-    /// Observed fraction per mask: mean, standard deviation, 10/50/90% quantiles.
-    pub fraction_mean: f64,
-    pub fraction_sd: f64,
-    pub fraction_q: [f64; 3],
-    /// Two-point correlation of the indicator at lags 1..=L (horizontal and vertical pooled).
-    pub correlation: Vec<f64>,
-    /// Mean number and mean size (sites) of 4-connected missing regions per mask.
-    pub missing_regions: f64,
-    pub missing_region_size: f64,
-}
-
-pub fn mask_stats(masks: &[Vec<u8>], h: usize, w: usize) -> MaskStats {
-    let n = masks.len().max(1) as f64;
-    let mut fr: Vec<f64> =
-        masks.iter().map(|m| m.iter().filter(|&&v| v != 0).count() as f64 / (h * w) as f64).collect();
-    let mean = fr.iter().sum::<f64>() / n;
-    let sd = (fr.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / n).sqrt();
-    fr.sort_by(f64::total_cmp);
-    let q = |p: f64| fr.get(((fr.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
-    let lags = (h.min(w) / 2).max(1);
-    let correlation = (1..=lags)
-        .map(|r| {
-            let (mut sa, mut sb, mut sab, mut saa, mut sbb, mut cnt) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-            for m in masks {
-                for y in 0..h {
-                    for x in 0..w {
-                        let a = m[y * w + x] as f64;
-                        for (yy, xx) in [(y, x + r), (y + r, x)] {
-                            if yy < h && xx < w {
-                                let b = m[yy * w + xx] as f64;
-                                sa += a;
-                                sb += b;
-                                sab += a * b;
-                                saa += a * a;
-                                sbb += b * b;
-                                cnt += 1.0;
-                            }
-                        }
-                    }
-                }
-            }
-            let (ma, mb) = (sa / cnt, sb / cnt);
-            let cov = sab / cnt - ma * mb;
-            let den = ((saa / cnt - ma * ma) * (sbb / cnt - mb * mb)).sqrt();
-            if den > 0.0 {
-                cov / den
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let (mut regions, mut sizes) = (0usize, 0usize);
-    for m in masks {
-        let mut seen = vec![false; h * w];
-        for start in 0..h * w {
-            if m[start] != 0 || seen[start] {
-                continue;
-            }
-            regions += 1;
-            let mut stack = vec![start];
-            seen[start] = true;
-            while let Some(k) = stack.pop() {
-                sizes += 1;
-                let (y, x) = (k / w, k % w);
-                let mut push = |j: usize| {
-                    if m[j] == 0 && !seen[j] {
-                        seen[j] = true;
-                        stack.push(j);
-                    }
-                };
-                if x > 0 {
-                    push(k - 1);
-                }
-                if x + 1 < w {
-                    push(k + 1);
-                }
-                if y > 0 {
-                    push(k - w);
-                }
-                if y + 1 < h {
-                    push(k + w);
-                }
-            }
-        }
-    }
-    MaskStats {
-        n: masks.len(),
-        fraction_mean: mean,
-        fraction_sd: sd,
-        fraction_q: [q(0.1), q(0.5), q(0.9)],
-        correlation,
-        missing_regions: regions as f64 / n,
-        missing_region_size: if regions > 0 { sizes as f64 / regions as f64 } else { 0.0 },
-    }
-}
-
-/// Tolerances of [`Comparison::within`]: generated masks match real ones when the observed
-/// fraction's mean and standard deviation each differ by at most 0.05 and the two-point
-/// correlation by at most 0.1 at every lag.
-pub const FRACTION_TOL: f64 = 0.05;
-pub const CORRELATION_TOL: f64 = 0.1;
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Comparison {
-    pub real: MaskStats,
-    pub generated: MaskStats,
-    pub fraction_mean_diff: f64,
-    pub fraction_sd_diff: f64,
-    pub correlation_max_diff: f64,
-    pub within: bool,
-}
-
-pub fn compare(real: &[Vec<u8>], generated: &[Vec<u8>], h: usize, w: usize) -> Comparison {
-    let (r, g) = (mask_stats(real, h, w), mask_stats(generated, h, w));
-    let fm = (r.fraction_mean - g.fraction_mean).abs();
-    let fs = (r.fraction_sd - g.fraction_sd).abs();
-    let cm = r.correlation.iter().zip(&g.correlation).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-    Comparison {
-        within: fm <= FRACTION_TOL && fs <= FRACTION_TOL && cm <= CORRELATION_TOL,
-        real: r,
-        generated: g,
-        fraction_mean_diff: fm,
-        fraction_sd_diff: fs,
-        correlation_max_diff: cm,
-    }
-}
-
-/// Empirical query probabilities of `partition` over the observed sites of `masks` (`[C, H, W]`
-/// each, bank prepared): per observed entry, the share of `splits` draws that query it. Returns
-/// (smallest, mean, share of observed entries never queried).
-pub fn query_probabilities(
-    partition: &Partition,
-    masks: &[Vec<u8>],
-    d: Dims,
-    splits: usize,
-    seed: u64,
-) -> (f64, f64, f64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (mut min, mut sum, mut zero, mut count) = (f64::INFINITY, 0.0, 0usize, 0usize);
-    for m in masks {
-        let mut hits = vec![0usize; m.len()];
-        for _ in 0..splits {
-            let s = partition.split(m, d, &mut rng);
-            for (h, &q) in hits.iter_mut().zip(&s.query) {
-                *h += q as usize;
-            }
-        }
-        for (k, &o) in m.iter().enumerate() {
-            if o != 0 {
-                let p = hits[k] as f64 / splits as f64;
-                min = min.min(p);
-                sum += p;
-                zero += usize::from(hits[k] == 0);
-                count += 1;
-            }
-        }
-    }
-    let c = count.max(1) as f64;
-    (if count > 0 { min } else { 0.0 }, sum / c, zero as f64 / c)
-}
-
-/// `lacuna masks sample`: `n` draws (per guide mask when `guide` is set) written as `mask`.
-pub fn sample_to_file(
-    prior_dir: &Path,
-    n: usize,
-    guide: Option<(&Path, f64, Option<f64>)>,
-    seed: u64,
-    out: &Path,
-) -> Result<(usize, Option<f64>)> {
-    ensure!(n >= 1, "--n must be at least 1");
-    let guide_file: Vec<&Path> = guide.iter().map(|g| g.0).collect();
-    crate::atomic::refuse_overwriting_inputs(&guide_file, &[out])?;
-    let prior = LoadedPrior::open(prior_dir, None)?;
-    let d = Dims { t: 1, c: 1, h: prior.config.h, w: prior.config.w };
-    let (drawn, share) = match guide {
-        None => {
-            let mut rngs: Vec<ChaCha8Rng> =
-                (0..n).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
-            (prior.draw(&mut rngs, None)?, None)
-        }
-        Some((data, rho, weight)) => {
-            ensure!(rho > 0.0 && rho <= 1.0, "--rho must be in (0, 1], got {rho}");
-            let (gd, masks) = load_site_masks(data)?;
-            prior.check_grid(gd, &data.display().to_string())?;
-            let anchor_to: Vec<Vec<u8>> = masks.iter().flat_map(|m| std::iter::repeat_n(m.clone(), n)).collect();
-            let mut rngs: Vec<ChaCha8Rng> =
-                (0..anchor_to.len()).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 15, i as u64))).collect();
-            let g = GuideTo { masks: &anchor_to, rho, weight: guidance_weight(weight, d) };
-            let drawn = prior.draw(&mut rngs, Some(&g))?;
-            let share = context_share(&anchor_to, &drawn);
-            (drawn, Some(share))
-        }
-    };
-    write_masks(out, d, &drawn)?;
-    Ok((drawn.len(), share))
-}
-
-/// Guided draws per mask in `masks compare`'s query-probability probe.
-const PROBE_DRAWS: usize = 8;
-
-/// What `lacuna masks compare` reports.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CompareReport {
-    pub comparison: Comparison,
-    /// Query probabilities over observed entries (smallest, mean, share never queried) of the
-    /// unguided intersection and the guided partition, on the first masks of the data.
-    pub intersect_query: (f64, f64, f64),
-    pub guided_query: (f64, f64, f64),
-    pub rho: f64,
-    pub weight: f64,
-    pub query_masks: usize,
-    pub splits: usize,
-}
-
-impl CompareReport {
-    pub fn table(&self) -> String {
-        let (r, g) = (&self.comparison.real, &self.comparison.generated);
-        let mut s = String::new();
-        s += "| statistic | real | generated |\n|---|---|---|\n";
-        s += &format!("| masks | {} | {} |\n", r.n, g.n);
-        s += &format!("| observed fraction, mean | {:.3} | {:.3} |\n", r.fraction_mean, g.fraction_mean);
-        s += &format!("| observed fraction, sd | {:.3} | {:.3} |\n", r.fraction_sd, g.fraction_sd);
-        s += &format!(
-            "| observed fraction, 10/50/90% | {:.3} / {:.3} / {:.3} | {:.3} / {:.3} / {:.3} |\n",
-            r.fraction_q[0], r.fraction_q[1], r.fraction_q[2], g.fraction_q[0], g.fraction_q[1], g.fraction_q[2]
-        );
-        for (i, (a, b)) in r.correlation.iter().zip(&g.correlation).enumerate() {
-            if i < 4 || (i + 1) % 4 == 0 {
-                s += &format!("| two-point correlation, lag {} | {a:.3} | {b:.3} |\n", i + 1);
-            }
-        }
-        s += &format!("| missing regions per mask | {:.1} | {:.1} |\n", r.missing_regions, g.missing_regions);
-        s += &format!("| mean missing-region size | {:.1} | {:.1} |\n", r.missing_region_size, g.missing_region_size);
-        let c = &self.comparison;
-        s += &format!(
-            "\n|Δ fraction mean| {:.3}, |Δ fraction sd| {:.3} (tolerance {FRACTION_TOL}); max |Δ correlation| {:.3} (tolerance {CORRELATION_TOL}): {}\n",
-            c.fraction_mean_diff,
-            c.fraction_sd_diff,
-            c.correlation_max_diff,
-            if c.within { "within tolerance" } else { "OUTSIDE tolerance" }
-        );
-        let q = |name: &str, (min, mean, zero): (f64, f64, f64)| {
-            format!(
-                "{name}: query probability over observed entries min {min:.3}, mean {mean:.3}, never queried {:.1}%\n",
-                100.0 * zero
-            )
-        };
-        s += &format!(
-            "\npartitions on the first {} masks, {} guided draws and {} splits each:\n",
-            self.query_masks, PROBE_DRAWS, self.splits
-        );
-        s += &q("  intersection (unguided)", self.intersect_query);
-        s += &q(&format!("  guided (rho {}, w_g {})", self.rho, self.weight), self.guided_query);
-        s
-    }
-}
-
-/// `lacuna masks compare`: `n` unguided draws against the masks of `data`, and the query
-/// probabilities of the two prior partitions on the data's first masks.
-pub fn compare_report(
-    prior_dir: &Path,
-    data: &Path,
-    n: usize,
-    (rho, weight): (f64, Option<f64>),
-    seed: u64,
-    quiet: bool,
-) -> Result<CompareReport> {
-    ensure!(n >= 1, "--n must be at least 1");
-    let prior = LoadedPrior::open(prior_dir, None)?;
-    let (d, real) = load_site_masks(data)?;
-    prior.check_grid(d, &data.display().to_string())?;
-    let mut rngs: Vec<ChaCha8Rng> = (0..n).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 16, i as u64))).collect();
-    let generated = prior.draw(&mut rngs, None)?;
-    let comparison = compare(&real, &generated, d.h, d.w);
-    let (query_masks, splits) = (real.len().min(32), 200);
-    let probe = &real[..query_masks];
-    let part = |rho: Option<f64>| Partition::Prior {
-        prior: prior_dir.to_path_buf(),
-        rho,
-        weight,
-        draws: PROBE_DRAWS,
-        bank: Default::default(),
-    };
-    let (unguided, guided) = (part(None), part(Some(rho)));
-    guided.validate()?;
-    prepare(&unguided, Some(&prior), probe, d, PROBE_DRAWS, seed, quiet)?;
-    prepare(&guided, Some(&prior), probe, d, PROBE_DRAWS, seed, quiet)?;
-    Ok(CompareReport {
-        comparison,
-        intersect_query: query_probabilities(&unguided, probe, d, splits, seed),
-        guided_query: query_probabilities(&guided, probe, d, splits, seed),
-        rho,
-        weight: guidance_weight(weight, d),
-        query_masks,
-        splits,
-    })
-}
+mod report;
+pub use report::{compare_report, sample_to_file, CompareReport};
 
 #[cfg(test)]
 mod tests {

@@ -62,6 +62,27 @@ pub fn holdout(set: &FieldSet, how: &Holdout, seed: u64) -> Result<FieldSet> {
     Ok(out)
 }
 
+/// How entries are hidden when the held-out fields have no truth.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Hide {
+    /// What one draw of the training partition hides (its query).
+    Context,
+    Holdout(Holdout),
+}
+
+impl std::str::FromStr for Hide {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Hide> {
+        if s == "context" {
+            return Ok(Hide::Context);
+        }
+        s.parse::<Holdout>()
+            .map(Hide::Holdout)
+            .map_err(|e| anyhow::anyhow!("{e}; or `context` (hide what the partition hides)"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,6 +119,45 @@ pub enum Partition {
     },
 }
 
+/// The kinds of partition, as `--partition` and bench method names spell them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PartitionKind {
+    Pixel,
+    Block,
+    Missdiff,
+    /// Ambient Diffusion: context drops 10% more sites, loss on all observed.
+    Ambient,
+    /// Work II: context = M̂ ⊙ M with M̂ drawn from a mask prior (--prior) guided toward M.
+    Prior,
+    /// Work II ablation: the unguided intersection M1 ⊙ M2 with the mask prior (--prior).
+    Intersect,
+}
+
+impl PartitionKind {
+    /// The kind named `s` (`pixel`, `block`, ...), if any.
+    pub fn parse(s: &str) -> Option<PartitionKind> {
+        <PartitionKind as clap::ValueEnum>::from_str(s, false).ok()
+    }
+
+    /// The partition of this kind with its default parameters; `prior` is the mask-prior
+    /// directory of the Work II kinds (ignored by the others).
+    pub fn with_defaults(self, prior: PathBuf) -> Partition {
+        match self {
+            PartitionKind::Pixel => Partition::default(),
+            PartitionKind::Block => Partition::Block { grid: 3, drop: 1 },
+            PartitionKind::Missdiff => Partition::MissDiff,
+            PartitionKind::Ambient => Partition::Ambient { keep: 0.9 },
+            PartitionKind::Prior | PartitionKind::Intersect => Partition::Prior {
+                prior,
+                rho: (self == PartitionKind::Prior).then_some(DEFAULT_RHO),
+                weight: None,
+                draws: default_draws(),
+                bank: MaskBank::default(),
+            },
+        }
+    }
+}
+
 /// Guided draws per distinct observation mask (each costs a guided sampler run).
 pub fn default_draws() -> usize {
     4

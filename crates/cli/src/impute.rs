@@ -1,0 +1,72 @@
+//! `lacuna impute`.
+
+use anyhow::Result;
+use clap::Args;
+use lacuna::method::Weighting;
+use lacuna::run::impute;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ImputeArgs {
+    #[arg(long)]
+    run: PathBuf,
+    /// Fields to complete (.npz with `values` and `mask`; `truth` is never read).
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// K, the number of context masks averaged.
+    #[arg(long, default_value_t = 10)]
+    ensemble: usize,
+    /// 1: single-step ensemble (posterior mean); more: multi-step sampler.
+    #[arg(long, default_value_t = 1)]
+    steps: usize,
+    /// Posterior samples to draw with the multi-step sampler (written as `samples` and `std`).
+    #[arg(long, default_value_t = 0)]
+    samples: usize,
+    /// How the multi-step sampler shifts weight from E[u0|u_obs] to E[u0|u_t].
+    #[arg(long, value_enum, default_value_t = Weighting::Linear)]
+    weighting: Weighting,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fields processed per chunk.
+    #[arg(long, default_value_t = 16)]
+    chunk: usize,
+    #[arg(long)]
+    device: Option<lacuna::config::Device>,
+    /// Use the run's last weights, not the ones with the best held-out score.
+    #[arg(long)]
+    last: bool,
+    /// Pixel-partition runs: share of the observation kept in each ensemble context (default:
+    /// the run's inference ratio; 1 = the whole observation).
+    #[arg(long)]
+    context_ratio: Option<f64>,
+    /// Apply the run to fields of another grid size than it was trained on (refused
+    /// otherwise: a convolutional prior may transfer, but it is a choice to make).
+    #[arg(long)]
+    other_grid: bool,
+}
+
+pub fn run(a: &ImputeArgs, quiet: bool) -> Result<()> {
+    let opts = impute::ImputeOptions {
+        ensemble: a.ensemble,
+        steps: a.steps,
+        samples: a.samples,
+        weighting: a.weighting,
+        seed: a.seed,
+        chunk: a.chunk,
+        device: a.device.clone(),
+        last: a.last,
+        context_ratio: a.context_ratio,
+        other_grid: a.other_grid,
+    };
+    let s = impute::impute(&a.run, &a.data, &a.out, &opts, quiet)?;
+    println!(
+        "imputed {} missing entries in {} fields in {:.1}s → {}",
+        s.missing_entries,
+        s.fields,
+        s.seconds,
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! `lacuna train`: the training flags merged over the defaults or a config file.
+
+use crate::parse::parse_duration;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use lacuna::config::TrainConfig;
+use lacuna::method::partition::PartitionKind;
+use lacuna::method::Partition;
+use lacuna::run::train;
+use std::path::PathBuf;
+
+/// `cfg.field = value` where the flag was given.
+macro_rules! set_if_given {
+    ($field:expr, $flag:expr) => {
+        if let Some(v) = $flag.clone() {
+            $field = v;
+        }
+    };
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Training fields (.npz with `values` and `mask`; `truth` is never read).
+    #[arg(long)]
+    data: PathBuf,
+    /// Run directory to create (config, statistics, checkpoints, metrics).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum)]
+    partition: Option<PartitionKind>,
+    /// Pixel and ambient partitions: share of observed sites kept in the context.
+    #[arg(long)]
+    context_ratio: Option<f64>,
+    /// Pixel partition: draw the query independently with this ratio (official code) instead of
+    /// taking the observed rest.
+    #[arg(long)]
+    query_ratio: Option<f64>,
+    /// Block partition: the observation grid is G×G blocks.
+    #[arg(long)]
+    grid: Option<usize>,
+    /// Block partition: observed blocks moved from context to query.
+    #[arg(long)]
+    drop_blocks: Option<usize>,
+    /// Prior and intersect partitions: the mask prior directory (`lacuna masks fit`).
+    #[arg(long)]
+    prior: Option<PathBuf>,
+    /// Prior partition: share ρ of observed sites anchored in each guided draw, in (0, 1).
+    #[arg(long)]
+    rho: Option<f64>,
+    /// Prior partition: guidance weight w_g (default 0.1·H·W).
+    #[arg(long)]
+    guidance: Option<f64>,
+    /// Prior partition: guided draws per training mask.
+    #[arg(long)]
+    draws: Option<usize>,
+    /// Trajectories: draw the context once per site for every frame (shared, the default) or
+    /// anew in every frame (per-frame, the official code).
+    #[arg(long, value_enum)]
+    context_in_time: Option<lacuna::method::partition::InTime>,
+    /// Trajectories: train the snapshot network (no attention over frames, applied frame by
+    /// frame) instead of the space-time one.
+    #[arg(long)]
+    snapshot_model: bool,
+    /// The fields are periodic in both space directions (e.g. a simulation on a torus): the
+    /// network pads circularly and the fill wraps around.
+    #[arg(long)]
+    periodic: bool,
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long)]
+    device: Option<lacuna::config::Device>,
+    /// Stop after this much training time (`90s`, `30m`, `1h30m`; a bare number is seconds);
+    /// the learning rate decays over it. Training ends at --steps or the budget, whichever
+    /// comes first.
+    #[arg(long, value_parser = parse_duration)]
+    time_budget: Option<f64>,
+    /// Score the weights every N steps on held-out fields (0 = never; default 250): the
+    /// learning curve in metrics.jsonl, and `model.safetensors` keeps the best-scoring weights.
+    #[arg(long)]
+    score_every: Option<usize>,
+    /// Held-out fields to score on (default: the validation share of --data). With `truth`,
+    /// scored on the missing entries; without, on observed entries hidden from the input.
+    #[arg(long)]
+    score_data: Option<PathBuf>,
+    /// The Bayes oracle's completion of --score-data (`lacuna data krige`): scores are also
+    /// logged as ratios to its MSE.
+    #[arg(long, requires = "score_data")]
+    score_oracle: Option<PathBuf>,
+    /// Early stopping: stop after N scores without improvement (0 = never).
+    #[arg(long)]
+    patience: Option<usize>,
+    /// TOML file with any of the training settings (flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint (its own config; --steps and
+    /// --time-budget may extend it, --device move it).
+    #[arg(long, conflicts_with_all = [
+        "config", "partition", "context_ratio", "query_ratio", "grid", "drop_blocks", "prior", "rho",
+        "guidance", "draws", "context_in_time", "snapshot_model", "periodic", "batch", "seed",
+        "score_every", "score_data", "patience",
+    ])]
+    resume: bool,
+}
+
+fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => TrainConfig::load(p)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(kind) = a.partition {
+        let prior = match kind {
+            PartitionKind::Prior | PartitionKind::Intersect => {
+                let dir = a
+                    .prior
+                    .as_ref()
+                    .context("--partition prior and intersect need --prior DIR (make one with `lacuna masks fit`)")?;
+                std::fs::canonicalize(dir).with_context(|| format!("{}: no such mask prior", dir.display()))?
+            }
+            _ => PathBuf::new(),
+        };
+        cfg.partition = kind.with_defaults(prior);
+    }
+    let prior_flags = a.prior.is_some() || a.rho.is_some() || a.guidance.is_some() || a.draws.is_some();
+    if prior_flags && !matches!(cfg.partition, Partition::Prior { .. }) {
+        bail!("--prior, --rho, --guidance and --draws apply to --partition prior or intersect");
+    }
+    match &mut cfg.partition {
+        Partition::Pixel { context_ratio, query_ratio } => {
+            if let Some(r) = a.context_ratio {
+                *context_ratio = r;
+            }
+            if a.query_ratio.is_some() {
+                *query_ratio = a.query_ratio;
+            }
+            if a.grid.is_some() || a.drop_blocks.is_some() {
+                bail!("--grid and --drop-blocks apply to --partition block");
+            }
+        }
+        Partition::Block { grid, drop } => {
+            if let Some(g) = a.grid {
+                *grid = g;
+            }
+            if let Some(d) = a.drop_blocks {
+                *drop = d;
+            }
+            if a.context_ratio.is_some() || a.query_ratio.is_some() {
+                bail!("--context-ratio and --query-ratio apply to --partition pixel");
+            }
+        }
+        Partition::MissDiff => {
+            if a.context_ratio.is_some() || a.query_ratio.is_some() || a.grid.is_some() || a.drop_blocks.is_some() {
+                bail!("--partition missdiff takes no partition parameters");
+            }
+        }
+        Partition::Ambient { keep } => {
+            if let Some(r) = a.context_ratio {
+                *keep = r;
+            }
+            if a.query_ratio.is_some() || a.grid.is_some() || a.drop_blocks.is_some() {
+                bail!("--partition ambient takes only --context-ratio (the share of observed sites kept)");
+            }
+        }
+        Partition::Prior { rho, weight, draws, .. } => {
+            if a.context_ratio.is_some() || a.query_ratio.is_some() || a.grid.is_some() || a.drop_blocks.is_some() {
+                bail!("--partition prior takes --prior, --rho, --guidance and --draws");
+            }
+            if (a.rho.is_some() || a.guidance.is_some()) && rho.is_none() {
+                bail!("--rho and --guidance steer the guided prior partition; --partition intersect is unguided");
+            }
+            if a.rho.is_some() {
+                *rho = a.rho;
+            }
+            if a.guidance.is_some() {
+                *weight = a.guidance;
+            }
+            if let Some(d) = a.draws {
+                *draws = d;
+            }
+        }
+    }
+    set_if_given!(cfg.context_in_time, a.context_in_time);
+    if a.snapshot_model {
+        cfg.model.space_time = Some(false);
+    }
+    cfg.periodic |= a.periodic;
+    set_if_given!(cfg.batch, a.batch);
+    set_if_given!(cfg.seed, a.seed);
+    set_if_given!(cfg.score.every, a.score_every);
+    set_if_given!(cfg.score.patience, a.patience);
+    if let Some(p) = &a.score_data {
+        cfg.score.data =
+            Some(std::fs::canonicalize(p).with_context(|| format!("{}: no such scoring file", p.display()))?);
+    }
+    if let Some(p) = &a.score_oracle {
+        cfg.score.oracle =
+            Some(std::fs::canonicalize(p).with_context(|| format!("{}: no such oracle file", p.display()))?);
+    }
+    extend(&mut cfg, a);
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// The settings a resumed run may change too: its length and where it runs.
+fn extend(cfg: &mut TrainConfig, a: &TrainArgs) {
+    set_if_given!(cfg.steps, a.steps);
+    set_if_given!(cfg.device, a.device);
+    if a.time_budget.is_some() {
+        cfg.time_budget = a.time_budget;
+    }
+}
+
+pub fn run(a: &TrainArgs, quiet: bool) -> Result<()> {
+    let cfg = if a.resume {
+        // clap refused every other setting (`conflicts_with_all` on --resume).
+        let run = lacuna::run::RunDir(a.out.clone());
+        run.ensure_resumable()?;
+        let mut cfg = TrainConfig::load_run(&run.config())?;
+        extend(&mut cfg, a);
+        cfg
+    } else {
+        train_config(a)?
+    };
+    let s = train::train(&a.data, &a.out, &cfg, a.resume, quiet)?;
+    let val = s.best_val.map(|v| format!(", best validation loss {v:.5}")).unwrap_or_default();
+    let score = s
+        .best_score
+        .map(|v| format!("; kept the weights of step {} (held-out MSE {v:.5})", s.best_step))
+        .unwrap_or_default();
+    println!(
+        "trained {} steps in {:.1}s ({:.2} steps/s): last loss {:.5}{val}{score}; run in {}",
+        s.steps,
+        s.seconds,
+        s.steps_per_s,
+        s.last_loss,
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! `lacuna masks sample` and `lacuna masks compare`: draws written to a file, and the report
+//! comparing a prior's draws with real masks.
+
+use super::*;
+
+/// `lacuna masks sample`: `n` draws (per guide mask when `guide` is set) written as `mask`.
+pub fn sample_to_file(
+    prior_dir: &Path,
+    n: usize,
+    guide: Option<(&Path, f64, Option<f64>)>,
+    seed: u64,
+    out: &Path,
+) -> Result<(usize, Option<f64>)> {
+    ensure!(n >= 1, "--n must be at least 1");
+    let guide_file: Vec<&Path> = guide.iter().map(|g| g.0).collect();
+    crate::atomic::refuse_overwriting_inputs(&guide_file, &[out])?;
+    let prior = LoadedPrior::open(prior_dir, None)?;
+    let d = Dims { t: 1, c: 1, h: prior.config.h, w: prior.config.w };
+    let (drawn, share) = match guide {
+        None => {
+            let mut rngs: Vec<ChaCha8Rng> =
+                (0..n).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
+            (prior.draw(&mut rngs, None)?, None)
+        }
+        Some((data, rho, weight)) => {
+            ensure!(rho > 0.0 && rho <= 1.0, "--rho must be in (0, 1], got {rho}");
+            let (gd, masks) = load_site_masks(data)?;
+            prior.check_grid(gd, &data.display().to_string())?;
+            let anchor_to: Vec<Vec<u8>> = masks.iter().flat_map(|m| std::iter::repeat_n(m.clone(), n)).collect();
+            let mut rngs: Vec<ChaCha8Rng> =
+                (0..anchor_to.len()).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 15, i as u64))).collect();
+            let g = GuideTo { masks: &anchor_to, rho, weight: guidance_weight(weight, d) };
+            let drawn = prior.draw(&mut rngs, Some(&g))?;
+            let share = context_share(&anchor_to, &drawn);
+            (drawn, Some(share))
+        }
+    };
+    write_masks(out, d, &drawn)?;
+    Ok((drawn.len(), share))
+}
+
+/// Guided draws per mask in `masks compare`'s query-probability probe.
+const PROBE_DRAWS: usize = 8;
+
+/// What `lacuna masks compare` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CompareReport {
+    pub comparison: Comparison,
+    /// Query probabilities over observed entries (smallest, mean, share never queried) of the
+    /// unguided intersection and the guided partition, on the first masks of the data.
+    pub intersect_query: (f64, f64, f64),
+    pub guided_query: (f64, f64, f64),
+    pub rho: f64,
+    pub weight: f64,
+    pub query_masks: usize,
+    pub splits: usize,
+}
+
+impl CompareReport {
+    pub fn table(&self) -> String {
+        let (r, g) = (&self.comparison.real, &self.comparison.generated);
+        let mut s = String::new();
+        s += "| statistic | real | generated |\n|---|---|---|\n";
+        s += &format!("| masks | {} | {} |\n", r.n, g.n);
+        s += &format!("| observed fraction, mean | {:.3} | {:.3} |\n", r.fraction_mean, g.fraction_mean);
+        s += &format!("| observed fraction, sd | {:.3} | {:.3} |\n", r.fraction_sd, g.fraction_sd);
+        s += &format!(
+            "| observed fraction, 10/50/90% | {:.3} / {:.3} / {:.3} | {:.3} / {:.3} / {:.3} |\n",
+            r.fraction_q[0], r.fraction_q[1], r.fraction_q[2], g.fraction_q[0], g.fraction_q[1], g.fraction_q[2]
+        );
+        for (i, (a, b)) in r.correlation.iter().zip(&g.correlation).enumerate() {
+            if i < 4 || (i + 1) % 4 == 0 {
+                s += &format!("| two-point correlation, lag {} | {a:.3} | {b:.3} |\n", i + 1);
+            }
+        }
+        s += &format!("| missing regions per mask | {:.1} | {:.1} |\n", r.missing_regions, g.missing_regions);
+        s += &format!("| mean missing-region size | {:.1} | {:.1} |\n", r.missing_region_size, g.missing_region_size);
+        let c = &self.comparison;
+        s += &format!(
+            "\n|Δ fraction mean| {:.3}, |Δ fraction sd| {:.3} (tolerance {FRACTION_TOL}); max |Δ correlation| {:.3} (tolerance {CORRELATION_TOL}): {}\n",
+            c.fraction_mean_diff,
+            c.fraction_sd_diff,
+            c.correlation_max_diff,
+            if c.within { "within tolerance" } else { "OUTSIDE tolerance" }
+        );
+        let q = |name: &str, (min, mean, zero): (f64, f64, f64)| {
+            format!(
+                "{name}: query probability over observed entries min {min:.3}, mean {mean:.3}, never queried {:.1}%\n",
+                100.0 * zero
+            )
+        };
+        s += &format!(
+            "\npartitions on the first {} masks, {} guided draws and {} splits each:\n",
+            self.query_masks, PROBE_DRAWS, self.splits
+        );
+        s += &q("  intersection (unguided)", self.intersect_query);
+        s += &q(&format!("  guided (rho {}, w_g {})", self.rho, self.weight), self.guided_query);
+        s
+    }
+}
+
+/// `lacuna masks compare`: `n` unguided draws against the masks of `data`, and the query
+/// probabilities of the two prior partitions on the data's first masks.
+pub fn compare_report(
+    prior_dir: &Path,
+    data: &Path,
+    n: usize,
+    (rho, weight): (f64, Option<f64>),
+    seed: u64,
+    quiet: bool,
+) -> Result<CompareReport> {
+    ensure!(n >= 1, "--n must be at least 1");
+    let prior = LoadedPrior::open(prior_dir, None)?;
+    let (d, real) = load_site_masks(data)?;
+    prior.check_grid(d, &data.display().to_string())?;
+    let mut rngs: Vec<ChaCha8Rng> = (0..n).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 16, i as u64))).collect();
+    let generated = prior.draw(&mut rngs, None)?;
+    let comparison = compare(&real, &generated, d.h, d.w);
+    let (query_masks, splits) = (real.len().min(32), 200);
+    let probe = &real[..query_masks];
+    let part = |rho: Option<f64>| Partition::Prior {
+        prior: prior_dir.to_path_buf(),
+        rho,
+        weight,
+        draws: PROBE_DRAWS,
+        bank: Default::default(),
+    };
+    let (unguided, guided) = (part(None), part(Some(rho)));
+    guided.validate()?;
+    prepare(&unguided, Some(&prior), probe, d, PROBE_DRAWS, seed, quiet)?;
+    prepare(&guided, Some(&prior), probe, d, PROBE_DRAWS, seed, quiet)?;
+    Ok(CompareReport {
+        comparison,
+        intersect_query: query_probabilities(&unguided, probe, d, splits, seed),
+        guided_query: query_probabilities(&guided, probe, d, splits, seed),
+        rho,
+        weight: guidance_weight(weight, d),
+        query_masks,
+        splits,
+    })
+}
+
