@@ -325,6 +325,11 @@ struct TrainArgs {
     /// network pads circularly and the fill wraps around.
     #[arg(long)]
     periodic: bool,
+    /// Circular shifts the fields' law is invariant under, as ROWS,COLS (needs --periodic):
+    /// each training sample and its masks are shifted by random multiples of them (0 = none
+    /// in that direction), e.g. 1,1 for a stationary field on a torus.
+    #[arg(long, value_name = "ROWS,COLS", value_parser = parse_shift)]
+    shift_symmetry: Option<[usize; 2]>,
     #[arg(long)]
     steps: Option<usize>,
     #[arg(long)]
@@ -361,6 +366,15 @@ struct TrainArgs {
     /// --time-budget may extend it).
     #[arg(long)]
     resume: bool,
+}
+
+/// `ROWS,COLS` as two non-negative integers.
+fn parse_shift(s: &str) -> Result<[usize; 2], String> {
+    let parts: Vec<Result<usize, _>> = s.split(',').map(|p| p.trim().parse::<usize>()).collect();
+    match parts.as_slice() {
+        [Ok(r), Ok(c)] => Ok([*r, *c]),
+        _ => Err(format!("{s:?}: expected ROWS,COLS, two non-negative integers such as 8,1")),
+    }
 }
 
 /// Seconds in `90s`, `30m`, `1h30m`, `2h` or a bare number of seconds.
@@ -803,6 +817,9 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     if a.periodic {
         cfg.periodic = true;
     }
+    if let Some(s) = a.shift_symmetry {
+        cfg.shift_symmetry = s;
+    }
     if let Some(s) = a.steps {
         cfg.steps = s;
     }
@@ -849,6 +866,7 @@ fn run_train(a: &TrainArgs, quiet: bool) -> Result<()> {
             || a.context_in_time.is_some()
             || a.snapshot_model
             || a.periodic
+            || a.shift_symmetry.is_some()
             || a.score_every.is_some()
             || a.score_data.is_some()
             || a.patience.is_some()
