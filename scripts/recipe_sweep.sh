@@ -103,6 +103,28 @@ add kol-periodic      kol 'time_low_share = 0.5
 periodic = true'
 add kol-periodic-low80 kol 'periodic = true
 time_low_share = 0.8'
+# Equal-time candidates on today's defaults with `periodic` (session 9): each trains for the
+# 370 s that the published recipe's 4000 steps take here (its LR schedule runs over that time),
+# so run them with nothing else on the machine and STEPS large enough not to bind (16000).
+add kt-ref            kol 'periodic = true
+time_budget = 370.0'
+add kt-b8             kol 'periodic = true
+time_budget = 370.0
+batch = 8'
+add kt-ema998         kol 'periodic = true
+time_budget = 370.0
+ema_decay = 0.998'
+add kt-b8-ema998      kol 'periodic = true
+time_budget = 370.0
+batch = 8
+ema_decay = 0.998'
+# The flow's symmetries declared: any column shift, row shifts by the forcing's period (8 of 32).
+add kt-shift          kol 'periodic = true
+time_budget = 370.0
+shift_symmetry = [8, 1]'
+add grf-shift         grf 'periodic = true
+shift_symmetry = [1, 1]'
+add grf-periodic      grf 'periodic = true'
 
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(published skip-pp skip-pp-low25 skip-pp-r1 skip-pp-r1-ctx05 skip-pp-r1-lr3

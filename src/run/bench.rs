@@ -129,6 +129,10 @@ pub struct Case {
     /// other than `:published` train with `periodic = true`, and `fill` wraps.
     #[serde(default, skip_serializing_if = "is_false")]
     pub periodic: bool,
+    /// Periodic cases: the circular shifts `[rows, columns]` the fields' law is invariant
+    /// under (training `shift_symmetry`), given to the same methods as `periodic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_symmetry: Option<[usize; 2]>,
 }
 
 fn one() -> usize {
@@ -234,6 +238,7 @@ impl Suite {
             length_scale: None,
             smoothness: None,
             periodic: false,
+            shift_symmetry: None,
         };
         // The GRF pixel case shared by the suites, with its Bayes oracle available.
         let grf_pixel = |methods: &[&str]| case("GRF 32² pixel 20%", "grf", 32, "pixel:0.2", 2000, 100, methods);
@@ -632,6 +637,9 @@ fn run_method(
         }
         if !spec.published {
             cfg.periodic = case.periodic;
+            if let Some(s) = case.shift_symmetry {
+                cfg.shift_symmetry = s;
+            }
             if suite.published_time {
                 cfg.time_budget = Some(published_seconds(case, dir)?);
                 // The budget decides; the step count only caps it.

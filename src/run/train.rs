@@ -20,7 +20,7 @@ use crate::method::schedule::AlphaSigma;
 use crate::model::UNet;
 use anyhow::{bail, ensure, Context, Result};
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::io::Write;
 use std::path::Path;
@@ -69,6 +69,12 @@ fn batch_loss(net: &UNet, cfg: &TrainConfig, f: &Fields, idx: &[usize], rng: &mu
     let splits: Vec<_> = idx.iter().map(|&i| contexts.split(&f.masks[i], rng)).collect();
     let ctx = mask_tensor(splits.iter().map(|s| s.context.as_slice()), f.dims, device);
     let qry = mask_tensor(splits.iter().map(|s| s.query.as_slice()), f.dims, device);
+    let [x, ctx, qry] = if cfg.shift_symmetry == [0, 0] {
+        [x, ctx, qry]
+    } else {
+        let shifts = random_shifts(cfg.shift_symmetry, f.dims, idx.len(), rng);
+        [&x, &ctx, &qry].map(|v| shifted(v, &shifts))
+    };
     // t = t_eps + (1 − t_eps) U^p: p = 1 is uniform (the paper); p > 1 spends more steps at low
     // noise, where the single-step ensemble evaluates the model.
     let u = Tensor::rand([idx.len() as i64], (Kind::Float, device));
@@ -83,6 +89,24 @@ fn batch_loss(net: &UNet, cfg: &TrainConfig, f: &Fields, idx: &[usize], rng: &mu
     let x_t = &x * a + x.randn_like() * s;
     let pred = precond.denoise(|c, input| net.forward_raw(c, input), &t, &(&ctx * x_t), &ctx);
     ((pred - x).square() * &qry).sum(Kind::Float) / qry.sum(Kind::Float).clamp_min(1.0)
+}
+
+/// A circular shift `(rows, columns)` per sample, each a uniform multiple of the declared
+/// symmetry `step` (0 = none in that direction).
+fn random_shifts(step: [usize; 2], dims: Dims, n: usize, rng: &mut ChaCha8Rng) -> Vec<(i64, i64)> {
+    let draw = |rng: &mut ChaCha8Rng, step: usize, side: usize| match step {
+        0 => 0,
+        s => (s * rng.gen_range(0..side / s)) as i64,
+    };
+    (0..n).map(|_| (draw(rng, step[0], dims.h), draw(rng, step[1], dims.w))).collect()
+}
+
+/// `v` `[B, P, H, W]` with sample `i` rolled by `shifts[i]`: a field and its masks shifted
+/// together are a draw from the same law when the law has that symmetry.
+fn shifted(v: &Tensor, shifts: &[(i64, i64)]) -> Tensor {
+    let rolled: Vec<Tensor> =
+        shifts.iter().enumerate().map(|(i, &(r, c))| v.narrow(0, i as i64, 1).roll([r, c], [2, 3])).collect();
+    Tensor::cat(&rolled, 0)
 }
 
 /// One optimisation step on the fields `idx` of `f`: the context–query loss, backward,
@@ -544,6 +568,28 @@ mod tests {
         seen.sort();
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
         assert_eq!(batch_indices(7, 3, 4, n), batch_indices(7, 3, 4, n));
+    }
+
+    /// Declared shifts roll each sample by its own multiple of the symmetry, values and masks
+    /// alike, and never shift a direction declared 0.
+    #[test]
+    fn shift_symmetry_rolls_each_sample_by_a_multiple_of_its_step() {
+        let dims = Dims { t: 1, c: 1, h: 8, w: 6 };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let shifts = random_shifts([4, 0], dims, 64, &mut rng);
+        assert!(shifts.iter().all(|&(r, c)| c == 0 && (r == 0 || r == 4)));
+        assert!(shifts.iter().any(|&(r, _)| r == 4) && shifts.iter().any(|&(r, _)| r == 0));
+        let shifts = random_shifts([1, 3], dims, 64, &mut rng);
+        assert!(shifts.iter().all(|&(r, c)| (0..8).contains(&r) && (c == 0 || c == 3)));
+
+        let v = Tensor::arange(2 * 8 * 6, (Kind::Float, Device::Cpu)).view([2, 1, 8, 6]);
+        let out = shifted(&v, &[(1, 0), (0, 2)]);
+        // Sample 0 moved down one row: its first row is the old last row.
+        assert_eq!(out.double_value(&[0, 0, 0, 0]), v.double_value(&[0, 0, 7, 0]));
+        assert_eq!(out.double_value(&[0, 0, 1, 5]), v.double_value(&[0, 0, 0, 5]));
+        // Sample 1 moved right two columns.
+        assert_eq!(out.double_value(&[1, 0, 3, 2]), v.double_value(&[1, 0, 3, 0]));
+        assert_eq!(out.double_value(&[1, 0, 3, 0]), v.double_value(&[1, 0, 3, 4]));
     }
 
     #[test]

@@ -24,3 +24,12 @@ where
     let v = value.parse::<T>().map_err(|e| format!("{value:?}: {e}"))?;
     Ok((name.to_string(), v))
 }
+
+/// `ROWS,COLS` as two non-negative integers.
+pub fn parse_shift(s: &str) -> Result<[usize; 2], String> {
+    let parts: Vec<Result<usize, _>> = s.split(',').map(|p| p.trim().parse::<usize>()).collect();
+    match parts.as_slice() {
+        [Ok(r), Ok(c)] => Ok([*r, *c]),
+        _ => Err(format!("{s:?}: expected ROWS,COLS, two non-negative integers such as 8,1")),
+    }
+}

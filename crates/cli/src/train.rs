@@ -1,6 +1,6 @@
 //! `lacuna train`: the training flags merged over the defaults or a config file.
 
-use crate::parse::parse_duration;
+use crate::parse::{parse_duration, parse_shift};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use lacuna::config::TrainConfig;
@@ -65,6 +65,11 @@ pub struct TrainArgs {
     /// network pads circularly and the fill wraps around.
     #[arg(long)]
     periodic: bool,
+    /// Circular shifts the fields' law is invariant under, as ROWS,COLS (needs --periodic):
+    /// each training sample and its masks are shifted by random multiples of them (0 = none
+    /// in that direction), e.g. 1,1 for a stationary field on a torus.
+    #[arg(long, value_name = "ROWS,COLS", value_parser = parse_shift)]
+    shift_symmetry: Option<[usize; 2]>,
     #[arg(long)]
     steps: Option<usize>,
     #[arg(long)]
@@ -101,7 +106,7 @@ pub struct TrainArgs {
     /// --time-budget may extend it, --device move it).
     #[arg(long, conflicts_with_all = [
         "config", "partition", "context_ratio", "query_ratio", "grid", "drop_blocks", "prior", "rho",
-        "guidance", "draws", "context_in_time", "snapshot_model", "periodic", "batch", "seed",
+        "guidance", "draws", "context_in_time", "snapshot_model", "periodic", "shift_symmetry", "batch", "seed",
         "score_every", "score_data", "patience",
     ])]
     resume: bool,
@@ -188,6 +193,7 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         cfg.model.space_time = Some(false);
     }
     cfg.periodic |= a.periodic;
+    set_if_given!(cfg.shift_symmetry, a.shift_symmetry);
     set_if_given!(cfg.batch, a.batch);
     set_if_given!(cfg.seed, a.seed);
     set_if_given!(cfg.score.every, a.score_every);

@@ -137,6 +137,13 @@ pub struct TrainConfig {
     /// The fields are periodic in both space directions (a symmetry the user declares, e.g.
     /// a spectral simulation on a torus): the network pads circularly and the fill wraps.
     pub periodic: bool,
+    /// Circular shifts under which the fields' law is invariant, declared by the user as
+    /// `[rows, columns]`: each training sample (its values and masks together) is shifted by a
+    /// random multiple of them; 0 = no shift in that direction. Needs `periodic`. `[1, 1]` for
+    /// a stationary field on a torus; `[8, 1]` for Kolmogorov flow forced at wavenumber 4 on a
+    /// 32-row grid (its forcing repeats every 8 rows).
+    #[serde(skip_serializing_if = "no_shift")]
+    pub shift_symmetry: [usize; 2],
     pub model: UNetConfig,
     pub denoiser: DenoiserConfig,
     pub schedule: VpSchedule,
@@ -167,6 +174,7 @@ impl Default for TrainConfig {
             partition: Partition::default(),
             context_in_time: InTime::default(),
             periodic: false,
+            shift_symmetry: [0, 0],
             model: UNetConfig::default(),
             denoiser: DenoiserConfig::default(),
             schedule: VpSchedule::default(),
@@ -174,6 +182,10 @@ impl Default for TrainConfig {
             score: ScoreConfig::default(),
         }
     }
+}
+
+fn no_shift(s: &[usize; 2]) -> bool {
+    *s == [0, 0]
 }
 
 impl TrainConfig {
@@ -241,6 +253,12 @@ impl TrainConfig {
     /// Refuses fields of `dims` that a periodic network cannot wrap: it pads sides that its
     /// strides do not divide with zeros, which would break the torus.
     pub fn check_periodic_grid(&self, dims: Dims) -> Result<()> {
+        for (step, side, name) in [(self.shift_symmetry[0], dims.h, "rows"), (self.shift_symmetry[1], dims.w, "columns")] {
+            ensure!(
+                step == 0 || side.is_multiple_of(step),
+                "shift_symmetry: a shift by {step} {name} does not divide the grid's {side} {name}"
+            );
+        }
         if self.periodic {
             let mult = 1usize << (self.model.mults.len() - 1);
             ensure!(
@@ -321,6 +339,10 @@ impl TrainConfig {
             !(self.context_in_time == InTime::PerFrame && matches!(self.partition, Partition::Prior { .. })),
             "context_in_time = \"per-frame\" applies to the Work I partitions; the mask prior draws whole site masks"
         );
+        ensure!(
+            self.periodic || self.shift_symmetry == [0, 0],
+            "shift_symmetry needs periodic = true (a circular shift is a symmetry of periodic fields only)"
+        );
         self.model.validate()?;
         Ok(())
     }
@@ -329,6 +351,20 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shift_symmetry_needs_periodic_fields_it_divides() {
+        let mut c = TrainConfig { shift_symmetry: [8, 1], ..TrainConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("needs periodic"));
+        c.periodic = true;
+        c.validate().unwrap();
+        let dims = |h, w| Dims { t: 1, c: 1, h, w };
+        c.check_periodic_grid(dims(32, 32)).unwrap();
+        let e = c.check_periodic_grid(dims(36, 36)).unwrap_err().to_string();
+        assert!(e.contains("8 rows"), "{e}");
+        // Saved only when declared, so older runs' configs read back unchanged.
+        assert!(!toml::to_string(&TrainConfig::default()).unwrap().contains("shift_symmetry"));
+    }
 
     #[test]
     fn toml_round_trip_and_partial_files() {
