@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Guards re-layouts that must not change results: a fixed train + impute (same seed, same
 # generated data, CPU, one intra-op thread so reductions run in one order) and the SHA-256 of the
-# imputed `mean` and `samples` arrays, compared with the hashes stored in scripts/repro_hash.txt.
+# imputed `mean` and `samples` arrays, and of the quick bench suite's tables at a 20-step budget
+# (one seed; the seconds column dropped), compared with the hashes in scripts/repro_hash.txt.
 # Kernels differ between CPU families (AVX2 / AVX-512), so the stored hashes hold on the machine
 # that stored them; `--store` writes this machine's hashes (do it on the old code, then compare
 # on the new).
@@ -20,10 +21,17 @@ $L --quiet data gen grf --out test.npz --n 8 --size 16 --length-scale 3 --mask p
 $L --quiet train --data train.npz --out run --steps 40 --batch 8 --seed 3 --score-every 20 --patience 0 >/dev/null
 $L --quiet impute --run run --data test.npz --out single.npz --ensemble 4 --seed 7 >/dev/null
 $L --quiet impute --run run --data test.npz --out multi.npz --ensemble 2 --steps 5 --samples 2 --seed 7 >/dev/null
+$L --quiet bench --suite quick --steps 20 --seeds 1 --out quick >/dev/null
 now="$(python3 - <<'PY'
 import hashlib, zipfile
 for f, a in [("single.npz", "mean"), ("multi.npz", "mean"), ("multi.npz", "samples")]:
     print(f"{f}:{a} {hashlib.sha256(zipfile.ZipFile(f).read(a + '.npy')).hexdigest()}")
+# The quick suite's table without its seconds column (the last but one): what the bench prints.
+rows = []
+for line in open("quick/results.md"):
+    cells = line.rstrip("\n").split(" | ")
+    rows.append(" | ".join(cells[:-2] + cells[-1:]) if line.startswith("| ") and len(cells) > 3 else line)
+print(f"quick/results.md {hashlib.sha256(''.join(rows).encode()).hexdigest()}")
 PY
 )"
 echo "$now"

@@ -42,4 +42,3 @@ impl Denoiser for NetDenoiser<'_> {
         self.net.device()
     }
 }
-

@@ -44,7 +44,12 @@ pub struct Precond {
 impl Precond {
     /// The parameterisation a run's config asks for, for samples of `dims`.
     pub fn of(cfg: &crate::config::TrainConfig, dims: crate::data::Dims) -> Precond {
-        Precond { config: cfg.denoiser.clone(), schedule: cfg.schedule, channels: dims.c as i64, periodic: cfg.periodic }
+        Precond {
+            config: cfg.denoiser.clone(),
+            schedule: cfg.schedule,
+            channels: dims.c as i64,
+            periodic: cfg.periodic,
+        }
     }
 
     /// `x̂0` for times `t` `[B]`, context values `M_ctx ⊙ x_t` and context masks `[B, T·C, H, W]`.

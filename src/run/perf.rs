@@ -12,9 +12,9 @@ use super::train::{build_model, optimisation_step, Fields};
 use crate::config::TrainConfig;
 use crate::data::{Dims, FieldSet, Pattern};
 use crate::method::ensemble::{self, Inference, Weighting};
-use crate::method::Partition;
 use crate::method::precond::Precond;
 use crate::method::NetDenoiser;
+use crate::method::Partition;
 use crate::model::UNet;
 use anyhow::{bail, ensure, Context, Result};
 use rand::SeedableRng;
@@ -256,7 +256,12 @@ fn check_same_function(reference: &Reference, net: &UNet) -> Result<(f64, f64)> 
     };
     let dev = net.device();
     let ours = tch::no_grad(|| {
-        published.denoise(|c, x| net.forward_raw(c, x), &t.to_device(dev), &context.to_device(dev), &mask.to_device(dev))
+        published.denoise(
+            |c, x| net.forward_raw(c, x),
+            &t.to_device(dev),
+            &context.to_device(dev),
+            &mask.to_device(dev),
+        )
     })
     .to_device(Device::Cpu);
     let out = opts.work.join("reference-out.safetensors");

@@ -43,6 +43,11 @@ pub fn run(a: &BaselineArgs) -> Result<()> {
     };
     let started = std::time::Instant::now();
     let n = lacuna::baseline::run(a.method, &a.data, a.train.as_deref(), &a.out, &opts)?;
-    println!("completed {n} fields with {:?} in {:.1}s → {}", a.method, started.elapsed().as_secs_f64(), a.out.display());
+    println!(
+        "completed {n} fields with {:?} in {:.1}s → {}",
+        a.method,
+        started.elapsed().as_secs_f64(),
+        a.out.display()
+    );
     Ok(())
 }

@@ -25,6 +25,9 @@ pub struct BenchArgs {
     /// Override the suite's training steps per learned method.
     #[arg(long)]
     steps: Option<usize>,
+    /// Run only the cases whose name contains this text (repeatable; case-insensitive).
+    #[arg(long = "case", value_name = "TEXT")]
+    cases: Vec<String>,
     /// Compute nothing: write the tables from the results already in --out.
     #[arg(long)]
     report: bool,
@@ -88,6 +91,11 @@ pub fn run(a: &BenchArgs, quiet: bool) -> Result<()> {
     }
     if let Some(s) = a.steps {
         suite.steps = s;
+    }
+    if !a.cases.is_empty() {
+        let wanted: Vec<String> = a.cases.iter().map(|c| c.to_lowercase()).collect();
+        suite.cases.retain(|c| wanted.iter().any(|w| c.name.to_lowercase().contains(w)));
+        anyhow::ensure!(!suite.cases.is_empty(), "no case of suite {} matches --case {}", suite.name, a.cases.join(", "));
     }
     let started = std::time::Instant::now();
     lacuna::run::bench::run(&suite, &a.out, quiet, a.report)?;

@@ -23,7 +23,7 @@ pub enum DataCommand {
 }
 
 #[derive(Args)]
-struct ImportArgs {
+pub struct ImportArgs {
     /// NetCDF-3 file (classic or 64-bit offset).
     file: PathBuf,
     /// Variable to import, one channel each (repeat for several; same grid).
@@ -101,7 +101,7 @@ struct FlowArgs {
 }
 
 #[derive(Args)]
-struct GenArgs {
+pub struct GenArgs {
     #[arg(value_enum)]
     kind: DataKind,
     #[arg(long)]
@@ -190,7 +190,7 @@ impl GenArgs {
 }
 
 #[derive(Args)]
-struct KrigeArgs {
+pub struct KrigeArgs {
     /// GRF data (`values`, `mask`) made with the same field parameters (its size is read from it).
     #[arg(long)]
     data: PathBuf,

@@ -55,7 +55,7 @@ pub fn run(a: &ImputeArgs, quiet: bool) -> Result<()> {
         weighting: a.weighting,
         seed: a.seed,
         chunk: a.chunk,
-        device: a.device.clone(),
+        device: a.device,
         last: a.last,
         context_ratio: a.context_ratio,
         other_grid: a.other_grid,

@@ -76,7 +76,8 @@ fn main() -> ExitCode {
         Command::Plot(a) => plot::plot(a),
     });
     let result = caught.unwrap_or_else(|payload| {
-        let msg = payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()));
+        let msg =
+            payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()));
         let msg = msg.unwrap_or_default();
         if msg.contains("failed printing to stdout") {
             // The reader went away (`lacuna … | head`): stop quietly, like other command-line tools.

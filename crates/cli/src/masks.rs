@@ -17,7 +17,7 @@ pub enum MasksCommand {
 }
 
 #[derive(Args)]
-struct MasksFitArgs {
+pub struct MasksFitArgs {
     /// Data (.npz with `mask`, or `values` whose non-finite entries are the gaps).
     #[arg(long)]
     data: PathBuf,
@@ -44,7 +44,7 @@ struct MasksFitArgs {
 }
 
 #[derive(Args)]
-struct MasksSampleArgs {
+pub struct MasksSampleArgs {
     #[arg(long)]
     prior: PathBuf,
     /// Draws (per mask of --guide when given).
@@ -73,7 +73,7 @@ struct GuidanceArgs {
 }
 
 #[derive(Args)]
-struct MasksCompareArgs {
+pub struct MasksCompareArgs {
     #[arg(long)]
     prior: PathBuf,
     /// Real masks to compare with (data or masks file on the prior's grid).

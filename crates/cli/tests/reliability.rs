@@ -1,10 +1,13 @@
 //! Hostile input, one test per case: no command may destroy a file, crash, or succeed silently
 //! with a wrong answer. Commands are written as one line; `{d}` is the test's directory.
 
+mod common;
+
+use common::{walk, Child, Dir};
 use lacuna::data::npy::{write_npz, Array};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 const TINY: &str = r#"
 steps = 8
@@ -24,103 +27,25 @@ warmup = 2
 every = 0
 "#;
 
-struct Dir {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
+/// The data of every test here: `Dir::with_data` with this file's settings.
+fn data() -> Dir {
+    Dir::with_data(TINY, 4, 5)
 }
 
-impl Dir {
-    /// A directory with `train.npz` (24 GRFs of 12², 30% observed), `test.npz` (4 with truth)
-    /// and `tiny.toml`.
-    fn new() -> Dir {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = Dir { root: tmp.path().to_path_buf(), _tmp: tmp };
-        std::fs::write(d.p("tiny.toml"), TINY).unwrap();
-        d.ok("data gen grf --out {d}/train.npz --n 24 --size 12 --mask pixel:0.3");
-        d.ok("data gen grf --out {d}/test.npz --n 4 --size 12 --mask pixel:0.3 --seed 5");
-        d
-    }
-
-    /// With a trained tiny run in `{d}/run`.
-    fn trained() -> Dir {
-        let d = Dir::new();
-        d.ok("train --data {d}/train.npz --out {d}/run --config {d}/tiny.toml");
-        d
-    }
-
-    fn p(&self, name: &str) -> PathBuf {
-        self.root.join(name)
-    }
-
-    fn command(&self, line: &str) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_lacuna"));
-        let line = line.replace("{d}", &self.root.display().to_string());
-        c.arg("--quiet").args(line.split_whitespace()).env("OMP_NUM_THREADS", "2");
-        c
-    }
-
-    fn run(&self, line: &str) -> Output {
-        let out = self.command(line).output().expect("run lacuna");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !stderr.contains("panicked") && !stderr.contains("internal error") && !stderr.contains("backtrace"),
-            "lacuna {line} crashed: {stderr}"
-        );
-        out
-    }
-
-    fn ok(&self, line: &str) -> String {
-        let out = self.run(line);
-        assert!(out.status.success(), "lacuna {line} failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-    }
-
-    /// A command that must fail with a one-line error; returns it.
-    fn fails(&self, line: &str) -> String {
-        let out = self.run(line);
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(!out.status.success(), "lacuna {line} should have failed; stderr: {err}");
-        let last = err.lines().last().unwrap_or("").to_string();
-        assert!(last.starts_with("error: "), "unexpected error output of {line}: {err}");
-        assert!(last.len() < 400, "error of {line} is not a short line: {last}");
-        last
-    }
-
-    fn bytes(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.p(name)).unwrap()
-    }
-
-    fn hidden_temporaries(&self, under: &Path) -> Vec<String> {
-        walk(under).into_iter().filter(|n| n.ends_with(".tmp") || n.ends_with(".lock")).collect()
-    }
+/// With a trained tiny run in `{d}/run`.
+fn trained() -> Dir {
+    let d = data();
+    d.ok("train --data {d}/train.npz --out {d}/run --config {d}/tiny.toml");
+    d
 }
 
-/// A child process killed when the test ends, passed or not (so a failing test does not
-/// leave a training running into a deleted directory).
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn walk(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.file_name().to_string_lossy().to_string());
-        }
-    }
-    out
+fn hidden_temporaries(under: &Path) -> Vec<String> {
+    walk(under).into_iter().filter(|n| n.ends_with(".tmp") || n.ends_with(".lock")).collect()
 }
 
 #[test]
 fn impute_baseline_eval_and_plot_cannot_overwrite_their_own_input() {
-    let d = Dir::trained();
+    let d = trained();
     let before = d.bytes("test.npz");
     let e = d.fails("impute --run {d}/run --data {d}/test.npz --out {d}/test.npz");
     assert!(e.contains("is also an input"), "{e}");
@@ -142,7 +67,7 @@ fn impute_baseline_eval_and_plot_cannot_overwrite_their_own_input() {
 
 #[test]
 fn two_concurrent_trains_into_one_directory_the_second_is_refused_naming_the_holder() {
-    let d = Dir::new();
+    let d = data();
     let long = TINY.replace("steps = 8", "steps = 100000");
     std::fs::write(d.p("long.toml"), long).unwrap();
     let mut first = Child(
@@ -166,7 +91,7 @@ fn two_concurrent_trains_into_one_directory_the_second_is_refused_naming_the_hol
 
 #[test]
 fn sigterm_removes_temporaries_and_the_lock_and_keeps_the_checkpoint() {
-    let d = Dir::new();
+    let d = data();
     let long = TINY.replace("steps = 8", "steps = 100000").replace("checkpoint_every = 4", "checkpoint_every = 2");
     std::fs::write(d.p("long.toml"), long).unwrap();
     let mut child = Child(
@@ -187,7 +112,7 @@ fn sigterm_removes_temporaries_and_the_lock_and_keeps_the_checkpoint() {
     std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut said).unwrap();
     assert_eq!(status.code(), Some(130), "a terminated run exits with 130: {said}");
     assert!(!said.contains("internal error") && said.contains("interrupted"), "{said}");
-    assert!(d.hidden_temporaries(&d.p("run")).is_empty(), "left: {:?}", d.hidden_temporaries(&d.p("run")));
+    assert!(hidden_temporaries(&d.p("run")).is_empty(), "left: {:?}", hidden_temporaries(&d.p("run")));
     // The checkpoint on disk is whole: the run resumes from it.
     let metrics = std::fs::read_to_string(d.p("run/metrics.jsonl")).unwrap();
     let last = metrics
@@ -200,7 +125,7 @@ fn sigterm_removes_temporaries_and_the_lock_and_keeps_the_checkpoint() {
 
 #[test]
 fn temporaries_left_by_a_killed_process_are_removed_by_the_next_write() {
-    let d = Dir::trained();
+    let d = trained();
     // What a SIGKILLed impute leaves: a member scratch file of a process that is gone.
     let stale = d.p(".out.npz.mean.99999999.tmp");
     std::fs::write(&stale, b"partial").unwrap();
@@ -211,7 +136,7 @@ fn temporaries_left_by_a_killed_process_are_removed_by_the_next_write() {
 
 #[test]
 fn a_failed_train_leaves_no_half_made_run_directory() {
-    let d = Dir::new();
+    let d = data();
     let e = d.fails("train --data {d}/train.npz --out {d}/run --config {d}/tiny.toml --partition block --grid 100");
     assert!(e.contains("does not fit 12×12"), "{e}");
     assert!(!d.p("run").exists(), "a half-made run directory was left");
@@ -219,7 +144,7 @@ fn a_failed_train_leaves_no_half_made_run_directory() {
 
 #[test]
 fn npz_header_declaring_a_huge_shape_over_a_few_bytes_is_an_error_not_an_abort() {
-    let d = Dir::new();
+    let d = data();
     // A valid archive whose 'values' header claims 10^9 fields of 64².
     let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 1, 64, 64), }";
     let mut npy = b"\x93NUMPY\x01\x00".to_vec();
@@ -239,7 +164,7 @@ fn npz_header_declaring_a_huge_shape_over_a_few_bytes_is_an_error_not_an_abort()
 
 #[test]
 fn data_gen_with_a_huge_size_and_plot_with_a_huge_zoom_are_errors_not_aborts() {
-    let d = Dir::new();
+    let d = data();
     let e = d.fails("data gen grf --size 100000 --n 2 --out {d}/big.npz");
     assert!(e.contains("GiB") && e.contains("--size"), "{e}");
     let e = d.fails("plot {d}/test.npz --zoom 100000 --out {d}/p.png");
@@ -248,7 +173,7 @@ fn data_gen_with_a_huge_size_and_plot_with_a_huge_zoom_are_errors_not_aborts() {
 
 #[test]
 fn plot_refuses_zoom_zero_more_predicted_fields_than_data_and_a_non_png_name() {
-    let d = Dir::new();
+    let d = data();
     d.ok("baseline harmonic --data {d}/train.npz --out {d}/pred24.npz");
     assert!(d.fails("plot {d}/test.npz --zoom 0 --out {d}/p.png").contains("--zoom"));
     let e = d.fails("plot {d}/test.npz --pred {d}/pred24.npz --out {d}/p.png");
@@ -260,7 +185,7 @@ fn plot_refuses_zoom_zero_more_predicted_fields_than_data_and_a_non_png_name() {
 
 #[test]
 fn impute_with_a_run_of_another_grid_is_refused_unless_asked_and_other_units_warn() {
-    let d = Dir::trained();
+    let d = trained();
     d.ok("data gen grf --out {d}/other.npz --n 2 --size 16 --mask pixel:0.3");
     let e = d.fails("impute --run {d}/run --data {d}/other.npz --out {d}/o.npz");
     assert!(e.contains("16×16") && e.contains("12×12") && e.contains("--other-grid"), "{e}");
@@ -273,14 +198,14 @@ fn impute_with_a_run_of_another_grid_is_refused_unless_asked_and_other_units_war
 
 #[test]
 fn block_partition_with_a_grid_finer_than_the_fields_is_refused() {
-    let d = Dir::new();
+    let d = data();
     let e = d.fails("train --data {d}/train.npz --out {d}/run --config {d}/tiny.toml --partition block --grid 100");
     assert!(e.contains("100×100 block grid"), "{e}");
 }
 
 #[test]
 fn nan_weights_or_zero_std_refuse_imputation_naming_the_file() {
-    let d = Dir::trained();
+    let d = trained();
     let norm = std::fs::read_to_string(d.p("run/norm.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&norm).unwrap();
     let mut zero = v.clone();
@@ -301,7 +226,7 @@ fn nan_weights_or_zero_std_refuse_imputation_naming_the_file() {
 
 #[test]
 fn masks_fit_on_fully_observed_data_warns() {
-    let d = Dir::new();
+    let d = data();
     d.ok("data gen grf --out {d}/full.npz --n 8 --size 12 --mask pixel:1.0");
     let out = d.ok("masks fit --data {d}/full.npz --out {d}/prior --steps 2 --batch 4 --sample-steps 2");
     assert!(out.contains("warning") && out.contains("every site is observed"), "{out}");
@@ -309,7 +234,7 @@ fn masks_fit_on_fully_observed_data_warns() {
 
 #[test]
 fn training_the_intersect_partition_on_a_prior_of_fully_observed_masks_warns() {
-    let d = Dir::new();
+    let d = data();
     d.ok("data gen grf --out {d}/full.npz --n 8 --size 12 --mask pixel:1.0");
     d.ok("masks fit --data {d}/full.npz --out {d}/prior --steps 30 --batch 4 --sample-steps 2");
     let out =
@@ -320,7 +245,7 @@ fn training_the_intersect_partition_on_a_prior_of_fully_observed_masks_warns() {
 
 #[test]
 fn negative_grad_clip_or_weight_decay_are_refused_and_a_partial_schedule_table_is_accepted() {
-    let d = Dir::new();
+    let d = data();
     for (key, table) in [("grad_clip = -1", "optim"), ("weight_decay = -5", "optim")] {
         let name = format!("bad-{}.toml", key.split(' ').next().unwrap());
         std::fs::write(d.p(&name), format!("{TINY}\n[{table}]\n{key}\n").replace("[optim]\nwarmup = 2\n", "")).unwrap();
@@ -335,7 +260,7 @@ fn negative_grad_clip_or_weight_decay_are_refused_and_a_partial_schedule_table_i
 
 #[test]
 fn a_single_one_by_one_field_is_refused() {
-    let d = Dir::new();
+    let d = data();
     let mut arrays = BTreeMap::new();
     arrays.insert("values".to_string(), Array::from_f32(vec![1, 1, 1, 1], &[0.5]));
     write_npz(&d.p("one.npz"), &arrays).unwrap();
@@ -346,7 +271,7 @@ fn a_single_one_by_one_field_is_refused() {
 
 #[test]
 fn resuming_a_finished_run_says_there_is_nothing_to_do() {
-    let d = Dir::trained();
+    let d = trained();
     let e = d.fails("train --data {d}/train.npz --out {d}/run --resume");
     assert!(e.contains("finished") && e.contains("--steps"), "{e}");
     assert!(!e.contains("NaN"), "{e}");
@@ -354,7 +279,7 @@ fn resuming_a_finished_run_says_there_is_nothing_to_do() {
 
 #[test]
 fn a_huge_ensemble_gives_an_estimate_up_front() {
-    let d = Dir::trained();
+    let d = trained();
     // Not --quiet: the estimate is progress output. Stopped once the estimate is printed.
     let line = "impute --run {d}/run --data {d}/test.npz --out {d}/o.npz --ensemble 100000";
     let mut child = Command::new(env!("CARGO_BIN_EXE_lacuna"))
@@ -378,7 +303,7 @@ fn a_huge_ensemble_gives_an_estimate_up_front() {
 
 #[test]
 fn unclear_messages_are_one_clear_line() {
-    let d = Dir::trained();
+    let d = trained();
     // Not a NetCDF file.
     std::fs::write(d.p("junk.nc"), "x".repeat(5000)).unwrap();
     let e = d.fails("data import {d}/junk.nc --var sst");

@@ -185,4 +185,3 @@ pub fn query_probabilities(
     let c = count.max(1) as f64;
     (if count > 0 { min } else { 0.0 }, sum / c, zero as f64 / c)
 }
-

@@ -139,4 +139,3 @@ pub fn compare_report(
         splits,
     })
 }
-

@@ -253,7 +253,9 @@ impl TrainConfig {
     /// Refuses fields of `dims` that a periodic network cannot wrap: it pads sides that its
     /// strides do not divide with zeros, which would break the torus.
     pub fn check_periodic_grid(&self, dims: Dims) -> Result<()> {
-        for (step, side, name) in [(self.shift_symmetry[0], dims.h, "rows"), (self.shift_symmetry[1], dims.w, "columns")] {
+        for (step, side, name) in
+            [(self.shift_symmetry[0], dims.h, "rows"), (self.shift_symmetry[1], dims.w, "columns")]
+        {
             ensure!(
                 step == 0 || side.is_multiple_of(step),
                 "shift_symmetry: a shift by {step} {name} does not divide the grid's {side} {name}"

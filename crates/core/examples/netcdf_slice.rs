@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! bash scripts/get_real_data.sh        # ferret-datasets into ~/.cache/lacuna/real
-//! cargo run --release --example netcdf_slice -- \
+//! cargo run --release -p lacuna-core --example netcdf_slice -- \
 //!     ~/.cache/lacuna/real/ferret/usr/share/ferret-vis/data tests/data/coads_sst_slice.nc 10 30 80 60
 //! ```
 //!

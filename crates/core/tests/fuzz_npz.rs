@@ -7,8 +7,8 @@
 //! LACUNA_FUZZ_SECS=300 cargo test --release --test fuzz_npz -- --nocapture
 //! ```
 
-use lacuna::data::npy::{write_npz, Array};
-use lacuna::data::{FieldSet, Truth};
+use lacuna_core::data::npy::{write_npz, Array};
+use lacuna_core::data::{FieldSet, Truth};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 
@@ -153,14 +153,14 @@ fn netcdf_reader_survives_mutated_input() {
     let dir = tempfile::tempdir().unwrap();
     let base = valid_nc(dir.path());
     let vars = vec!["SST".to_string()];
-    let all = lacuna::data::netcdf::Observable::All;
-    let ever = lacuna::data::netcdf::Observable::EverObserved;
+    let all = lacuna_core::data::netcdf::Observable::All;
+    let ever = lacuna_core::data::netcdf::Observable::EverObserved;
     assert!(
-        lacuna::data::netcdf::import(&dir.path().join("seed.nc"), &vars, &all).is_ok(),
+        lacuna_core::data::netcdf::import(&dir.path().join("seed.nc"), &vars, &all).is_ok(),
         "the seed file must import"
     );
     fuzz("NetCDF reader", &base, Some(b"CDF\x01"), 2025, dir.path(), "nc", |path, run| {
         let observable = if run % 2 == 0 { &all } else { &ever };
-        lacuna::data::netcdf::import(path, &vars, observable).is_ok()
+        lacuna_core::data::netcdf::import(path, &vars, observable).is_ok()
     });
 }

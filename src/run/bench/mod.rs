@@ -1,0 +1,377 @@
+//! `lacuna bench`: a declared suite of (data × observation pattern × method), run end to end —
+//! generate, train every learned method with the same budget and seed, impute, run the
+//! baselines, evaluate — over several seeds, written as a Markdown table, a CSV of every run
+//! and PNG panels (truth / observed / each method / errors).
+//!
+//! Every finished piece is kept on disk (data, runs, predictions, scores), so an interrupted
+//! bench started again with the same `--out` continues where it stopped.
+//!
+//! Methods: the partitions of the one training loop (`pixel`, `block`, `missdiff`, `ambient`),
+//! the baselines (`nearest`, `harmonic`, `biharmonic`, `telea`, `krige`, `em-gaussian`) and, on
+//! GRFs, `oracle` (exact kriging, the Bayes floor) and `exact-pixel` / `exact-block`: the exact
+//! conditional-mean denoiser run through the same partition and K-ensemble, whose excess over
+//! the oracle is the information gap of the partition and K alone (the learned model's excess
+//! over it is model error).
+
+use super::eval::{add_probabilistic, field_metrics, scoring_mask, Metrics};
+use super::impute::{impute, ImputeOptions};
+use super::train::train;
+use crate::baseline::{self, Baseline, BaselineOptions};
+use crate::config::TrainConfig;
+use crate::data::advection::AdvectionSpec;
+use crate::data::grf::GrfSpec;
+use crate::data::holdout::{holdout, Holdout};
+use crate::data::kolmogorov::KolmogorovSpec;
+use crate::data::npy::Npz;
+use crate::data::shallow_water::ShallowWaterSpec;
+use crate::data::synth::{generate, grf_oracle_mean, Generator};
+use crate::data::{FieldSet, Pattern, Truth};
+use crate::method::denoiser::GaussianDenoiser;
+use crate::method::ensemble::single_step;
+use crate::method::partition::PartitionKind;
+use crate::method::{Partition, VpSchedule};
+use anyhow::{bail, ensure, Context, Result};
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+mod report;
+mod suite;
+
+use report::write_case_curves;
+pub use report::{write_tables, Record};
+use suite::{method_names, slug, LEARNED};
+pub use suite::{Case, MethodSpec, Suite};
+
+/// Scores the prediction file `pred` against the test set (with CRPS etc. where it has them).
+fn score(pred: &Path, test: &FieldSet) -> Result<Metrics> {
+    let truth = test.truth.as_ref().context("bench test data has truth")?;
+    let mut npz = Npz::open(pred)?;
+    let mean = npz.get("mean")?.context("prediction without 'mean'")?.to_f32();
+    // Entries without truth (held-out files) and never-observable sites are not scored.
+    let mask = scoring_mask(&test.mask, truth, |k| test.is_observable(k));
+    let mut m = field_metrics(&mean, truth, &mask, test.dims.h, test.dims.w);
+    if let Some(std) = npz.get("std")? {
+        add_probabilistic(&mut m, &mean, truth, &mask, test.dims.len(), None, Some(&std.to_f32()));
+    }
+    Ok(m)
+}
+
+/// Training seconds of the case's `:published` method in `dir` (the same case and seed),
+/// for `published_time` suites.
+fn published_seconds(case: &Case, dir: &Path) -> Result<f64> {
+    let published = case
+        .methods
+        .iter()
+        .filter_map(|m| m.parse::<MethodSpec>().ok())
+        .find(|m| m.published)
+        .with_context(|| format!("case {:?}: published_time needs a `:published` method", case.name))?;
+    let run = dir.join(slug(&published.run_name()));
+    // The last logged training clock of that run.
+    let seconds = std::fs::read_to_string(run.join("metrics.jsonl")).ok().and_then(|text| {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get("seconds")?.as_f64())
+            .next_back()
+    });
+    seconds.filter(|s| s.is_finite() && *s > 0.0).with_context(|| {
+        format!(
+            "case {:?}: published_time: {} has no training time yet; list the `:published` method before the others",
+            case.name,
+            run.display()
+        )
+    })
+}
+
+/// Runs `method` of `case` for one seed in `dir`; returns its metrics and seconds.
+#[allow(clippy::too_many_arguments)]
+fn run_method(
+    suite: &Suite,
+    case: &Case,
+    method: &str,
+    seed: usize,
+    dir: &Path,
+    pattern: &Pattern,
+    test: &FieldSet,
+    quiet: bool,
+) -> Result<(Metrics, f64)> {
+    let (train_path, test_path) = (dir.join("train.npz"), dir.join("test.npz"));
+    let pred = dir.join(format!("pred-{}.npz", slug(method)));
+    let started = std::time::Instant::now();
+    let spec: MethodSpec = method.parse()?;
+    let k = spec.k.unwrap_or(suite.ensemble);
+    let mut partition = spec.partition(pattern)?;
+    if let Some(Partition::Prior { prior, .. }) = &mut partition {
+        *prior = fitted_prior(suite, &train_path, dir, seed, quiet)?;
+    }
+    if let (Some(partition), false) = (&partition, spec.name.starts_with("exact-")) {
+        let run_dir = dir.join(slug(&spec.run_name()));
+        let base = if spec.published { TrainConfig::published() } else { TrainConfig::default() };
+        // The published pixel partition keeps its own context ratio unless the method names one.
+        let partition = match (&base.partition, partition, spec.param) {
+            (own @ Partition::Pixel { .. }, Partition::Pixel { .. }, None) if spec.published => own.clone(),
+            _ => partition.clone(),
+        };
+        let mut cfg = TrainConfig {
+            steps: suite.steps,
+            seed: seed as u64,
+            partition,
+            val_every: suite.steps.max(1),
+            checkpoint_every: suite.steps.max(1),
+            ..base
+        };
+        if suite.curves > 0 {
+            cfg.score.every = suite.curves;
+            cfg.score.data = Some(std::path::absolute(&test_path)?);
+            if case.kind == "grf" {
+                cfg.score.oracle = Some(std::path::absolute(oracle_file(case, test, dir)?)?);
+            }
+        }
+        if let Some(b) = suite.batch {
+            cfg.batch = b;
+        }
+        if !spec.published {
+            cfg.periodic = case.periodic;
+            if let Some(s) = case.shift_symmetry {
+                cfg.shift_symmetry = s;
+            }
+            if suite.published_time {
+                cfg.time_budget = Some(published_seconds(case, dir)?);
+                // The budget decides; the step count only caps it.
+                cfg.steps = 4 * suite.steps;
+                cfg.val_every = cfg.steps;
+                cfg.checkpoint_every = cfg.steps;
+            }
+        }
+        if spec.snapshot {
+            cfg.model.space_time = Some(false);
+        }
+        if spec.per_frame {
+            cfg.context_in_time = crate::method::partition::InTime::PerFrame;
+        }
+        // A finished run is reused (methods differing only in K share it) only if it was
+        // trained with exactly this configuration.
+        let done = run_dir.join("bench-trained.toml");
+        let stamp = toml::to_string(&cfg)?;
+        if std::fs::read_to_string(&done).ok().as_deref() != Some(stamp.as_str()) {
+            if run_dir.exists() {
+                std::fs::remove_dir_all(&run_dir).with_context(|| format!("{}: cannot clear", run_dir.display()))?;
+            }
+            train(&train_path, &run_dir, &cfg, false, quiet)?;
+            crate::atomic::write_bytes(&done, stamp.as_bytes())?;
+        }
+        // Curves score on the test fields, so weights chosen by that score would have seen the
+        // test: the table then reports the last weights.
+        let iopts = ImputeOptions { ensemble: k, seed: seed as u64, last: suite.curves > 0, ..Default::default() };
+        impute(&run_dir, &test_path, &pred, &iopts, true)?;
+        return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
+    }
+    // Baseline names are the `lacuna baseline` command's.
+    let baseline = <Baseline as clap::ValueEnum>::from_str(&spec.name, false).ok();
+    if let Some(b) = baseline {
+        let opts = BaselineOptions { seed: seed as u64, periodic: case.periodic, ..Default::default() };
+        baseline::run(b, &test_path, Some(&train_path), &pred, &opts)?;
+        return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
+    }
+    ensure!(case.kind == "grf", "method {method:?} needs GRF data (it uses the true covariance)");
+    let grf = case.grf_spec();
+    let truth = test.truth.as_ref().context("bench test data has truth")?;
+    let mean = match (spec.name.as_str(), &partition) {
+        ("oracle", _) => {
+            let path = oracle_file(case, test, dir)?;
+            Npz::open(&path)?.get("mean")?.with_context(|| format!("{}: no `mean`", path.display()))?.to_f32()
+        }
+        (_, Some(partition)) => exact_ensemble(&grf, partition, test, k, seed as u64)?,
+        _ => bail!("unknown method {method:?}; methods: {}", method_names()),
+    };
+    Ok((field_metrics(&mean, truth, &test.mask, test.dims.h, test.dims.w), started.elapsed().as_secs_f64()))
+}
+
+/// The Bayes oracle's completion of a GRF case's test fields (an imputation file with `mean`),
+/// computed once per case and seed and kept beside them like every other finished piece: the
+/// `oracle` method scores it and curves report ratios to it.
+fn oracle_file(case: &Case, test: &FieldSet, dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("oracle-mean.npz");
+    if !path.exists() {
+        let mean = grf_oracle_mean(&case.grf_spec(), test)?;
+        let arr = crate::data::npy::Array::from_f32(test.dims.shape(test.n), &mean);
+        crate::data::npy::write_npz(&path, &[("mean".to_string(), arr)].into_iter().collect())?;
+    }
+    Ok(path)
+}
+
+/// The mask prior of a case and seed (Work II methods), fitted on the training masks once and
+/// reused while its configuration is unchanged. Returns its directory, absolute.
+fn fitted_prior(suite: &Suite, train_path: &Path, dir: &Path, seed: usize, quiet: bool) -> Result<PathBuf> {
+    let prior_dir = std::path::absolute(dir.join("mask-prior")).context("mask prior path")?;
+    let cfg = super::masks::PriorConfig { steps: suite.prior_steps, seed: seed as u64, ..Default::default() };
+    let done = prior_dir.join("bench-fitted.toml");
+    let stamp = toml::to_string(&cfg)?;
+    if std::fs::read_to_string(&done).ok().as_deref() != Some(stamp.as_str()) {
+        if prior_dir.exists() {
+            std::fs::remove_dir_all(&prior_dir).with_context(|| format!("{}: cannot clear", prior_dir.display()))?;
+        }
+        super::masks::fit(train_path, &prior_dir, &cfg, quiet)?;
+        crate::atomic::write_bytes(&done, stamp.as_bytes())?;
+    }
+    Ok(prior_dir)
+}
+
+/// The single-step K-ensemble of the exact Gaussian denoiser through `partition`, per field with
+/// the same per-field random streams as `impute`.
+pub fn exact_ensemble(spec: &GrfSpec, partition: &Partition, set: &FieldSet, k: usize, seed: u64) -> Result<Vec<f32>> {
+    let den = GaussianDenoiser::new(*spec, VpSchedule::default());
+    let len = set.dims.len();
+    let mut out = Vec::with_capacity(set.values.len());
+    for i in 0..set.n {
+        let x = tch::Tensor::from_slice(&set.values[i * len..(i + 1) * len]).view([
+            1,
+            set.dims.c as i64,
+            set.dims.h as i64,
+            set.dims.w as i64,
+        ]);
+        let masks = vec![set.mask[i * len..(i + 1) * len].to_vec()];
+        let mut rngs = vec![rand_chacha::ChaCha8Rng::seed_from_u64(super::mix_seed(seed, 7, i as u64))];
+        let contexts = crate::method::partition::Contexts {
+            partition,
+            dims: set.dims,
+            in_time: crate::method::partition::InTime::Shared,
+        };
+        let est = single_step(&den, &den.schedule, &contexts, &x, &masks, k, &mut rngs)?;
+        out.extend(Vec::<f32>::try_from(est.flatten(0, -1))?);
+    }
+    Ok(out)
+}
+
+/// Runs the suite into `out`; returns every record (old ones from an earlier, interrupted run
+/// included).
+/// With `report_only`, nothing is computed: the tables are written from the records already
+/// in `out` (a bench still running, or interrupted, can be reported on).
+pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<Vec<Record>> {
+    suite.validate()?;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    crate::atomic::write_bytes(&out.join("suite.toml"), toml::to_string(suite)?.as_bytes())?;
+    let mut records = Vec::new();
+    let total: usize = suite.cases.iter().map(|c| c.methods.len()).sum::<usize>() * suite.seeds;
+    let mut done = 0;
+    let started = std::time::Instant::now();
+    for case in &suite.cases {
+        let pattern = case.pattern()?;
+        let file = case.kind == "file";
+        let gen = if file { None } else { Some(case.generator()?) };
+        let source = if file && !report_only { Some(case.load_file()?) } else { None };
+        for seed in 0..suite.seeds {
+            let dir = out.join(slug(&case.name)).join(format!("seed-{seed}"));
+            std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+            if let (Some(source), false) = (&source, dir.join("test.npz").exists()) {
+                if let Some(t) = &case.test_data {
+                    // Real data with complete truth: train on the file as it is, score on the test file.
+                    let test = FieldSet::load(Path::new(t), Truth::IfPresent)?;
+                    ensure!(test.truth.is_some(), "{t}: the test file of case {:?} needs `truth`", case.name);
+                    source.save(&dir.join("train.npz"))?;
+                    test.save(&dir.join("test.npz"))?;
+                } else {
+                    // Real data: train and test on the held-out version; the hidden entries are the score.
+                    let held = holdout(source, &case.mask.parse()?, seed as u64)?;
+                    held.save(&dir.join("train.npz"))?;
+                    held.save(&dir.join("test.npz"))?;
+                }
+            }
+            for (name, n, s) in
+                [("train.npz", case.train, seed as u64), ("test.npz", case.test, seed as u64 + 1_000_003)]
+            {
+                if let (Some(gen), false) = (&gen, report_only || dir.join(name).exists()) {
+                    dataset(gen, case, n, &pattern, s, out, quiet)?.save(&dir.join(name))?;
+                }
+            }
+            let test = match FieldSet::load(&dir.join("test.npz"), Truth::IfPresent) {
+                Ok(t) => t,
+                Err(_) if report_only => continue,
+                Err(e) => return Err(e),
+            };
+            for method in &case.methods {
+                done += 1;
+                let record_path = dir.join(format!("{}.json", slug(method)));
+                if let Ok(text) = std::fs::read_to_string(&record_path) {
+                    if let Ok(r) = serde_json::from_str::<Record>(&text) {
+                        records.push(r);
+                        continue;
+                    }
+                }
+                if report_only {
+                    continue;
+                }
+                if !quiet {
+                    eprintln!(
+                        "[{done}/{total}, {}] {} · seed {seed} · {method}",
+                        super::progress::fmt_secs(started.elapsed().as_secs_f64()),
+                        case.name
+                    );
+                }
+                let (metrics, seconds) = run_method(suite, case, method, seed, &dir, &pattern, &test, true)
+                    .with_context(|| format!("{} · seed {seed} · {method}", case.name))?;
+                let r = Record { case: case.name.clone(), method: method.clone(), seed, metrics, seconds };
+                crate::atomic::write_bytes(&record_path, serde_json::to_string_pretty(&r)?.as_bytes())?;
+                records.push(r);
+            }
+            if suite.curves > 0 {
+                write_case_curves(case, seed, &dir, &records, out)?;
+            }
+        }
+        // Panels from seed 0: truth, observed, then each method that wrote a prediction file.
+        let dir0 = out.join(slug(&case.name)).join("seed-0");
+        if !dir0.join("test.npz").exists() {
+            continue; // a report before anything of this case was computed
+        }
+        let preds: Vec<PathBuf> =
+            case.methods.iter().map(|m| dir0.join(format!("pred-{}.npz", slug(m)))).filter(|p| p.exists()).collect();
+        super::figure::plot_files(
+            &dir0.join("test.npz"),
+            &preds,
+            &out.join(format!("{}.png", slug(&case.name))),
+            2,
+            None,
+        )?;
+    }
+    write_tables(suite, &records, out)?;
+    Ok(records)
+}
+
+/// `n` fields of `case` observed through `pattern`. Simulated fields are cached under
+/// `out/fields` by (kind, size, n, seed), so cases that differ only in the pattern share them;
+/// the masks are drawn exactly as `lacuna data gen` draws them (stream 0 of the seed).
+fn dataset(
+    gen: &Generator,
+    case: &Case,
+    n: usize,
+    pattern: &Pattern,
+    seed: u64,
+    out: &Path,
+    quiet: bool,
+) -> Result<FieldSet> {
+    if case.kind == "grf" {
+        return generate(gen, n, pattern, seed, 1.0, &|_, _| {});
+    }
+    let frames = match (case.frames, case.interval) {
+        (1, None) => String::new(),
+        (t, dt) => format!("-t{t}x{}-dt{}", case.stride, dt.map_or("default".to_string(), |d| d.to_string())),
+    };
+    let cache = out.join("fields").join(format!("{}-{}{frames}-n{n}-seed{seed}.npz", case.kind, case.size));
+    let truth = match FieldSet::load(&cache, Truth::IfPresent).ok().and_then(|f| f.truth) {
+        Some(t) if t.len() == n * gen.dims().len() => t,
+        _ => {
+            if !quiet {
+                eprintln!("  simulating {n} {} fields (seed {seed}) …", case.kind);
+            }
+            let full = generate(gen, n, &Pattern::Pixel { observed: 1.0 }, seed, 1.0, &|_, _| {})?;
+            std::fs::create_dir_all(cache.parent().unwrap_or(out))?;
+            full.save(&cache)?;
+            full.truth.context("generated fields have truth")?
+        }
+    };
+    let dims = gen.dims();
+    let mask = pattern.draw_set(n, dims, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed))?;
+    FieldSet::new(n, dims, truth.clone(), mask, Some(truth))
+}
+
+#[cfg(test)]
+mod tests;

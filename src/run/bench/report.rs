@@ -1,0 +1,130 @@
+//! What a bench writes: one record per scored run, `results.csv`, `results.md` (mean ± std
+//! over seeds) and the learning curves of curve suites.
+
+use super::*;
+
+/// One scored run.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub case: String,
+    pub method: String,
+    pub seed: usize,
+    pub metrics: Metrics,
+    pub seconds: f64,
+}
+
+/// The learning curves of one case and seed: every learned method's held-out scores, every
+/// other method's MSE (baselines, oracle, exact denoisers) as a horizontal line.
+pub(super) fn write_case_curves(case: &Case, seed: usize, dir: &Path, records: &[Record], out: &Path) -> Result<()> {
+    let mut runs = Vec::new();
+    let mut lines = Vec::new();
+    for method in &case.methods {
+        let spec: MethodSpec = method.parse()?;
+        let run_dir = dir.join(slug(&spec.run_name()));
+        let learned = LEARNED.contains(&spec.name.as_str()) && spec.name != "oracle";
+        if learned && run_dir.join("metrics.jsonl").exists() {
+            if !runs.iter().any(|(_, d): &(String, PathBuf)| d == &run_dir) {
+                runs.push((method.clone(), run_dir));
+            }
+        } else if !learned {
+            if let Some(r) = records.iter().find(|r| r.case == case.name && r.seed == seed && &r.method == method) {
+                lines.push((method.clone(), r.metrics.mse_missing));
+            }
+        }
+    }
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let png = out.join(format!("curves-{}-seed-{seed}.png", slug(&case.name)));
+    let title = format!("{} (seed {seed})", case.name);
+    crate::run::curves::write_curves(&runs, &lines, crate::run::curves::Axis::Seconds, &title, &png)?;
+    Ok(())
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let s = if v.len() > 1 { (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+    (m, s)
+}
+
+/// `results.csv` (one line per run) and `results.md` (per case: mean ± std over seeds).
+pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()> {
+    let mut csv = String::from(
+        "case,method,seed,mse_missing,mse_field,nmse_missing,rel_l2_missing,spectrum_log_error,crps_missing,spread_skill,seconds\n",
+    );
+    for r in records {
+        let m = &r.metrics;
+        let opt = |v: Option<f64>| v.map(|x| format!("{x:.6e}")).unwrap_or_default();
+        csv += &format!(
+            "{},{},{},{:.6e},{:.6e},{:.6e},{:.6e},{:.4},{},{},{:.1}\n",
+            r.case,
+            r.method,
+            r.seed,
+            m.mse_missing,
+            m.mse_field,
+            m.nmse_missing,
+            m.rel_l2_missing,
+            m.spectrum_log_error,
+            opt(m.crps_missing),
+            opt(m.spread_skill),
+            r.seconds
+        );
+    }
+    crate::atomic::write_bytes(&out.join("results.csv"), csv.as_bytes())?;
+    let mut md = format!(
+        "# Bench `{}`: {} seed(s), {} training steps per learned method, K = {}\n\n\
+         MSE on the missing entries (mean ± std over seeds); whole-field MSE with observations pasted\n\
+         (the paper's metric); power-spectrum log error; seconds per seed (train + impute).\n",
+        suite.name, suite.seeds, suite.steps, suite.ensemble
+    );
+    for case in &suite.cases {
+        let what = match (&case.data, case.kind.as_str()) {
+            (Some(data), "file") => match &case.test_data {
+                Some(test) => {
+                    format!("trained on `{data}`, scored on the missing entries of `{test}` against its truth")
+                }
+                None => format!(
+                    "`{data}`, held out with `{}`: trained on and scored at the hidden observed entries",
+                    case.mask
+                ),
+            },
+            _ if case.frames > 1 => format!(
+                "`{}` trajectories of {} frames of {}×{} (stride {}{}), `{}` static in time, {} training / {} test trajectories",
+                case.kind,
+                case.frames,
+                case.size,
+                case.size,
+                case.stride,
+                case.interval.map_or(String::new(), |dt| format!(", snapshot interval {dt}")),
+                case.mask,
+                case.train,
+                case.test
+            ),
+            _ => format!(
+                "`{}` {}×{}, `{}`, {} training / {} test fields",
+                case.kind, case.size, case.size, case.mask, case.train, case.test
+            ),
+        };
+        md += &format!("\n## {}\n\n{what}. Panels: `{}.png`.\n\n", case.name, slug(&case.name));
+        md += "| method | MSE missing | whole-field MSE | spectrum error | s | seeds |\n|---|---|---|---|---|---|\n";
+        let mut rows: BTreeMap<usize, String> = BTreeMap::new();
+        for (order, method) in case.methods.iter().enumerate() {
+            let rs: Vec<&Record> = records.iter().filter(|r| r.case == case.name && &r.method == method).collect();
+            if rs.is_empty() {
+                continue;
+            }
+            let (mm, ms) = mean_std(&rs.iter().map(|r| r.metrics.mse_missing).collect::<Vec<_>>());
+            let (fm, fs) = mean_std(&rs.iter().map(|r| r.metrics.mse_field).collect::<Vec<_>>());
+            let (sm, _) = mean_std(&rs.iter().map(|r| r.metrics.spectrum_log_error).collect::<Vec<_>>());
+            let (tm, _) = mean_std(&rs.iter().map(|r| r.seconds).collect::<Vec<_>>());
+            let pm = |m: f64, s: f64| if rs.len() > 1 { format!("{m:.4} ± {s:.4}") } else { format!("{m:.4}") };
+            rows.insert(
+                order,
+                format!("| {method} | {} | {} | {sm:.3} | {tm:.0} | {} |\n", pm(mm, ms), pm(fm, fs), rs.len()),
+            );
+        }
+        md += &rows.into_values().collect::<String>();
+    }
+    crate::atomic::write_bytes(&out.join("results.md"), md.as_bytes())
+}

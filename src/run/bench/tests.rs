@@ -1,0 +1,83 @@
+use super::*;
+
+#[test]
+fn method_specs_parse_and_map_to_partitions() {
+    let m: MethodSpec = "exact-pixel@0.5/3".parse().unwrap();
+    let plain = MethodSpec {
+        name: "exact-pixel".into(),
+        param: Some(0.5),
+        k: Some(3),
+        snapshot: false,
+        per_frame: false,
+        published: false,
+    };
+    assert_eq!(m, plain);
+    let m: MethodSpec = "pixel@0.5/3:snapshot:per-frame".parse().unwrap();
+    assert_eq!((m.name.as_str(), m.param, m.k, m.snapshot, m.per_frame), ("pixel", Some(0.5), Some(3), true, true));
+    assert_eq!(m.run_name(), "run-pixel@0.5-snapshot-per-frame");
+    assert!("pixel:fast".parse::<MethodSpec>().is_err());
+    let block = Pattern::Block { grid: 4, missing: 2 };
+    assert_eq!(
+        "block@2".parse::<MethodSpec>().unwrap().partition(&block).unwrap(),
+        Some(Partition::Block { grid: 4, drop: 2 })
+    );
+    assert_eq!("krige".parse::<MethodSpec>().unwrap().partition(&block).unwrap(), None);
+    assert!("pixel@1.5".parse::<MethodSpec>().unwrap().partition(&block).is_err());
+    assert!("pixel/0".parse::<MethodSpec>().is_err());
+    assert_eq!(slug("GRF 32² pixel 20%"), "grf-32-pixel-20");
+    assert_eq!(slug("pixel@0.7/30"), "pixel@0.7-30");
+    for name in ["quick", "decompose", "paper"] {
+        Suite::builtin(name).unwrap().validate().unwrap();
+    }
+    let m: MethodSpec = "pixel:published".parse().unwrap();
+    assert!(m.published && m.run_name() == "run-pixel-published");
+    let mut bad = Suite::builtin("quick").unwrap();
+    bad.cases[0].methods.push("krige:published".into());
+    assert!(bad.validate().unwrap_err().to_string().contains("applies to learned methods"));
+    let mut bad = Suite::builtin("quick").unwrap();
+    bad.cases[0].methods.push("magic".into());
+    assert!(bad.validate().unwrap_err().to_string().contains("unknown method"));
+}
+
+/// A suite asking for curves trains the learned methods with held-out scoring on the test
+/// fields (ratios to the GRF oracle) and writes one PNG and CSV per case and seed, with the
+/// published and the current recipe as curves and the baselines as lines.
+#[test]
+fn curve_suites_write_learning_curves_with_baseline_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite: Suite = toml::from_str(
+        r#"
+name = "t"
+seeds = 1
+steps = 10
+ensemble = 2
+batch = 4
+curves = 5
+[[cases]]
+name = "rough"
+kind = "grf"
+size = 8
+length_scale = 2.0
+smoothness = 0.5
+mask = "pixel:0.5"
+train = 16
+test = 4
+methods = ["pixel", "pixel:published", "oracle", "harmonic"]
+"#,
+    )
+    .unwrap();
+    run(&suite, dir.path(), true, false).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("curves-rough-seed-0.csv")).unwrap();
+    assert!(dir.path().join("curves-rough-seed-0.png").exists());
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    for m in ["pixel", "pixel:published"] {
+        let steps: Vec<&str> = rows.iter().filter(|r| r[0] == m).map(|r| r[1]).collect();
+        assert_eq!(steps, ["5", "10"], "{m}: a score every 5 steps");
+        assert!(rows.iter().filter(|r| r[0] == m).all(|r| r[4].parse::<f64>().unwrap() > 0.0), "ratios to the oracle");
+    }
+    for line in ["oracle", "harmonic"] {
+        assert!(rows.iter().any(|r| r[0] == line && r[1].is_empty()), "{line} is a reference line");
+    }
+    let published = TrainConfig::load_run(&dir.path().join("rough/seed-0/run-pixel-published/config.toml")).unwrap();
+    assert_eq!(published.denoiser, crate::method::precond::DenoiserConfig::legacy());
+}

@@ -1,0 +1,151 @@
+use super::*;
+
+#[test]
+fn batches_cover_each_epoch_once() {
+    let n = 10;
+    let mut seen: Vec<usize> = (1..=5).flat_map(|s| batch_indices(7, s, 2, n)).collect();
+    seen.sort();
+    assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    assert_eq!(batch_indices(7, 3, 4, n), batch_indices(7, 3, 4, n));
+}
+
+/// Declared shifts roll each sample by its own multiple of the symmetry, values and masks
+/// alike, and never shift a direction declared 0.
+#[test]
+fn shift_symmetry_rolls_each_sample_by_a_multiple_of_its_step() {
+    let dims = Dims { t: 1, c: 1, h: 8, w: 6 };
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let shifts = random_shifts([4, 0], dims, 64, &mut rng);
+    assert!(shifts.iter().all(|&(r, c)| c == 0 && (r == 0 || r == 4)));
+    assert!(shifts.iter().any(|&(r, _)| r == 4) && shifts.iter().any(|&(r, _)| r == 0));
+    let shifts = random_shifts([1, 3], dims, 64, &mut rng);
+    assert!(shifts.iter().all(|&(r, c)| (0..8).contains(&r) && (c == 0 || c == 3)));
+
+    let v = Tensor::arange(2 * 8 * 6, (Kind::Float, Device::Cpu)).view([2, 1, 8, 6]);
+    let out = shifted(&v, &[(1, 0), (0, 2)]);
+    // Sample 0 moved down one row: its first row is the old last row.
+    assert_eq!(out.double_value(&[0, 0, 0, 0]), v.double_value(&[0, 0, 7, 0]));
+    assert_eq!(out.double_value(&[0, 0, 1, 5]), v.double_value(&[0, 0, 0, 5]));
+    // Sample 1 moved right two columns.
+    assert_eq!(out.double_value(&[1, 0, 3, 2]), v.double_value(&[1, 0, 3, 0]));
+    assert_eq!(out.double_value(&[1, 0, 3, 0]), v.double_value(&[1, 0, 3, 4]));
+}
+
+#[test]
+fn validation_split_is_disjoint_and_nonempty() {
+    let (t, v) = split_validation(20, 0.1, 1);
+    assert_eq!((t.len(), v.len()), (18, 2));
+    assert!(t.iter().all(|i| !v.contains(i)));
+    assert_eq!(split_validation(1, 0.1, 1).1.len(), 0);
+    assert_eq!(split_validation(3, 0.01, 1).1.len(), 1);
+}
+
+fn small_run(dir: &Path, steps: usize) -> (std::path::PathBuf, TrainConfig) {
+    use crate::data::grf::GrfSpec;
+    let data = dir.join("train.npz");
+    crate::data::synth::grf_set(&GrfSpec::new(8), 40, &crate::data::Pattern::Pixel { observed: 0.5 }, 1)
+        .unwrap()
+        .save(&data)
+        .unwrap();
+    let mut cfg =
+        TrainConfig { steps, batch: 4, val_fraction: 0.25, val_every: 5, checkpoint_every: 5, ..Default::default() };
+    cfg.model.channels = 8;
+    cfg.model.mults = vec![1, 2];
+    cfg.model.attention = false;
+    cfg.score.every = 5;
+    cfg.score.ensemble = 2;
+    (data, cfg)
+}
+
+fn scores(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("score_mse").is_some())
+        .collect()
+}
+
+/// Scoring logs a curve on hidden observations (no truth in the file), keeps the weights of
+/// the best score in model.safetensors and the last ones beside them, and patience stops
+/// training once the score stalls.
+#[test]
+fn scoring_keeps_the_best_weights_and_patience_stops_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, mut cfg) = small_run(dir.path(), 30);
+    cfg.optim.lr = 0.05; // noisy enough that some score fails to improve
+    let run = dir.path().join("run");
+    let s = train(&data, &run, &cfg, false, true).unwrap();
+    let curve = scores(&run);
+    assert_eq!(curve.len(), 6, "a score every 5 steps");
+    assert!(curve.iter().all(|v| v["score_kind"] == "holdout" && v["score_mse"].as_f64().unwrap().is_finite()));
+    let best = curve.iter().map(|v| v["score_mse"].as_f64().unwrap()).fold(f64::INFINITY, f64::min);
+    assert_eq!(s.best_score, Some(best));
+    let best_step = curve.iter().find(|v| v["score_mse"].as_f64() == Some(best)).unwrap()["step"].as_u64().unwrap();
+    assert_eq!(s.best_step as u64, best_step);
+    let load = |p: &Path| {
+        let t = tch::Tensor::read_safetensors(p).unwrap();
+        t.into_iter().find(|(n, _)| n == "conv_in.weight").unwrap().1
+    };
+    let kept = load(&RunDir(run.clone()).model());
+    let last = load(&RunDir(run.clone()).last_model());
+    assert_eq!(best_step == 30, kept.equal(&last), "model.safetensors holds the best weights, model-last the last");
+
+    // Early stopping: with patience 1 the run ends at the first score that does not improve.
+    let run2 = dir.path().join("run2");
+    cfg.score.patience = 1;
+    let s2 = train(&data, &run2, &cfg, false, true).unwrap();
+    let curve2 = scores(&run2);
+    // Not an improvement: above the best so far less its relative tolerance of 1e-4.
+    let stalled = |w: &[serde_json::Value]| {
+        w[1]["score_mse"].as_f64().unwrap() >= w[0]["best_score"].as_f64().unwrap() * (1.0 - 1e-4)
+    };
+    match curve2.windows(2).position(stalled) {
+        Some(i) => {
+            assert_eq!(curve2.len(), i + 2, "training went on after the score stalled");
+            assert!(s2.stopped.is_some(), "no reason given for stopping");
+            assert_eq!(s2.steps as u64, curve2[i + 1]["step"].as_u64().unwrap());
+        }
+        None => assert_eq!((s2.steps, s2.stopped.is_none()), (30, true)),
+    }
+}
+
+/// A time budget ends training when spent, and a run saved without a `[denoiser]` table
+/// loads with the published parameterisation (it was trained with it).
+#[test]
+fn time_budget_stops_training_and_old_runs_keep_their_parameterisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, mut cfg) = small_run(dir.path(), 100_000);
+    cfg.time_budget = Some(1.0);
+    cfg.score.every = 0;
+    let run = dir.path().join("run");
+    let s = train(&data, &run, &cfg, false, true).unwrap();
+    assert!(s.steps < 100_000 && s.stopped.as_deref().is_some_and(|w| w.contains("time budget")));
+    assert!(RunDir(run.clone()).model().exists(), "the last weights are kept when nothing is scored");
+
+    let saved = RunDir(run).config();
+    let text = std::fs::read_to_string(&saved).unwrap();
+    let mut table: toml::Table = toml::from_str(&text).unwrap();
+    table.remove("denoiser");
+    table.remove("score");
+    table.remove("time_low_share");
+    table.remove("inference_context_ratio");
+    std::fs::write(&saved, toml::to_string(&table).unwrap()).unwrap();
+    let old = TrainConfig::load_run(&saved).unwrap();
+    assert_eq!(old.denoiser, crate::method::precond::DenoiserConfig::legacy());
+    assert_eq!(old.score.every, 0);
+    assert_eq!((old.time_low_share, old.inference_context_ratio), (0.0, 0.0));
+    assert_eq!(TrainConfig::load(&saved).unwrap().denoiser, TrainConfig::default().denoiser);
+}
+
+#[test]
+fn cosine_schedule_warms_up_and_decays() {
+    let cfg = TrainConfig { steps: 1000, ..Default::default() };
+    assert!(scheduled_lr(&cfg, 1, 0.0, 0.0) < 1e-4);
+    assert!((scheduled_lr(&cfg, 100, 0.0, 0.0) - 1e-3).abs() < 1e-9);
+    assert!((scheduled_lr(&cfg, 1000, 0.0, 0.0) - 1e-5).abs() < 1e-9);
+    // A time budget ends the decay when it is spent, whatever the step.
+    let timed = TrainConfig { steps: 1000, time_budget: Some(60.0), ..Default::default() };
+    assert!((scheduled_lr(&timed, 200, 0.0, 60.0) - 1e-5).abs() < 1e-9);
+    assert!(scheduled_lr(&timed, 200, 0.0, 30.0) > scheduled_lr(&timed, 200, 0.0, 50.0));
+}
