@@ -122,9 +122,22 @@ ema_decay = 0.998'
 add kt-shift          kol 'periodic = true
 time_budget = 370.0
 shift_symmetry = [8, 1]'
+add kt-shift-ema998   kol 'periodic = true
+time_budget = 370.0
+shift_symmetry = [8, 1]
+ema_decay = 0.998'
+add kt-shift-lr15     kol 'periodic = true
+time_budget = 370.0
+shift_symmetry = [8, 1]
+[optim]
+lr = 0.0015'
 add grf-shift         grf 'periodic = true
 shift_symmetry = [1, 1]'
 add grf-periodic      grf 'periodic = true'
+add grf-shift-lr15    grf 'periodic = true
+shift_symmetry = [1, 1]
+[optim]
+lr = 0.0015'
 
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(published skip-pp skip-pp-low25 skip-pp-r1 skip-pp-r1-ctx05 skip-pp-r1-lr3

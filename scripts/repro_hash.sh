@@ -6,11 +6,13 @@
 # Kernels differ between CPU families (AVX2 / AVX-512), so the stored hashes hold on the machine
 # that stored them; `--store` writes this machine's hashes (do it on the old code, then compare
 # on the new).
-#   usage: scripts/repro_hash.sh [--store]
+#   usage: scripts/repro_hash.sh [--store]     (LACUNA_BIN=PATH: that binary instead of this checkout's)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-make -C "$root" --no-print-directory build >/dev/null
-L="$root/target/release/lacuna"
+if [ -n "${LACUNA_BIN:-}" ]; then L="$(realpath "$LACUNA_BIN")"; else
+  make -C "$root" --no-print-directory build >/dev/null
+  L="$root/target/release/lacuna"
+fi
 stored="$root/scripts/repro_hash.txt"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -95,7 +95,12 @@ pub fn run(a: &BenchArgs, quiet: bool) -> Result<()> {
     if !a.cases.is_empty() {
         let wanted: Vec<String> = a.cases.iter().map(|c| c.to_lowercase()).collect();
         suite.cases.retain(|c| wanted.iter().any(|w| c.name.to_lowercase().contains(w)));
-        anyhow::ensure!(!suite.cases.is_empty(), "no case of suite {} matches --case {}", suite.name, a.cases.join(", "));
+        anyhow::ensure!(
+            !suite.cases.is_empty(),
+            "no case of suite {} matches --case {}",
+            suite.name,
+            a.cases.join(", ")
+        );
     }
     let started = std::time::Instant::now();
     lacuna::run::bench::run(&suite, &a.out, quiet, a.report)?;

@@ -41,7 +41,7 @@ mod suite;
 use report::write_case_curves;
 pub use report::{write_tables, Record};
 use suite::{method_names, slug, LEARNED};
-pub use suite::{Case, MethodSpec, Suite};
+pub use suite::{Case, CaseKind, MethodSpec, Suite};
 
 /// Scores the prediction file `pred` against the test set (with CRPS etc. where it has them).
 fn score(pred: &Path, test: &FieldSet) -> Result<Metrics> {
@@ -122,7 +122,7 @@ fn run_method(
         if suite.curves > 0 {
             cfg.score.every = suite.curves;
             cfg.score.data = Some(std::path::absolute(&test_path)?);
-            if case.kind == "grf" {
+            if case.kind == CaseKind::Grf {
                 cfg.score.oracle = Some(std::path::absolute(oracle_file(case, test, dir)?)?);
             }
         }
@@ -172,7 +172,7 @@ fn run_method(
         baseline::run(b, &test_path, Some(&train_path), &pred, &opts)?;
         return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
     }
-    ensure!(case.kind == "grf", "method {method:?} needs GRF data (it uses the true covariance)");
+    ensure!(case.kind == CaseKind::Grf, "method {method:?} needs GRF data (it uses the true covariance)");
     let grf = case.grf_spec();
     let truth = test.truth.as_ref().context("bench test data has truth")?;
     let mean = match (spec.name.as_str(), &partition) {
@@ -256,7 +256,7 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<
     let started = std::time::Instant::now();
     for case in &suite.cases {
         let pattern = case.pattern()?;
-        let file = case.kind == "file";
+        let file = case.kind == CaseKind::File;
         let gen = if file { None } else { Some(case.generator()?) };
         let source = if file && !report_only { Some(case.load_file()?) } else { None };
         for seed in 0..suite.seeds {
@@ -348,7 +348,7 @@ fn dataset(
     out: &Path,
     quiet: bool,
 ) -> Result<FieldSet> {
-    if case.kind == "grf" {
+    if case.kind == CaseKind::Grf {
         return generate(gen, n, pattern, seed, 1.0, &|_, _| {});
     }
     let frames = match (case.frames, case.interval) {

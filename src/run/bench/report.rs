@@ -79,8 +79,8 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
         suite.name, suite.seeds, suite.steps, suite.ensemble
     );
     for case in &suite.cases {
-        let what = match (&case.data, case.kind.as_str()) {
-            (Some(data), "file") => match &case.test_data {
+        let what = match (&case.data, case.kind) {
+            (Some(data), CaseKind::File) => match &case.test_data {
                 Some(test) => {
                     format!("trained on `{data}`, scored on the missing entries of `{test}` against its truth")
                 }

@@ -46,12 +46,35 @@ fn default_prior_steps() -> usize {
     crate::run::masks::PriorConfig::default().steps
 }
 
+/// Where a case's fields come from: one of the generators, or a file of real data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaseKind {
+    Grf,
+    Kolmogorov,
+    ShallowWater,
+    Advection,
+    /// Real data (`data`): held out, or scored against `test_data`'s truth.
+    File,
+}
+
+impl std::fmt::Display for CaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CaseKind::Grf => "grf",
+            CaseKind::Kolmogorov => "kolmogorov",
+            CaseKind::ShallowWater => "shallow-water",
+            CaseKind::Advection => "advection",
+            CaseKind::File => "file",
+        })
+    }
+}
+
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Case {
     pub name: String,
-    /// `grf`, `kolmogorov`, `shallow-water`, `advection`, or `file` (real data, `data`).
-    pub kind: String,
+    pub kind: CaseKind,
     #[serde(default)]
     pub size: usize,
     /// Observation pattern, e.g. `pixel:0.2` or `block:3:1`. For `file` cases: what hides
@@ -114,9 +137,9 @@ fn is_one(v: &usize) -> bool {
 impl Case {
     /// The generator of a generated case (trajectories when `frames` > 1).
     pub(super) fn generator(&self) -> Result<Generator> {
-        let mut snapshots = generator(&self.kind, self.size)?;
+        let mut snapshots = generator(self.kind, self.size)?;
         ensure!(
-            self.kind == "grf" || (self.length_scale.is_none() && self.smoothness.is_none()),
+            self.kind == CaseKind::Grf || (self.length_scale.is_none() && self.smoothness.is_none()),
             "`length_scale` and `smoothness` apply to grf cases"
         );
         if let Generator::Grf(spec) = &mut snapshots {
@@ -127,7 +150,7 @@ impl Case {
             ensure!(dt.is_finite() && dt > 0.0, "interval must be positive");
             spec.interval = dt;
         }
-        ensure!(self.interval.is_none() || self.kind == "kolmogorov", "`interval` applies to kolmogorov cases");
+        ensure!(self.interval.is_none() || self.kind == CaseKind::Kolmogorov, "`interval` applies to kolmogorov cases");
         Generator::trajectories(snapshots, self.frames, self.stride)
     }
 
@@ -156,11 +179,11 @@ impl Case {
 
     /// The pattern the partitions are built for (the block grid of block masks).
     pub(super) fn pattern(&self) -> Result<Pattern> {
-        if self.kind == "file" && self.mask == "given" {
+        if self.kind == CaseKind::File && self.mask == "given" {
             ensure!(self.test_data.is_some(), "case {:?}: mask \"given\" needs `test_data`", self.name);
             return Ok(Pattern::Pixel { observed: 0.5 });
         }
-        if self.kind == "file" {
+        if self.kind == CaseKind::File {
             return Ok(match self.mask.parse::<Holdout>()? {
                 Holdout::Pattern(p) => p,
                 Holdout::Other => Pattern::Pixel { observed: 0.5 },
@@ -205,7 +228,7 @@ impl Suite {
         ensure!(self.seeds >= 1 && self.steps >= 1 && self.ensemble >= 1, "a suite needs seeds, steps and K ≥ 1");
         for case in &self.cases {
             let pattern = case.pattern().with_context(|| format!("case {:?}", case.name))?;
-            if case.kind == "file" {
+            if case.kind == CaseKind::File {
                 let data =
                     case.data.as_deref().with_context(|| format!("case {:?}: a file case needs `data`", case.name))?;
                 ensure!(Path::new(data).exists(), "case {:?}: {data} not found", case.name);
@@ -246,7 +269,7 @@ impl Suite {
                     case.name
                 );
                 ensure!(
-                    case.kind == "grf" || !(spec.name.starts_with("exact-") || spec.name == "oracle"),
+                    case.kind == CaseKind::Grf || !(spec.name.starts_with("exact-") || spec.name == "oracle"),
                     "case {:?}: {m} needs GRF data (it uses the true covariance)",
                     case.name
                 );
@@ -264,16 +287,16 @@ impl Suite {
     }
 }
 
-pub(super) fn generator(kind: &str, size: usize) -> Result<Generator> {
+pub(super) fn generator(kind: CaseKind, size: usize) -> Result<Generator> {
     Ok(match kind {
-        "grf" => Generator::Grf(GrfSpec::new(size)),
-        "kolmogorov" => Generator::Kolmogorov {
+        CaseKind::Grf => Generator::Grf(GrfSpec::new(size)),
+        CaseKind::Kolmogorov => Generator::Kolmogorov {
             spec: KolmogorovSpec { size, resolution: 2 * size, ..Default::default() },
             per_run: 20,
         },
-        "shallow-water" => Generator::ShallowWater(ShallowWaterSpec { size, ..Default::default() }),
-        "advection" => Generator::Advection(AdvectionSpec { size, ..Default::default() }),
-        _ => bail!("unknown data kind {kind:?}"),
+        CaseKind::ShallowWater => Generator::ShallowWater(ShallowWaterSpec { size, ..Default::default() }),
+        CaseKind::Advection => Generator::Advection(AdvectionSpec { size, ..Default::default() }),
+        CaseKind::File => bail!("a file case has no generator (its fields are `data`)"),
     })
 }
 
