@@ -19,6 +19,8 @@ fill_input = false
 noise_cond = "time"
 fill_sweeps = 0
 fill_cg = 0
+[optim]
+lr = 0.001
 TOML
 printf 'time_low_share = 0.5\n' > "$out/defaults.toml"
 printf 'time_low_share = 0.5\nperiodic = true\n' > "$out/periodic.toml"

@@ -157,6 +157,19 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<DemoRepor
         methods.push(("MissDiff (context = query = M)", Partition::MissDiff));
     }
     let mut learned_preds = Vec::new();
+    // Both demo kinds are simulated on a torus, a symmetry their user would declare (on sides
+    // the network's strides divide), and so are the shifts their laws are invariant under: any
+    // shift of a stationary GRF; any column shift of Kolmogorov flow, and row shifts by its
+    // forcing's period.
+    let periodic = opts.size.is_multiple_of(1 << (crate::model::UNetConfig::default().mults.len() - 1));
+    let shift_symmetry = match (periodic, opts.data) {
+        (false, _) => [0, 0],
+        (true, DemoData::Grf) => [1, 1],
+        (true, DemoData::Kolmogorov) => {
+            let k = KolmogorovSpec::default().forcing_wavenumber;
+            [if opts.size.is_multiple_of(k) { opts.size / k } else { 0 }, 1]
+        }
+    };
     for (label, partition) in methods {
         let run_dir = out_dir.join(format!("run-{}", partition.name()));
         if run_dir.exists() {
@@ -168,9 +181,8 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<DemoRepor
             time_budget: opts.time_budget,
             seed: opts.seed,
             partition,
-            // Both demo kinds are simulated on a torus, a symmetry their user would declare
-            // (on sides the network's strides divide).
-            periodic: opts.size.is_multiple_of(1 << (crate::model::UNetConfig::default().mults.len() - 1)),
+            periodic,
+            shift_symmetry,
             ..Default::default()
         };
         if !quiet {

@@ -191,6 +191,13 @@ fn bad_inputs_give_one_line_errors() {
     // Training over an existing run, bad flags.
     assert!(f.fails("train --data {d}/train.npz --out {d}/run --config {d}/tiny.toml").contains("--resume"));
     assert!(f.fails("train --data {d}/train.npz --out {d}/r2 --context-ratio 1.5").contains("context ratio"));
+    // Declared shifts need periodic fields whose sides they divide, written ROWS,COLS.
+    let e = f.fails("train --data {d}/train.npz --out {d}/r2 --shift-symmetry 1,1");
+    assert!(e.contains("needs periodic"), "{e}");
+    let e = f.fails("train --data {d}/train.npz --out {d}/r2 --periodic --shift-symmetry 5,1");
+    assert!(e.contains("does not divide"), "{e}");
+    let e = f.fails("train --data {d}/train.npz --out {d}/r2 --periodic --shift-symmetry 4");
+    assert!(e.contains("ROWS,COLS"), "{e}");
     assert!(f
         .fails("train --data {d}/train.npz --out {d}/r2 --partition block --context-ratio 0.5")
         .contains("apply to --partition pixel"));

@@ -111,12 +111,13 @@ fn run_method(
             (own @ Partition::Pixel { .. }, Partition::Pixel { .. }, None) if spec.published => own.clone(),
             _ => partition.clone(),
         };
+        let steps = case.steps.unwrap_or(suite.steps);
         let mut cfg = TrainConfig {
-            steps: suite.steps,
+            steps,
             seed: seed as u64,
             partition,
-            val_every: suite.steps.max(1),
-            checkpoint_every: suite.steps.max(1),
+            val_every: steps.max(1),
+            checkpoint_every: steps.max(1),
             ..base
         };
         if suite.curves > 0 {
@@ -137,7 +138,7 @@ fn run_method(
             if suite.published_time {
                 cfg.time_budget = Some(published_seconds(case, dir)?);
                 // The budget decides; the step count only caps it.
-                cfg.steps = 4 * suite.steps;
+                cfg.steps = 4 * steps;
                 cfg.val_every = cfg.steps;
                 cfg.checkpoint_every = cfg.steps;
             }

@@ -106,7 +106,8 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
                 case.kind, case.size, case.size, case.mask, case.train, case.test
             ),
         };
-        md += &format!("\n## {}\n\n{what}. Panels: `{}.png`.\n\n", case.name, slug(&case.name));
+        let steps = case.steps.map(|s| format!(" {s} training steps per learned method.")).unwrap_or_default();
+        md += &format!("\n## {}\n\n{what}.{steps} Panels: `{}.png`.\n\n", case.name, slug(&case.name));
         md += "| method | MSE missing | whole-field MSE | spectrum error | s | seeds |\n|---|---|---|---|---|---|\n";
         let mut rows: BTreeMap<usize, String> = BTreeMap::new();
         for (order, method) in case.methods.iter().enumerate() {

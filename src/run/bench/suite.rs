@@ -124,6 +124,10 @@ pub struct Case {
     /// under (training `shift_symmetry`), given to the same methods as `periodic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shift_symmetry: Option<[usize; 2]>,
+    /// Training steps of this case's learned methods, when not the suite's (a larger grid
+    /// costs more per step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
 }
 
 fn one() -> usize {
@@ -226,6 +230,9 @@ impl Suite {
     /// Checks every case and method before any work starts.
     pub fn validate(&self) -> Result<()> {
         ensure!(self.seeds >= 1 && self.steps >= 1 && self.ensemble >= 1, "a suite needs seeds, steps and K ≥ 1");
+        for case in &self.cases {
+            ensure!(case.steps != Some(0), "case {:?}: steps must be at least 1", case.name);
+        }
         for case in &self.cases {
             let pattern = case.pattern().with_context(|| format!("case {:?}", case.name))?;
             if case.kind == CaseKind::File {

@@ -141,8 +141,8 @@ fn time_budget_stops_training_and_old_runs_keep_their_parameterisation() {
 #[test]
 fn cosine_schedule_warms_up_and_decays() {
     let cfg = TrainConfig { steps: 1000, ..Default::default() };
-    assert!(scheduled_lr(&cfg, 1, 0.0, 0.0) < 1e-4);
-    assert!((scheduled_lr(&cfg, 100, 0.0, 0.0) - 1e-3).abs() < 1e-9);
+    assert!(scheduled_lr(&cfg, 1, 0.0, 0.0) < 2e-5 + 1e-9);
+    assert!((scheduled_lr(&cfg, 100, 0.0, 0.0) - cfg.optim.lr).abs() < 1e-9);
     assert!((scheduled_lr(&cfg, 1000, 0.0, 0.0) - 1e-5).abs() < 1e-9);
     // A time budget ends the decay when it is spent, whatever the step.
     let timed = TrainConfig { steps: 1000, time_budget: Some(60.0), ..Default::default() };

@@ -69,7 +69,7 @@ impl Dir {
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(!out.status.success(), "lacuna {line} should have failed; stderr: {err}");
         // Ours is the last line; clap's usage errors add a hint after theirs.
-        let e = err.lines().filter(|l| l.starts_with("error: ")).last().unwrap_or("").to_string();
+        let e = err.lines().rfind(|l| l.starts_with("error: ")).unwrap_or("").to_string();
         assert!(!e.is_empty(), "unexpected error output of {line}: {err}");
         assert!(e.len() < 400, "error of {line} is not a short line: {e}");
         e

@@ -81,7 +81,8 @@ pub struct OptimConfig {
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        // Adam betas and clip as the official code; cosine decay suits a fixed step budget.
+        // Adam rate, betas and clip as the official code (1.5e-3 was level with it in the
+        // equal-time suite, docs/results.md §0); cosine decay suits a fixed step budget.
         OptimConfig {
             lr: 1e-3,
             beta1: 0.95,
@@ -234,6 +235,7 @@ impl TrainConfig {
             time_low_share: 0.0,
             contexts_per_field: 1,
             score: ScoreConfig { every: 0, ..Default::default() },
+            optim: OptimConfig { lr: 1e-3, ..Default::default() },
             ..TrainConfig::default()
         }
     }
