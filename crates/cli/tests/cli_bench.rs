@@ -3,34 +3,9 @@
 
 mod common;
 
-use common::{read, Dir};
+use common::{fixture, read, s, Dir};
 use lacuna::data::npy::Npz;
 use std::path::Path;
-
-const TINY: &str = r#"
-steps = 12
-batch = 4
-val_every = 6
-checkpoint_every = 6
-log_every = 1
-[model]
-channels = 8
-mults = [1, 2]
-res_blocks = 1
-attention = true
-heads = 2
-[optim]
-warmup = 2
-"#;
-
-/// The data of every fixture test: `Dir::with_data` with this file's settings.
-fn fixture() -> Dir {
-    Dir::with_data(TINY, 5, 9)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn bench_runs_a_suite_writes_tables_and_resumes() {

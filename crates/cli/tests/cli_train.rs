@@ -4,30 +4,9 @@
 
 mod common;
 
-use common::{read, step_losses, write, Dir};
+use common::{fixture, read, step_losses, write, Dir, TINY};
 use lacuna::data::npy::Array;
 use std::path::Path;
-
-const TINY: &str = r#"
-steps = 12
-batch = 4
-val_every = 6
-checkpoint_every = 6
-log_every = 1
-[model]
-channels = 8
-mults = [1, 2]
-res_blocks = 1
-attention = true
-heads = 2
-[optim]
-warmup = 2
-"#;
-
-/// The data of every fixture test: `Dir::with_data` with this file's settings.
-fn fixture() -> Dir {
-    Dir::with_data(TINY, 5, 9)
-}
 
 #[test]
 fn train_impute_eval_end_to_end() {

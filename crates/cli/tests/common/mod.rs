@@ -7,6 +7,32 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The tiny model and schedule of the command tests (`reliability.rs` has its own).
+pub const TINY: &str = r#"
+steps = 12
+batch = 4
+val_every = 6
+checkpoint_every = 6
+log_every = 1
+[model]
+channels = 8
+mults = [1, 2]
+res_blocks = 1
+attention = true
+heads = 2
+[optim]
+warmup = 2
+"#;
+
+/// The data of the command tests' fixtures: [`Dir::with_data`] with [`TINY`], 5 test fields.
+pub fn fixture() -> Dir {
+    Dir::with_data(TINY, 5, 9)
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
 pub struct Dir {
     _tmp: tempfile::TempDir,
     pub root: PathBuf,
