@@ -1,24 +1,56 @@
-// Link-time settings so `target/*/lacuna` runs without LD_LIBRARY_PATH and sees the GPU.
+// Build settings for the engine and the CLI (this script is also the build script of crates/cli).
 //
-// torch-sys tells its direct dependents where libtorch lives. Its manifest says `links = "tch"`,
-// so the variable is DEP_TCH_LIBTORCH_LIB (not DEP_TORCH_SYS_LIBTORCH_LIB as one might guess).
-// An rpath to that directory goes on every binary and test; `--no-as-needed -ltorch_cuda` goes
-// on the `lacuna` binary only (this script is also the build script of crates/cli), because otherwise the linker drops libtorch_cuda (nothing
-// references it directly) and the binary never sees a GPU. These flags must not go in global
-// RUSTFLAGS: applied to proc-macro dylibs they crash rustc.
+// 1. Link-time settings so `target/*/lacuna` runs without LD_LIBRARY_PATH and sees the GPU.
+//    torch-sys tells its direct dependents where libtorch lives. Its manifest says `links = "tch"`,
+//    so the variable is DEP_TCH_LIBTORCH_LIB (not DEP_TORCH_SYS_LIBTORCH_LIB as one might guess).
+//    An rpath to that directory goes on every binary and test; `--no-as-needed -ltorch_cuda` goes
+//    on the `lacuna` binary only, because otherwise the linker drops libtorch_cuda (nothing
+//    references it directly) and the binary never sees a GPU. These flags must not go in global
+//    RUSTFLAGS: applied to proc-macro dylibs they crash rustc.
+// 2. The engine's C++ shim over c10d (`src/dist/c10d_shim.cpp`), compiled against the same torch
+//    headers and flags as torch-sys's own wrapper (C++17, the wheel's CXX11 ABI).
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
-        let lib = std::path::Path::new(&dir).join("lib");
-        let lib = if lib.is_dir() { lib } else { std::path::PathBuf::from(&dir) };
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
-        // Only the CLI package has the binary (this script serves the engine's tests too).
-        let has_bin = std::env::var("CARGO_PKG_NAME").as_deref() == Ok("lacuna-cli");
-        if has_bin && lib.join("libtorch_cuda.so").exists() {
-            println!("cargo:rustc-link-arg-bins=-Wl,--no-as-needed");
-            println!("cargo:rustc-link-arg-bins=-L{}", lib.display());
-            println!("cargo:rustc-link-arg-bins=-ltorch_cuda");
-            println!("cargo:rustc-link-arg-bins=-Wl,--as-needed");
-        }
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else { return };
+    let lib = std::path::Path::new(&dir).join("lib");
+    let lib = if lib.is_dir() { lib } else { std::path::PathBuf::from(&dir) };
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    let package = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
+    // Only the CLI package has the binary (this script serves the engine's tests too).
+    if package == "lacuna-cli" && lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg-bins=-L{}", lib.display());
+        println!("cargo:rustc-link-arg-bins=-ltorch_cuda");
+        println!("cargo:rustc-link-arg-bins=-Wl,--as-needed");
     }
+    if package == "lacuna" {
+        compile_c10d_shim(&lib);
+    }
+}
+
+fn compile_c10d_shim(lib: &std::path::Path) {
+    let root = lib.parent().expect("libtorch lib directory has a parent");
+    let include = root.join("include");
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    for f in ["src/dist/c10d_shim.cpp", "src/dist/gloo_decls"] {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include("src/dist/gloo_decls")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        // ProcessGroupGloo.hpp declares its class only when c10d was built with Gloo, as the wheel's was.
+        .define("USE_C10D_GLOO", None)
+        .file("src/dist/c10d_shim.cpp")
+        .compile("lacuna_c10d");
+    println!("cargo:rustc-link-search=native={}", lib.display());
+    println!("cargo:rustc-link-lib=dylib=torch_cpu");
+    println!("cargo:rustc-link-lib=dylib=c10");
 }

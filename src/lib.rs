@@ -9,6 +9,7 @@
 pub use lacuna_core::{atomic, chart, config, data, linalg, memory, plot};
 
 pub mod baseline;
+pub mod dist;
 pub mod method;
 pub mod model;
 pub mod run;

@@ -1,0 +1,2 @@
+// Stand-in for Gloo header (see ../README.md): nothing from it is used.
+#pragma once
