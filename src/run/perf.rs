@@ -352,7 +352,18 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
                 let mut step = 0;
                 time_reps(opts.reps, opts.warmup, device, || {
                     step += 1;
-                    optimisation_step(&tnet, &cfg, &mut opt, &ema, &fields, &idx, step, cfg.optim.lr).map(|_| ())
+                    optimisation_step(
+                        &tnet,
+                        &cfg,
+                        &mut opt,
+                        &ema,
+                        &fields,
+                        &idx,
+                        step,
+                        cfg.optim.lr,
+                        &crate::dist::Group::single(),
+                    )
+                    .map(|_| ())
                 })?
             }
             Task::Ensemble | Task::Sampler => {

@@ -15,6 +15,7 @@ use super::progress::Progress;
 use super::{mix_seed, open_device, resources, RunDir, RunInfo};
 use crate::config::{LrSchedule, TrainConfig};
 use crate::data::{Dims, FieldSet, Normalizer, Truth};
+use crate::dist::Group;
 use crate::method::mask_tensor;
 use crate::method::schedule::AlphaSigma;
 use crate::model::UNet;
@@ -59,8 +60,17 @@ impl Fields {
     }
 }
 
-/// The context–query loss of a batch `idx` (see the module doc), averaged over its query entries.
-fn batch_loss(net: &UNet, cfg: &TrainConfig, f: &Fields, idx: &[usize], rng: &mut ChaCha8Rng) -> Tensor {
+/// The context–query loss of a batch `idx` (see the module doc), averaged over its query
+/// entries, of which only the samples `shard` (`[start, end)`) are computed: every random draw
+/// is made for the whole batch, so the shards of a group's ranks sum to one process's loss.
+fn batch_loss(
+    net: &UNet,
+    cfg: &TrainConfig,
+    f: &Fields,
+    idx: &[usize],
+    rng: &mut ChaCha8Rng,
+    shard: (usize, usize),
+) -> Tensor {
     let (schedule, contexts) = (&cfg.schedule, cfg.contexts(f.dims));
     let precond = crate::method::precond::Precond::of(cfg, f.dims);
     let device = f.values.device();
@@ -87,8 +97,15 @@ fn batch_loss(net: &UNet, cfg: &TrainConfig, f: &Fields, idx: &[usize], rng: &mu
     }
     let (a, s) = schedule.alpha_sigma(&t);
     let x_t = &x * a + x.randn_like() * s;
+    let count = qry.sum(Kind::Float).clamp_min(1.0);
+    let [x, x_t, ctx, qry, t] = if shard == (0, idx.len()) {
+        [x, x_t, ctx, qry, t]
+    } else {
+        let (start, len) = (shard.0 as i64, (shard.1 - shard.0) as i64);
+        [&x, &x_t, &ctx, &qry, &t].map(|v| v.narrow(0, start, len))
+    };
     let pred = precond.denoise(|c, input| net.forward_raw(c, input), &t, &(&ctx * x_t), &ctx);
-    ((pred - x).square() * &qry).sum(Kind::Float) / qry.sum(Kind::Float).clamp_min(1.0)
+    ((pred - x).square() * &qry).sum(Kind::Float) / count
 }
 
 /// A circular shift `(rows, columns)` per sample, each a uniform multiple of the declared
@@ -112,6 +129,8 @@ fn shifted(v: &Tensor, shifts: &[(i64, i64)]) -> Tensor {
 /// One optimisation step on the fields `idx` of `f`: the context–query loss, backward,
 /// gradient clipping, AdamW and the EMA update; returns (loss, gradient norm before clipping).
 /// Its random streams depend only on `(cfg.seed, step)`, so a resumed run repeats it exactly.
+/// In a group each rank computes its shard of the batch and the gradients are summed before
+/// clipping, so every rank takes the step one process would; only rank 0 keeps the EMA.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn optimisation_step(
     net: &UNet,
@@ -122,21 +141,26 @@ pub(crate) fn optimisation_step(
     idx: &[usize],
     step: usize,
     lr: f64,
+    group: &Group,
 ) -> Result<(f64, f64)> {
     let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(cfg.seed, 1, step as u64));
     tch::manual_seed(mix_seed(cfg.seed, 6, step as u64) as i64);
     opt.zero_grad();
+    let shard = group.shard(idx.len());
     let loss_v = resources::torch(&format!("training step {step}"), || {
-        let loss = batch_loss(net, cfg, f, idx, &mut rng);
+        let loss = batch_loss(net, cfg, f, idx, &mut rng, shard);
         loss.backward();
         loss.double_value(&[])
     })?;
+    let loss_v = group.sum_gradients(&opt.params, &[loss_v]).with_context(|| format!("training step {step}"))?[0];
     if !loss_v.is_finite() {
         bail!("training loss became {loss_v} at step {step}; the last checkpoint is kept. Lower optim.lr or check the data scale");
     }
     let grad_norm = opt.clip_grad_norm(cfg.optim.grad_clip);
     opt.step(lr);
-    ema_update(ema, &opt.params, cfg.ema_decay, step);
+    if group.is_leader() {
+        ema_update(ema, &opt.params, cfg.ema_decay, step);
+    }
     Ok((loss_v, grad_norm))
 }
 
@@ -197,7 +221,7 @@ fn validation_loss(net: &UNet, cfg: &TrainConfig, f: &Fields) -> f64 {
     let mut count = 0.0;
     tch::no_grad(|| {
         for chunk in idx.chunks(cfg.batch.max(1)) {
-            total += batch_loss(net, cfg, f, chunk, &mut rng).double_value(&[]) * chunk.len() as f64;
+            total += batch_loss(net, cfg, f, chunk, &mut rng, (0, chunk.len())).double_value(&[]) * chunk.len() as f64;
             count += chunk.len() as f64;
         }
     });
@@ -277,7 +301,32 @@ pub fn build_model(cfg: &TrainConfig, dims: Dims, device: Device) -> Result<(Var
 /// directory's lock throughout. A new run that fails before its first checkpoint leaves no
 /// directory behind (when it created it).
 pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet: bool) -> Result<TrainSummary> {
+    train_in_group(data, run_dir, cfg, resume, quiet, &Group::single())
+}
+
+/// [`train`] as one rank of a data-parallel group: rank 0 holds the lock and writes the run
+/// directory exactly as a single process would; the other ranks write nothing (on `resume`
+/// they read the run's checkpoint, so the directory must be visible to every rank).
+pub fn train_in_group(
+    data: &Path,
+    run_dir: &Path,
+    cfg: &TrainConfig,
+    resume: bool,
+    quiet: bool,
+    group: &Group,
+) -> Result<TrainSummary> {
     cfg.validate()?;
+    ensure!(
+        cfg.batch >= group.world(),
+        "a group of {} ranks needs a batch of at least {} (each rank computes a share of it); --batch is {}",
+        group.world(),
+        group.world(),
+        cfg.batch
+    );
+    if !group.is_leader() {
+        crate::data::field::ensure_readable_file(data)?;
+        return train_locked(data, &RunDir(run_dir.to_path_buf()), cfg, resume, true, group);
+    }
     let run = RunDir(run_dir.to_path_buf());
     if resume {
         run.ensure_resumable()?;
@@ -295,7 +344,7 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
             run_dir.display()
         );
     }
-    let result = train_locked(data, &run, cfg, resume, quiet);
+    let result = train_locked(data, &run, cfg, resume, quiet, group);
     if result.is_err() && created && !run.checkpoint().exists() {
         drop(lock);
         let _ = std::fs::remove_dir_all(run_dir);
@@ -303,8 +352,16 @@ pub fn train(data: &Path, run_dir: &Path, cfg: &TrainConfig, resume: bool, quiet
     result
 }
 
-fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quiet: bool) -> Result<TrainSummary> {
+fn train_locked(
+    data: &Path,
+    run: &RunDir,
+    cfg: &TrainConfig,
+    resume: bool,
+    quiet: bool,
+    group: &Group,
+) -> Result<TrainSummary> {
     let run_dir = run.0.as_path();
+    let leader = group.is_leader();
     let set = FieldSet::load(data, Truth::Never)?;
     cfg.partition.check_fits(set.dims)?;
     let most_observed = set.mask.chunks_exact(set.dims.len()).map(|m| m.iter().filter(|&&v| v != 0).count()).max();
@@ -314,7 +371,7 @@ fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quie
         data.display()
     );
     // A prior partition's prior is copied into the run, and the saved config points at the copy.
-    let adopted = super::masks::adopt_prior(cfg, run_dir)?;
+    let adopted = if leader { super::masks::adopt_prior(cfg, run_dir)? } else { cfg.clone() };
     let cfg = &adopted;
     let (train_idx, val_idx) = split_validation(set.n, cfg.val_fraction, cfg.seed);
     if val_idx.is_empty() && cfg.score.data.is_none() && !quiet {
@@ -326,7 +383,9 @@ fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quie
     }
     let mut train_set = set.select(&train_idx);
     let mut val_set = set.select(&val_idx);
-    let norm = if resume {
+    let norm = if resume && !leader {
+        Normalizer::load(&run.norm())?
+    } else if resume {
         let info: RunInfo = serde_json::from_str(
             &std::fs::read_to_string(run.info()).with_context(|| format!("{}: cannot read", run.info().display()))?,
         )
@@ -341,6 +400,8 @@ fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quie
             set.dims.describe()
         );
         Normalizer::load(&run.norm())?
+    } else if !leader {
+        Normalizer::fit(&train_set)
     } else {
         let norm = Normalizer::fit(&train_set);
         norm.save(&run.norm())?;
@@ -366,7 +427,7 @@ fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quie
         cfg.batch as u64 * field_bytes + (set.values.len() as u64) * 8,
         "lower --batch or the model size (model.channels, model.mults)",
     )?;
-    let device = open_device(&cfg.device)?;
+    let device = rank_device(open_device(&cfg.device)?, group);
     let (vs, net) = build_model(cfg, set.dims, device)?;
     // The EMA store owns the tensors that `ema` refers to; it lives until the end of training.
     let (ema_vs, ema_net) = build_model(cfg, set.dims, device)?;
@@ -374,7 +435,9 @@ fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quie
     let ema = named_vars(&ema_vs);
     let mut state = if resume {
         let s = checkpoint::load(&run.checkpoint(), &mut opt, &ema)?;
-        truncate_metrics(&run.metrics(), s.step)?;
+        if leader {
+            truncate_metrics(&run.metrics(), s.step)?;
+        }
         if !quiet {
             eprintln!("resuming {} from step {}", run_dir.display(), s.step);
         }
@@ -387,6 +450,17 @@ fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quie
         });
         LoopState { lr: cfg.optim.lr, ..Default::default() }
     };
+    // Every rank starts from rank 0's weights (and, on resume, its step).
+    let params: Vec<Tensor> = opt.params.iter().map(|(_, p)| p.shallow_clone()).collect();
+    group.sync_from_leader(&params).context("sharing rank 0's weights")?;
+    let said = group.leader_says(&[state.step as f64])?;
+    ensure!(
+        said[0] as usize == state.step,
+        "rank {} resumes from step {}, rank 0 from step {}: the ranks see different checkpoints",
+        group.rank(),
+        state.step,
+        said[0]
+    );
     ensure!(
         state.step <= cfg.steps,
         "the checkpoint is at step {}, beyond the requested {} steps",
@@ -406,12 +480,12 @@ fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quie
     let prior = super::masks::open_run_prior(&cfg.partition, run_dir, Some(&cfg.device))?;
     let all_masks: Vec<Vec<u8>> = set.mask.chunks_exact(set.dims.len()).map(<[u8]>::to_vec).collect();
     super::masks::prepare(&cfg.partition, prior.as_ref(), &all_masks, set.dims, 1, cfg.seed, quiet)?;
-    let scorer = scorer(cfg, &set, &val_idx, &norm, device)?;
+    let scorer = if leader { scorer(cfg, &set, &val_idx, &norm, device)? } else { None };
     if let Some(sc) = &scorer {
         super::masks::prepare(&cfg.partition, prior.as_ref(), sc.masks(), set.dims, sc.ensemble, cfg.seed, true)?;
     }
     let train_f = Fields::new(&train_set, device);
-    let val_f = (val_set.n > 0).then(|| Fields::new(&val_set, device));
+    let val_f = (leader && val_set.n > 0).then(|| Fields::new(&val_set, device));
     let progress =
         Progress::new("train", state.step, cfg.steps, quiet).with_deadline(cfg.time_budget.map(|b| b - state.seconds));
     let mut last_loss = f64::NAN;
@@ -419,15 +493,20 @@ fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quie
     let start_step = state.step;
     let mut stopped = None;
     while state.step < cfg.steps {
-        if let Some(budget) = cfg.time_budget.filter(|&b| state.seconds >= b) {
+        if let Some(budget) = cfg.time_budget.filter(|&b| stopped.is_none() && state.seconds >= b) {
             stopped = Some(format!("time budget of {budget:.0} s spent"));
-            break;
         }
         let step = state.step + 1;
+        // Rank 0 decides whether to go on and at what rate (its clock and scores rule the group).
+        let said =
+            group.leader_says(&[stopped.is_none() as u8 as f64, scheduled_lr(cfg, step, state.lr, state.seconds)])?;
+        if said[0] == 0.0 {
+            break;
+        }
+        let lr = said[1];
         let idx = batch_fields(cfg, step, train_set.n);
-        let lr = scheduled_lr(cfg, step, state.lr, state.seconds);
         let clock = std::time::Instant::now();
-        let (loss_v, grad_norm) = optimisation_step(&net, cfg, &mut opt, &ema, &train_f, &idx, step, lr)?;
+        let (loss_v, grad_norm) = optimisation_step(&net, cfg, &mut opt, &ema, &train_f, &idx, step, lr, group)?;
         state.seconds += clock.elapsed().as_secs_f64();
         state.step = step;
         last_loss = loss_v;
@@ -436,6 +515,9 @@ fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quie
         // The last step of the run: the step budget, or the time budget about to run out.
         let last = step == cfg.steps || cfg.time_budget.is_some_and(|b| state.seconds >= b);
 
+        if !leader {
+            continue;
+        }
         if step % cfg.log_every == 0 || last {
             let mean = window.0 / window.1 as f64;
             append_metrics(
@@ -508,9 +590,6 @@ fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quie
             checkpoint::save_weights(&run.last_model(), &ema)?;
             checkpoint::save(&run.checkpoint(), &opt, &ema, &state)?;
         }
-        if stopped.is_some() {
-            break;
-        }
     }
     if let Some(why) = &stopped {
         if !quiet {
@@ -528,6 +607,15 @@ fn train_locked(data: &Path, run: &RunDir, cfg: &TrainConfig, resume: bool, quie
         steps_per_s: (state.step - start_step) as f64 / seconds.max(1e-9),
         stopped,
     })
+}
+
+/// The device of this rank: in a group, CUDA device `n` means `n + LOCAL_RANK`, so the ranks
+/// on one machine use one GPU each.
+fn rank_device(device: Device, group: &Group) -> Device {
+    match device {
+        Device::Cuda(n) if group.world() > 1 => Device::Cuda(n + group.local_rank()),
+        d => d,
+    }
 }
 
 /// The held-out scorer of a run: its `score.data` file (truth-scored when it has truth), or

@@ -110,6 +110,19 @@ pub struct TrainArgs {
         "score_every", "score_data", "patience",
     ])]
     resume: bool,
+    /// Data-parallel training: the number of processes in the group (default: WORLD_SIZE,
+    /// as torchrun and SLURM scripts set it; 1 = a single process).
+    #[arg(long, help_heading = "Data-parallel group")]
+    world_size: Option<usize>,
+    /// This process's rank in the group, 0..world-size (default: RANK). Rank 0 writes the run.
+    #[arg(long, help_heading = "Data-parallel group")]
+    rank: Option<usize>,
+    /// Rank 0's rendezvous address HOST:PORT (default: MASTER_ADDR and MASTER_PORT).
+    #[arg(long, help_heading = "Data-parallel group")]
+    master: Option<String>,
+    /// Longest wait for a peer, in the rendezvous or at any step, before failing (default 10m).
+    #[arg(long, value_parser = parse_duration, help_heading = "Data-parallel group")]
+    group_timeout: Option<f64>,
 }
 
 fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
@@ -231,7 +244,18 @@ pub fn run(a: &TrainArgs, quiet: bool) -> Result<()> {
     } else {
         train_config(a)?
     };
-    let s = train::train(&a.data, &a.out, &cfg, a.resume, quiet)?;
+    let flags = lacuna::dist::GroupFlags {
+        world: a.world_size,
+        rank: a.rank,
+        master: a.master.clone(),
+        timeout: a.group_timeout.map(std::time::Duration::from_secs_f64),
+    };
+    let rendezvous = lacuna::dist::Rendezvous::resolve(&flags, |k| std::env::var(k).ok())?;
+    let group = lacuna::dist::Group::join(rendezvous.as_ref())?;
+    let s = train::train_in_group(&a.data, &a.out, &cfg, a.resume, quiet, &group)?;
+    if !group.is_leader() {
+        return Ok(());
+    }
     let val = s.best_val.map(|v| format!(", best validation loss {v:.5}")).unwrap_or_default();
     let score = s
         .best_score
