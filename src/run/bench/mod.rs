@@ -126,12 +126,6 @@ fn run_method(
             if case.kind == CaseKind::Grf {
                 cfg.score.oracle = Some(std::path::absolute(oracle_file(case, test, dir)?)?);
             }
-            if !spec.published {
-                // Scored on the test fields and reported at its last weights, a run would read
-                // its validation share for nothing: it trains on every field. (The published
-                // recipe keeps its split, on which its code selects a checkpoint.)
-                cfg.val_fraction = 0.0;
-            }
         }
         if let Some(b) = suite.batch {
             cfg.batch = b;
