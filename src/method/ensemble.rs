@@ -79,14 +79,14 @@ fn contexts(
     like: &Tensor,
     rngs: &mut [ChaCha8Rng],
     random: bool,
-) -> Tensor {
+) -> Result<Tensor> {
     let mut all = Vec::with_capacity(masks.len() * k);
     for (m, rng) in masks.iter().zip(rngs.iter_mut()) {
         for _ in 0..k {
-            all.push(if random { draw.random(m, rng) } else { draw.split(m, rng).context });
+            all.push(if random { draw.random(m, rng)? } else { draw.split(m, rng)?.context });
         }
     }
-    masks_like(&all, like)
+    Ok(masks_like(&all, like))
 }
 
 /// Standard normal noise `[B·K, C, H, W]`, K members per row drawn from that row's stream (in
@@ -143,7 +143,7 @@ fn ensemble_at_delta(
     k: usize,
     rngs: &mut [ChaCha8Rng],
 ) -> Result<Tensor> {
-    let ctx = contexts(draw, masks, k, u_obs, rngs, false);
+    let ctx = contexts(draw, masks, k, u_obs, rngs, false)?;
     let x = repeat_members(u_obs, k);
     let delta = schedule.t_eps;
     let u_delta = &x * schedule.alpha(delta) + noise(rngs, k, u_obs) * schedule.sigma(delta);
@@ -172,7 +172,7 @@ pub fn multi_step(
     let mut x = u_obs * schedule.alpha(grid[0]) + noise(rngs, 1, u_obs) * schedule.sigma(grid[0]);
     for win in grid.windows(2) {
         let (s, t) = (win[0], win[1]);
-        let ctx = contexts(draw, masks, 1, u_obs, rngs, true);
+        let ctx = contexts(draw, masks, 1, u_obs, rngs, true)?;
         let ts = Tensor::full([b], s, (Kind::Float, u_obs.device()));
         let pred = denoise_chunked(den, &ts, &(&ctx * &x), &ctx)?;
         let w = match inf.weighting {
@@ -189,7 +189,7 @@ pub fn multi_step(
     }
     // Final estimate: a K-member ensemble at δ on the last state, with random contexts.
     let k = inf.ensemble;
-    let ctx = contexts(draw, masks, k, u_obs, rngs, true);
+    let ctx = contexts(draw, masks, k, u_obs, rngs, true)?;
     let delta = *grid.last().unwrap_or(&schedule.t_eps);
     let t = Tensor::full([b * k as i64], delta, (Kind::Float, u_obs.device()));
     let pred = member_mean(&denoise_chunked(den, &t, &(&ctx * repeat_members(&x, k)), &ctx)?, k);

@@ -27,9 +27,16 @@
 //! x_{i+1} ← x_{i+1} − w_g ∇_{x_i} L_g(x_i, y)                             (through net and softmax)
 //! ```
 //!
+//! `L_g` is the seed's loss ([`GuidanceLoss::All`]). It pushes every unanchored site toward
+//! "missing", observed ones included, so stronger anchoring shrinks the context `M̂ ⊙ M`
+//! instead of aligning it. The variants keep only some terms of the sum, with the same 1/d:
+//! [`GuidanceLoss::Anchors`] the `y_i log ê_{i,1}` terms, [`GuidanceLoss::AnchorsMissing`]
+//! those and the `log ê_{i,0}` terms of the sites missing in M.
+//!
 //! Only the logit difference `x_1 − x_0` reaches the softmax, so the network's input is the
 //! class-1 probability `p = softmax(x)_1` and its output the logit of `ê_1`.
 
+use crate::method::partition::GuidanceLoss;
 use anyhow::{ensure, Result};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -125,8 +132,22 @@ pub fn loss(model: &dyn MaskModel, schedule: &BfnSchedule, masks: &Tensor, t: &T
 pub struct Guidance<'a> {
     /// `y`, the stochastic anchors `[B, 1, H, W]` (see [`anchors`]).
     pub anchors: &'a Tensor,
+    /// The real masks M `[B, 1, H, W]` the anchors come from (read by `AnchorsMissing`).
+    pub observed: &'a Tensor,
     /// w_g.
     pub weight: f64,
+    pub loss: GuidanceLoss,
+}
+
+impl Guidance<'_> {
+    /// Per-site weights of the cross-entropy toward y: which terms of `L_g` the loss keeps.
+    fn site_weights(&self) -> Option<Tensor> {
+        match self.loss {
+            GuidanceLoss::All => None,
+            GuidanceLoss::Anchors => Some(self.anchors.shallow_clone()),
+            GuidanceLoss::AnchorsMissing => Some(self.anchors + (1.0 - self.observed)),
+        }
+    }
 }
 
 /// `y = 1[r < ρ] M` for site masks `m` (`[H·W]` bytes each), `r` from `uniform`.
@@ -161,8 +182,12 @@ pub fn sample(
                 // Binary cross-entropy over all d sites of each draw, summed over draws (their
                 // gradients do not interact).
                 let d = (logit.size()[2] * logit.size()[3]) as f64;
-                let lg =
-                    logit.binary_cross_entropy_with_logits::<Tensor>(g.anchors, None, None, tch::Reduction::Sum) / d;
+                let lg = logit.binary_cross_entropy_with_logits::<Tensor>(
+                    g.anchors,
+                    g.site_weights(),
+                    None,
+                    tch::Reduction::Sum,
+                ) / d;
                 let grad = Tensor::run_backward(&[&lg], &[&xg], false, false);
                 (logit.detach().sigmoid(), Some(grad[0].shallow_clone()))
             }
@@ -187,6 +212,7 @@ pub struct GuideTo<'a> {
     pub rho: f64,
     /// w_g.
     pub weight: f64,
+    pub loss: GuidanceLoss,
 }
 
 /// Decoded draws (`[H·W]` bytes, 1 = observed) of the prior, one per stream in `rngs`, `chunk`
@@ -227,7 +253,10 @@ pub fn draw(
                     .flat_map(|(m, r)| anchors(m, g.rho, || r.gen()))
                     .collect();
                 let y = Tensor::from_slice(&y).view([b as i64, 1, h as i64, w as i64]).to_device(device);
-                sample(model, schedule, steps, &noise, Some(&Guidance { anchors: &y, weight: g.weight }))?
+                let m: Vec<f32> = g.masks[start..start + b].iter().flatten().map(|&o| f32::from(o != 0)).collect();
+                let m = Tensor::from_slice(&m).view([b as i64, 1, h as i64, w as i64]).to_device(device);
+                let guidance = Guidance { anchors: &y, observed: &m, weight: g.weight, loss: g.loss };
+                sample(model, schedule, steps, &noise, Some(&guidance))?
             }
             None => sample(model, schedule, steps, &noise, None)?,
         };
@@ -276,20 +305,41 @@ mod tests {
     }
 
     /// Guidance pulls the draw toward the anchors: anchored sites come out observed far more
-    /// often than the prior's rate, unanchored ones less often.
+    /// often than the prior's rate (one half here). The seed's loss pushes every other site
+    /// toward missing; the anchor-only loss leaves them at the prior's rate; the anchors-and-
+    /// missing loss pushes only the sites missing in M. Anchors: the left half of the columns;
+    /// M: the left three quarters.
     #[test]
-    fn guidance_pulls_draws_toward_the_anchors() {
+    fn guidance_pulls_draws_toward_the_anchors_and_each_loss_keeps_its_terms() {
         let model = IndependentSites { q: 0.5 };
         let (b, s) = (8i64, 16i64);
-        let y: Vec<f32> = (0..b * s * s).map(|k| if (k % (s * s)) % s < s / 2 { 1.0 } else { 0.0 }).collect();
-        let y = Tensor::from_slice(&y).view([b, 1, s, s]);
-        let g = Guidance { anchors: &y, weight: 0.5 * (s * s) as f64 };
-        let e = sample(&model, &BfnSchedule::default(), 30, &noise(b, s, 2), Some(&g)).unwrap();
-        let m = e.gt(0.5).to_kind(Kind::Float);
-        let on = ((&m * &y).sum(Kind::Float) / y.sum(Kind::Float)).double_value(&[]);
-        let free: Tensor = 1.0 - &y;
-        let off = ((&m * &free).sum(Kind::Float) / free.sum(Kind::Float)).double_value(&[]);
-        assert!(on > 0.8 && off < 0.2, "observed on anchors {on}, off anchors {off}");
+        let columns = |upto: i64| -> Tensor {
+            let v: Vec<f32> = (0..b * s * s).map(|k| f32::from((k % (s * s)) % s < upto)).collect();
+            Tensor::from_slice(&v).view([b, 1, s, s])
+        };
+        let (y, m) = (columns(s / 2), columns(3 * s / 4));
+        let share = |drawn: &Tensor, region: &Tensor| {
+            ((drawn * region).sum(Kind::Float) / region.sum(Kind::Float)).double_value(&[])
+        };
+        for loss in [GuidanceLoss::All, GuidanceLoss::Anchors, GuidanceLoss::AnchorsMissing] {
+            let g = Guidance { anchors: &y, observed: &m, weight: 0.5 * (s * s) as f64, loss };
+            let e = sample(&model, &BfnSchedule::default(), 30, &noise(b, s, 2), Some(&g)).unwrap();
+            let drawn = e.gt(0.5).to_kind(Kind::Float);
+            let on = share(&drawn, &y);
+            let unanchored = share(&drawn, &(&m - &y));
+            let missing = share(&drawn, &(1.0 - &m));
+            assert!(on > 0.8, "{loss:?}: anchors observed in {on} of draws");
+            let prior_rate = |x: f64| (x - 0.5).abs() < 0.15;
+            match loss {
+                GuidanceLoss::All => assert!(unanchored < 0.2 && missing < 0.2, "{loss:?}: {unanchored}, {missing}"),
+                GuidanceLoss::Anchors => {
+                    assert!(prior_rate(unanchored) && prior_rate(missing), "{loss:?}: {unanchored}, {missing}")
+                }
+                GuidanceLoss::AnchorsMissing => {
+                    assert!(prior_rate(unanchored) && missing < 0.2, "{loss:?}: {unanchored}, {missing}")
+                }
+            }
+        }
     }
 
     /// Spec §9 T5: contexts `M̂ ⊙ M` with M̂ guided toward M keep every observed site in some query
@@ -308,16 +358,24 @@ mod tests {
         let model = IndependentSites { q: 0.5 };
         let queried_share = |rho: f64, rng: &mut ChaCha8Rng| {
             let draws = 24;
-            let guide = GuideTo { masks: &vec![m.clone(); draws], rho, weight: 1.0 * (h * w) as f64 };
+            let guide =
+                GuideTo { masks: &vec![m.clone(); draws], rho, weight: 1.0 * (h * w) as f64, loss: GuidanceLoss::All };
             let mut rngs: Vec<ChaCha8Rng> = (0..draws).map(|_| ChaCha8Rng::seed_from_u64(rng.gen())).collect();
             let masks =
                 draw(&model, &BfnSchedule::default(), 20, (h, w), &mut rngs, Some(&guide), Device::Cpu, 8).unwrap();
             let bank = MaskBank::default();
             bank.add_guided(&m, masks);
-            let part = Partition::Prior { prior: "unused".into(), rho: Some(rho), weight: None, draws, bank };
+            let part = Partition::Prior {
+                prior: "unused".into(),
+                rho: Some(rho),
+                weight: None,
+                draws,
+                guidance_loss: GuidanceLoss::All,
+                bank,
+            };
             let mut queried = vec![0usize; h * w];
             for _ in 0..400 {
-                let sp = part.split(&m, dims, rng);
+                let sp = part.split(&m, dims, rng).unwrap();
                 for k in 0..h * w {
                     assert!(sp.context[k] <= m[k] && sp.query[k] <= m[k]);
                     queried[k] += sp.query[k] as usize;

@@ -128,11 +128,12 @@ fn hide_entries(set: &FieldSet, cfg: &TrainConfig, how: &Hide) -> Result<FieldSe
         Hide::Context => {
             let draw = cfg.contexts(set.dims);
             let mask = (0..set.n)
-                .flat_map(|i| {
+                .map(|i| {
                     let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(cfg.seed, 10, i as u64));
-                    draw.split(&set.mask[i * len..(i + 1) * len], &mut rng).context
+                    Ok(draw.split(&set.mask[i * len..(i + 1) * len], &mut rng)?.context)
                 })
-                .collect();
+                .collect::<Result<Vec<Vec<u8>>>>()?
+                .concat();
             let mut out = FieldSet::new(set.n, set.dims, set.values.clone(), mask, None)?;
             out.observable = set.observable.clone();
             out

@@ -70,13 +70,13 @@ fn batch_loss(
     idx: &[usize],
     rng: &mut ChaCha8Rng,
     shard: (usize, usize),
-) -> Tensor {
+) -> Result<Tensor> {
     let (schedule, contexts) = (&cfg.schedule, cfg.contexts(f.dims));
     let precond = crate::method::precond::Precond::of(cfg, f.dims);
     let device = f.values.device();
     let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
     let x = f.values.index_select(0, &index);
-    let splits: Vec<_> = idx.iter().map(|&i| contexts.split(&f.masks[i], rng)).collect();
+    let splits: Vec<_> = idx.iter().map(|&i| contexts.split(&f.masks[i], rng)).collect::<Result<_>>()?;
     let ctx = mask_tensor(splits.iter().map(|s| s.context.as_slice()), f.dims, device);
     let qry = mask_tensor(splits.iter().map(|s| s.query.as_slice()), f.dims, device);
     let [x, ctx, qry] = if cfg.shift_symmetry == [0, 0] {
@@ -105,7 +105,7 @@ fn batch_loss(
         [&x, &x_t, &ctx, &qry, &t].map(|v| v.narrow(0, start, len))
     };
     let pred = precond.denoise(|c, input| net.forward_raw(c, input), &t, &(&ctx * x_t), &ctx);
-    ((pred - x).square() * &qry).sum(Kind::Float) / count
+    Ok(((pred - x).square() * &qry).sum(Kind::Float) / count)
 }
 
 /// A circular shift `(rows, columns)` per sample, each a uniform multiple of the declared
@@ -147,11 +147,11 @@ pub(crate) fn optimisation_step(
     tch::manual_seed(mix_seed(cfg.seed, 6, step as u64) as i64);
     opt.zero_grad();
     let shard = group.shard(idx.len());
-    let loss_v = resources::torch(&format!("training step {step}"), || {
-        let loss = batch_loss(net, cfg, f, idx, &mut rng, shard);
+    let loss_v = resources::torch(&format!("training step {step}"), || -> Result<f64> {
+        let loss = batch_loss(net, cfg, f, idx, &mut rng, shard)?;
         loss.backward();
-        loss.double_value(&[])
-    })?;
+        Ok(loss.double_value(&[]))
+    })??;
     let loss_v = group.sum_gradients(&opt.params, &[loss_v]).with_context(|| format!("training step {step}"))?[0];
     if !loss_v.is_finite() {
         bail!("training loss became {loss_v} at step {step}; the last checkpoint is kept. Lower optim.lr or check the data scale");
@@ -212,20 +212,21 @@ fn batch_indices(seed: u64, step: usize, batch: usize, n: usize) -> Vec<usize> {
 }
 
 /// Validation loss with the EMA weights and a fixed random stream (comparable across checks).
-fn validation_loss(net: &UNet, cfg: &TrainConfig, f: &Fields) -> f64 {
+fn validation_loss(net: &UNet, cfg: &TrainConfig, f: &Fields) -> Result<f64> {
     let n = f.masks.len().min(512);
     let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(cfg.seed, 2, 0));
     tch::manual_seed(mix_seed(cfg.seed, 2, 1) as i64);
     let idx: Vec<usize> = (0..n).collect();
     let mut total = 0.0;
     let mut count = 0.0;
-    tch::no_grad(|| {
+    tch::no_grad(|| -> Result<()> {
         for chunk in idx.chunks(cfg.batch.max(1)) {
-            total += batch_loss(net, cfg, f, chunk, &mut rng, (0, chunk.len())).double_value(&[]) * chunk.len() as f64;
+            total += batch_loss(net, cfg, f, chunk, &mut rng, (0, chunk.len()))?.double_value(&[]) * chunk.len() as f64;
             count += chunk.len() as f64;
         }
-    });
-    total / count.max(1.0)
+        Ok(())
+    })?;
+    Ok(total / count.max(1.0))
 }
 
 /// Splits sample indices into (train, validation) with a seeded shuffle.
@@ -371,7 +372,12 @@ fn train_locked(
         data.display()
     );
     // A prior partition's prior is copied into the run, and the saved config points at the copy.
-    let adopted = if leader { super::masks::adopt_prior(cfg, run_dir)? } else { cfg.clone() };
+    // Rank 0 copies it; the other ranks read it where the configuration points (no writes).
+    let (adopted, prior) = if leader {
+        super::masks::adopt_prior(cfg, run_dir, &cfg.device)?
+    } else {
+        (cfg.clone(), super::masks::open_run_prior(&cfg.partition, run_dir, Some(&cfg.device))?)
+    };
     let cfg = &adopted;
     let (train_idx, val_idx) = split_validation(set.n, cfg.val_fraction, cfg.seed);
     if val_idx.is_empty() && cfg.score.data.is_none() && !quiet {
@@ -477,7 +483,6 @@ fn train_locked(
         state.step
     );
 
-    let prior = super::masks::open_run_prior(&cfg.partition, run_dir, Some(&cfg.device))?;
     let all_masks: Vec<Vec<u8>> = set.mask.chunks_exact(set.dims.len()).map(<[u8]>::to_vec).collect();
     super::masks::prepare(&cfg.partition, prior.as_ref(), &all_masks, set.dims, 1, cfg.seed, quiet)?;
     let scorer = if leader { scorer(cfg, &set, &val_idx, &norm, device)? } else { None };
@@ -531,7 +536,7 @@ fn train_locked(
         }
         if let Some(vf) = &val_f {
             if step % cfg.val_every == 0 || last {
-                let v = resources::torch("validation", || validation_loss(&ema_net, cfg, vf))?;
+                let v = resources::torch("validation", || validation_loss(&ema_net, cfg, vf))??;
                 let improved = state.best_val.is_none_or(|b| v < b * (1.0 - 1e-4));
                 if improved {
                     state.best_val = Some(v);

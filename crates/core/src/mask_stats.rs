@@ -161,13 +161,13 @@ pub fn query_probabilities(
     d: Dims,
     splits: usize,
     seed: u64,
-) -> (f64, f64, f64) {
+) -> anyhow::Result<(f64, f64, f64)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut min, mut sum, mut zero, mut count) = (f64::INFINITY, 0.0, 0usize, 0usize);
     for m in masks {
         let mut hits = vec![0usize; m.len()];
         for _ in 0..splits {
-            let s = partition.split(m, d, &mut rng);
+            let s = partition.split(m, d, &mut rng)?;
             for (h, &q) in hits.iter_mut().zip(&s.query) {
                 *h += q as usize;
             }
@@ -183,5 +183,5 @@ pub fn query_probabilities(
         }
     }
     let c = count.max(1) as f64;
-    (if count > 0 { min } else { 0.0 }, sum / c, zero as f64 / c)
+    Ok((if count > 0 { min } else { 0.0 }, sum / c, zero as f64 / c))
 }

@@ -48,26 +48,32 @@ pub struct Contexts<'a> {
 
 impl Contexts<'_> {
     /// A (context, query) pair for the observation mask `m` (`[T, C, H, W]`).
-    pub fn split(&self, m: &[u8], rng: &mut ChaCha8Rng) -> Split {
+    pub fn split(&self, m: &[u8], rng: &mut ChaCha8Rng) -> anyhow::Result<Split> {
         match self.frames() {
             None => self.partition.split(m, self.dims, rng),
             Some(frame) => {
-                let parts: Vec<Split> =
-                    m.chunks_exact(frame.len()).map(|f| self.partition.split(f, frame, rng)).collect();
-                Split {
+                let parts: Vec<Split> = m
+                    .chunks_exact(frame.len())
+                    .map(|f| self.partition.split(f, frame, rng))
+                    .collect::<anyhow::Result<_>>()?;
+                Ok(Split {
                     context: parts.iter().flat_map(|s| s.context.iter().copied()).collect(),
                     query: parts.iter().flat_map(|s| s.query.iter().copied()).collect(),
-                }
+                })
             }
         }
     }
 
     /// A context for a random observation of the pattern of `m` (see [`Partition::random_context`]).
-    pub fn random(&self, m: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
+    pub fn random(&self, m: &[u8], rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<u8>> {
         match self.frames() {
             None => self.partition.random_context(m, self.dims, rng),
             Some(frame) => {
-                m.chunks_exact(frame.len()).flat_map(|f| self.partition.random_context(f, frame, rng)).collect()
+                let parts: Vec<Vec<u8>> = m
+                    .chunks_exact(frame.len())
+                    .map(|f| self.partition.random_context(f, frame, rng))
+                    .collect::<anyhow::Result<_>>()?;
+                Ok(parts.concat())
             }
         }
     }
@@ -114,9 +120,34 @@ pub enum Partition {
         weight: Option<f64>,
         #[serde(default = "default_draws")]
         draws: usize,
+        /// What the guidance pulls toward (the seed's loss over all sites by default).
+        #[serde(default, skip_serializing_if = "GuidanceLoss::is_default")]
+        guidance_loss: GuidanceLoss,
         #[serde(skip)]
         bank: MaskBank,
     },
+}
+
+/// The loss whose gradient steers a guided draw toward the stochastic anchors y (a share ρ
+/// of the observed sites of M), normalised by the number of sites d (Work II, spec §10.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuidanceLoss {
+    /// The seed's binary cross-entropy toward y over all sites: anchors are pulled toward
+    /// "observed", every other site, observed but unanchored ones included, toward "missing".
+    #[default]
+    All,
+    /// Anchors pulled toward "observed", nothing else: the rest of the draw follows the prior.
+    Anchors,
+    /// Anchors toward "observed" and the sites missing in M toward "missing"; unanchored
+    /// observed sites follow the prior.
+    AnchorsMissing,
+}
+
+impl GuidanceLoss {
+    pub fn is_default(&self) -> bool {
+        *self == GuidanceLoss::default()
+    }
 }
 
 /// The kinds of partition, as `--partition` and bench method names spell them.
@@ -152,6 +183,7 @@ impl PartitionKind {
                 rho: (self == PartitionKind::Prior).then_some(DEFAULT_RHO),
                 weight: None,
                 draws: default_draws(),
+                guidance_loss: GuidanceLoss::default(),
                 bank: MaskBank::default(),
             },
         }
@@ -208,16 +240,21 @@ impl MaskBank {
         self.lock().guided.get(sites).map_or(0, Vec::len)
     }
 
-    /// One draw: guided for `sites` when given, else from the free pool. Panics if the bank was
-    /// not prepared for it: that is a bug of the caller, not of the data.
-    fn draw(&self, sites: Option<&[u8]>, rng: &mut ChaCha8Rng) -> Vec<u8> {
+    /// One draw: guided for `sites` when given, else from the free pool; an error if the bank
+    /// holds none (it was not prepared for these masks: `run::masks::prepare`).
+    fn draw(&self, sites: Option<&[u8]>, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<u8>> {
         let bank = self.lock();
         let pool = match sites {
             Some(s) => bank.guided.get(s).map(Vec::as_slice).unwrap_or(&[]),
             None => &bank.free,
         };
-        assert!(!pool.is_empty(), "prior partition used before its mask bank was prepared (run::masks::prepare)");
-        pool[rng.gen_range(0..pool.len())].clone()
+        anyhow::ensure!(
+            !pool.is_empty(),
+            "the prior partition has no {} draws of its mask prior{}: its mask bank was not prepared (run::masks::prepare)",
+            if sites.is_some() { "guided" } else { "unguided" },
+            if sites.is_some() { " for this mask" } else { "" }
+        );
+        Ok(pool[rng.gen_range(0..pool.len())].clone())
     }
 }
 
@@ -307,8 +344,8 @@ impl Partition {
     }
 
     /// Draws a (context, query) pair from one observation mask `m` (`[C, H, W]`).
-    pub fn split(&self, m: &[u8], dims: Dims, rng: &mut ChaCha8Rng) -> Split {
-        match self {
+    pub fn split(&self, m: &[u8], dims: Dims, rng: &mut ChaCha8Rng) -> anyhow::Result<Split> {
+        Ok(match self {
             Partition::Pixel { context_ratio, query_ratio } => {
                 let keep: Vec<bool> = (0..dims.sites()).map(|_| rng.gen::<f64>() < *context_ratio).collect();
                 let context = per_site(m, dims, |i| keep[i]);
@@ -345,18 +382,22 @@ impl Partition {
             }
             Partition::Prior { rho, bank, .. } => {
                 let sites = site_mask(m, dims);
-                let drawn = bank.draw(rho.is_some().then_some(sites.as_slice()), rng);
-                let context = per_site(m, dims, |i| drawn[i] != 0);
+                let drawn = bank.draw(rho.is_some().then_some(sites.as_slice()), rng)?;
+                let mut keep: Vec<bool> = sites.iter().zip(&drawn).map(|(&s, &d)| s != 0 && d != 0).collect();
+                if let Some(rho) = rho {
+                    floor_context(&sites, &mut keep, *rho, rng);
+                }
+                let context = per_site(m, dims, |i| keep[i]);
                 let query = observed_rest(m, &context);
                 Split { context, query }
             }
-        }
+        })
     }
 
     /// A context mask for a *random* observation of the same pattern as `m` (same count of
     /// observed sites or blocks, placed anew), not contained in `m`. The multi-step sampler
     /// uses it for its `E[u0 | u_t]` term, whose context must cover the whole field over draws.
-    pub fn random_context(&self, m: &[u8], dims: Dims, rng: &mut ChaCha8Rng) -> Vec<u8> {
+    pub fn random_context(&self, m: &[u8], dims: Dims, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<u8>> {
         let moved: Vec<u8> = match self {
             Partition::Block { grid, .. } => {
                 let g = BlockGrid::new(*grid, dims.h, dims.w);
@@ -370,8 +411,8 @@ impl Partition {
             // A random observation of the pattern is a prior draw; its context the intersection
             // with a second one (M1 ⊙ M2, whatever the guidance: there is no real M to anchor to).
             Partition::Prior { bank, .. } => {
-                let (m1, m2) = (bank.draw(None, rng), bank.draw(None, rng));
-                return (0..dims.len()).map(|k| m1[k % dims.sites()] & m2[k % dims.sites()]).collect();
+                let (m1, m2) = (bank.draw(None, rng)?, bank.draw(None, rng)?);
+                return Ok((0..dims.len()).map(|k| m1[k % dims.sites()] & m2[k % dims.sites()]).collect());
             }
             _ => {
                 let mut perm: Vec<usize> = (0..dims.sites()).collect();
@@ -380,7 +421,26 @@ impl Partition {
                 (0..dims.len()).map(|k| m[(k / s) * s + perm[k % s]]).collect()
             }
         };
-        self.split(&moved, dims, rng).context
+        Ok(self.split(&moved, dims, rng)?.context)
+    }
+}
+
+/// The floor under a guided context: it keeps at least `⌈ρ/2 · |M|⌉` of the `|M|` observed
+/// sites of `sites`. A draw that kept fewer (guidance can collapse every draw to all-missing, as
+/// on OSTIA's large land-and-cloud cover) is topped up with observed sites chosen uniformly to
+/// `⌈ρ · |M|⌉`, the share the anchors asked for, leaving at least one site to the query. Draws
+/// above the floor are untouched (no random number is drawn for them).
+fn floor_context(sites: &[u8], keep: &mut [bool], rho: f64, rng: &mut ChaCha8Rng) {
+    let observed = sites.iter().filter(|&&s| s != 0).count();
+    let have = keep.iter().filter(|&&k| k).count();
+    if have >= (rho / 2.0 * observed as f64).ceil() as usize {
+        return;
+    }
+    let target = ((rho * observed as f64).ceil() as usize).min(observed.saturating_sub(1));
+    let mut free: Vec<usize> = (0..sites.len()).filter(|&i| sites[i] != 0 && !keep[i]).collect();
+    free.shuffle(rng);
+    for &i in free.iter().take(target.saturating_sub(have)) {
+        keep[i] = true;
     }
 }
 

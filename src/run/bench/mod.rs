@@ -28,8 +28,9 @@ use crate::data::synth::{generate, grf_oracle_mean, Generator};
 use crate::data::{FieldSet, Pattern, Truth};
 use crate::method::denoiser::GaussianDenoiser;
 use crate::method::ensemble::single_step;
-use crate::method::partition::PartitionKind;
+use crate::method::partition::{GuidanceLoss, PartitionKind};
 use crate::method::{Partition, VpSchedule};
+use crate::run::masks::PartitionStats;
 use anyhow::{bail, ensure, Context, Result};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -55,6 +56,19 @@ fn score(pred: &Path, test: &FieldSet) -> Result<Metrics> {
         add_probabilistic(&mut m, &mean, truth, &mask, test.dims.len(), None, Some(&std.to_f32()));
     }
     Ok(m)
+}
+
+/// Training masks on which a learned method's partition is described (context share, query
+/// balance), and splits per mask.
+const STATS_MASKS: usize = 16;
+const STATS_SPLITS: usize = 200;
+
+/// Context share and query balance of the training partition of `cfg` on the first training
+/// masks (what the table reports beside a learned method's MSE).
+fn training_partition_stats(cfg: &TrainConfig, train_path: &Path, seed: usize) -> Result<PartitionStats> {
+    let set = FieldSet::load(train_path, Truth::Never)?;
+    let masks: Vec<Vec<u8>> = set.mask.chunks_exact(set.dims.len()).take(STATS_MASKS).map(<[u8]>::to_vec).collect();
+    crate::run::masks::partition_stats(cfg, &masks, set.dims, STATS_SPLITS, seed as u64)
 }
 
 /// Training seconds of the case's `:published` method in `dir` (the same case and seed),
@@ -93,7 +107,7 @@ fn run_method(
     pattern: &Pattern,
     test: &FieldSet,
     quiet: bool,
-) -> Result<(Metrics, f64)> {
+) -> Result<(Metrics, f64, Option<PartitionStats>)> {
     let (train_path, test_path) = (dir.join("train.npz"), dir.join("test.npz"));
     let pred = dir.join(format!("pred-{}.npz", slug(method)));
     let started = std::time::Instant::now();
@@ -164,14 +178,15 @@ fn run_method(
         // test: the table then reports the last weights.
         let iopts = ImputeOptions { ensemble: k, seed: seed as u64, last: suite.curves > 0, ..Default::default() };
         impute(&run_dir, &test_path, &pred, &iopts, true)?;
-        return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
+        let seconds = started.elapsed().as_secs_f64();
+        return Ok((score(&pred, test)?, seconds, Some(training_partition_stats(&cfg, &train_path, seed)?)));
     }
     // Baseline names are the `lacuna baseline` command's.
     let baseline = <Baseline as clap::ValueEnum>::from_str(&spec.name, false).ok();
     if let Some(b) = baseline {
         let opts = BaselineOptions { seed: seed as u64, periodic: case.periodic, ..Default::default() };
         baseline::run(b, &test_path, Some(&train_path), &pred, &opts)?;
-        return Ok((score(&pred, test)?, started.elapsed().as_secs_f64()));
+        return Ok((score(&pred, test)?, started.elapsed().as_secs_f64(), None));
     }
     ensure!(case.kind == CaseKind::Grf, "method {method:?} needs GRF data (it uses the true covariance)");
     let grf = case.grf_spec();
@@ -184,7 +199,7 @@ fn run_method(
         (_, Some(partition)) => exact_ensemble(&grf, partition, test, k, seed as u64)?,
         _ => bail!("unknown method {method:?}; methods: {}", method_names()),
     };
-    Ok((field_metrics(&mean, truth, &test.mask, test.dims.h, test.dims.w), started.elapsed().as_secs_f64()))
+    Ok((field_metrics(&mean, truth, &test.mask, test.dims.h, test.dims.w), started.elapsed().as_secs_f64(), None))
 }
 
 /// The Bayes oracle's completion of a GRF case's test fields (an imputation file with `mean`),
@@ -308,9 +323,9 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<
                         case.name
                     );
                 }
-                let (metrics, seconds) = run_method(suite, case, method, seed, &dir, &pattern, &test, true)
+                let (metrics, seconds, partition) = run_method(suite, case, method, seed, &dir, &pattern, &test, true)
                     .with_context(|| format!("{} · seed {seed} · {method}", case.name))?;
-                let r = Record { case: case.name.clone(), method: method.clone(), seed, metrics, seconds };
+                let r = Record { case: case.name.clone(), method: method.clone(), seed, metrics, seconds, partition };
                 crate::atomic::write_bytes(&record_path, serde_json::to_string_pretty(&r)?.as_bytes())?;
                 records.push(r);
             }

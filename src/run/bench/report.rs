@@ -11,6 +11,9 @@ pub struct Record {
     pub seed: usize,
     pub metrics: Metrics,
     pub seconds: f64,
+    /// Context share and query balance of a learned method's training partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<crate::run::masks::PartitionStats>,
 }
 
 /// The learning curves of one case and seed: every learned method's held-out scores, every
@@ -51,13 +54,13 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 /// `results.csv` (one line per run) and `results.md` (per case: mean ± std over seeds).
 pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()> {
     let mut csv = String::from(
-        "case,method,seed,mse_missing,mse_field,nmse_missing,rel_l2_missing,spectrum_log_error,crps_missing,spread_skill,seconds\n",
+        "case,method,seed,mse_missing,mse_field,nmse_missing,rel_l2_missing,spectrum_log_error,crps_missing,spread_skill,seconds,context_share,query_min,query_mean\n",
     );
     for r in records {
         let m = &r.metrics;
         let opt = |v: Option<f64>| v.map(|x| format!("{x:.6e}")).unwrap_or_default();
         csv += &format!(
-            "{},{},{},{:.6e},{:.6e},{:.6e},{:.6e},{:.4},{},{},{:.1}\n",
+            "{},{},{},{:.6e},{:.6e},{:.6e},{:.6e},{:.4},{},{},{:.1},{},{},{}\n",
             r.case,
             r.method,
             r.seed,
@@ -68,7 +71,10 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
             m.spectrum_log_error,
             opt(m.crps_missing),
             opt(m.spread_skill),
-            r.seconds
+            r.seconds,
+            opt(r.partition.map(|p| p.context_share)),
+            opt(r.partition.map(|p| p.query_min)),
+            opt(r.partition.map(|p| p.query_mean)),
         );
     }
     crate::atomic::write_bytes(&out.join("results.csv"), csv.as_bytes())?;
@@ -108,7 +114,13 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
         };
         let steps = case.steps.map(|s| format!(" {s} training steps per learned method.")).unwrap_or_default();
         md += &format!("\n## {}\n\n{what}.{steps} Panels: `{}.png`.\n\n", case.name, slug(&case.name));
-        md += "| method | MSE missing | whole-field MSE | spectrum error | s | seeds |\n|---|---|---|---|---|---|\n";
+        let case_records = || records.iter().filter(|r| r.case == case.name);
+        let with_partitions = case_records().any(|r| r.partition.is_some());
+        md += if with_partitions {
+            "| method | MSE missing | whole-field MSE | spectrum error | context share | query min / mean | s | seeds |\n|---|---|---|---|---|---|---|---|\n"
+        } else {
+            "| method | MSE missing | whole-field MSE | spectrum error | s | seeds |\n|---|---|---|---|---|---|\n"
+        };
         let mut rows: BTreeMap<usize, String> = BTreeMap::new();
         for (order, method) in case.methods.iter().enumerate() {
             let rs: Vec<&Record> = records.iter().filter(|r| r.case == case.name && &r.method == method).collect();
@@ -120,9 +132,30 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
             let (sm, _) = mean_std(&rs.iter().map(|r| r.metrics.spectrum_log_error).collect::<Vec<_>>());
             let (tm, _) = mean_std(&rs.iter().map(|r| r.seconds).collect::<Vec<_>>());
             let pm = |m: f64, s: f64| if rs.len() > 1 { format!("{m:.4} ± {s:.4}") } else { format!("{m:.4}") };
+            let parts: Vec<_> = rs.iter().filter_map(|r| r.partition).collect();
+            let partition = match (with_partitions, parts.is_empty()) {
+                (false, _) => String::new(),
+                (true, true) => " | | ".into(),
+                (true, false) => {
+                    let mean = |f: fn(&crate::run::masks::PartitionStats) -> f64| {
+                        mean_std(&parts.iter().map(f).collect::<Vec<_>>()).0
+                    };
+                    format!(
+                        " | {:.3} | {:.3} / {:.3}",
+                        mean(|p| p.context_share),
+                        mean(|p| p.query_min),
+                        mean(|p| p.query_mean)
+                    )
+                }
+            };
             rows.insert(
                 order,
-                format!("| {method} | {} | {} | {sm:.3} | {tm:.0} | {} |\n", pm(mm, ms), pm(fm, fs), rs.len()),
+                format!(
+                    "| {method} | {} | {} | {sm:.3}{partition} | {tm:.0} | {} |\n",
+                    pm(mm, ms),
+                    pm(fm, fs),
+                    rs.len()
+                ),
             );
         }
         md += &rows.into_values().collect::<String>();

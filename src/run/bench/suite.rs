@@ -316,10 +316,11 @@ pub(super) fn slug(s: &str) -> String {
     mapped.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
 }
 
-/// A method of a suite: `NAME[@P][/K][:snapshot][:per-frame]`. P is the partition parameter
-/// (pixel: context ratio, block: blocks dropped, ambient: share kept), K the ensemble size
-/// (default: the suite's); on trajectories `:snapshot` trains the per-frame network and
-/// `:per-frame` draws contexts per frame.
+/// A method of a suite: `NAME[@P][/K][:OPTION...]`. P is the partition parameter (pixel:
+/// context ratio, block: blocks dropped, ambient: share kept, prior: ρ), K the ensemble size
+/// (default: the suite's); options: on trajectories `:snapshot` trains the per-frame network
+/// and `:per-frame` draws contexts per frame; `:published` trains the published recipe; on
+/// `prior`, `:anchors` and `:anchors-missing` choose the guidance loss.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MethodSpec {
     pub name: String,
@@ -329,6 +330,8 @@ pub struct MethodSpec {
     pub per_frame: bool,
     /// Train with the published recipe (`TrainConfig::published`) instead of today's defaults.
     pub published: bool,
+    /// The guided prior partition's loss, when not the default.
+    pub guidance_loss: Option<GuidanceLoss>,
 }
 
 impl std::str::FromStr for MethodSpec {
@@ -336,13 +339,17 @@ impl std::str::FromStr for MethodSpec {
     fn from_str(s: &str) -> Result<MethodSpec> {
         let mut parts = s.split(':');
         let head = parts.next().unwrap_or_default();
-        let (mut snapshot, mut per_frame, mut published) = (false, false, false);
+        let (mut snapshot, mut per_frame, mut published, mut guidance_loss) = (false, false, false, None);
         for option in parts {
             match option {
                 "snapshot" => snapshot = true,
                 "per-frame" => per_frame = true,
                 "published" => published = true,
-                _ => bail!("method {s:?}: unknown option {option:?} (options: snapshot, per-frame, published)"),
+                "anchors" => guidance_loss = Some(GuidanceLoss::Anchors),
+                "anchors-missing" => guidance_loss = Some(GuidanceLoss::AnchorsMissing),
+                _ => bail!(
+                    "method {s:?}: unknown option {option:?} (options: snapshot, per-frame, published, anchors, anchors-missing)"
+                ),
             }
         }
         let (rest, k) = match head.split_once('/') {
@@ -358,7 +365,11 @@ impl std::str::FromStr for MethodSpec {
             None => (rest, None),
         };
         ensure!(k != Some(0), "method {s:?}: K must be at least 1");
-        Ok(MethodSpec { name: name.to_string(), param, k, snapshot, per_frame, published })
+        ensure!(
+            guidance_loss.is_none() || name == "prior",
+            "method {s:?}: :anchors and :anchors-missing choose the guidance loss of `prior`"
+        );
+        Ok(MethodSpec { name: name.to_string(), param, k, snapshot, per_frame, published, guidance_loss })
     }
 }
 
@@ -379,10 +390,16 @@ impl MethodSpec {
                 drop: p.map_or(drop, |d| d.round() as usize),
             },
             (Partition::Ambient { .. }, Some(keep)) => Partition::Ambient { keep },
-            (Partition::Prior { prior, rho: Some(_), weight, draws, bank }, Some(r)) => {
-                Partition::Prior { prior, rho: Some(r), weight, draws, bank }
+            (Partition::Prior { prior, rho: Some(_), weight, draws, guidance_loss, bank }, Some(r)) => {
+                Partition::Prior { prior, rho: Some(r), weight, draws, guidance_loss, bank }
             }
             (default, _) => default,
+        };
+        let part = match (part, self.guidance_loss) {
+            (Partition::Prior { prior, rho, weight, draws, bank, .. }, Some(guidance_loss)) => {
+                Partition::Prior { prior, rho, weight, draws, guidance_loss, bank }
+            }
+            (part, _) => part,
         };
         part.validate().with_context(|| format!("method {}", self.name))?;
         Ok(Some(part))
@@ -402,6 +419,11 @@ impl MethodSpec {
         }
         if self.published {
             name += "-published";
+        }
+        match self.guidance_loss {
+            Some(GuidanceLoss::Anchors) => name += "-anchors",
+            Some(GuidanceLoss::AnchorsMissing) => name += "-anchors-missing",
+            Some(GuidanceLoss::All) | None => {}
         }
         name
     }

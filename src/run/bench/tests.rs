@@ -10,8 +10,20 @@ fn method_specs_parse_and_map_to_partitions() {
         snapshot: false,
         per_frame: false,
         published: false,
+        guidance_loss: None,
     };
     assert_eq!(m, plain);
+    let m: MethodSpec = "prior@0.5:anchors".parse().unwrap();
+    assert_eq!(
+        (m.param, m.guidance_loss, m.run_name().as_str()),
+        (Some(0.5), Some(GuidanceLoss::Anchors), "run-prior@0.5-anchors")
+    );
+    let Some(Partition::Prior { rho, guidance_loss, .. }) = m.partition(&Pattern::Pixel { observed: 0.3 }).unwrap()
+    else {
+        panic!("prior@0.5:anchors is a prior partition")
+    };
+    assert_eq!((rho, guidance_loss), (Some(0.5), GuidanceLoss::Anchors));
+    assert!("pixel:anchors".parse::<MethodSpec>().is_err());
     let m: MethodSpec = "pixel@0.5/3:snapshot:per-frame".parse().unwrap();
     assert_eq!((m.name.as_str(), m.param, m.k, m.snapshot, m.per_frame), ("pixel", Some(0.5), Some(3), true, true));
     assert_eq!(m.run_name(), "run-pixel@0.5-snapshot-per-frame");

@@ -11,7 +11,7 @@ use super::{mix_seed, open_device};
 use crate::data::npy::{write_npz, Array, Npz};
 use crate::data::{Dims, FieldSet, Truth};
 use crate::method::mask_prior::{self, BfnSchedule, GuideTo};
-use crate::method::partition::{site_mask, GUIDANCE_PER_SITE};
+use crate::method::partition::{site_mask, Contexts, MaskBank, GUIDANCE_PER_SITE};
 use crate::method::Partition;
 use crate::model::{MaskNet, UNetConfig};
 use anyhow::{bail, ensure, Context, Result};
@@ -237,27 +237,90 @@ impl LoadedPrior {
     }
 }
 
+/// What a partition makes of observation masks, over many splits of each: the mean share of
+/// the observed entries its contexts keep (`|M_ctx| / |M|`), and the smallest and the mean
+/// probability that an observed entry is queried (query balance, spec §9 T1).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionStats {
+    pub context_share: f64,
+    pub query_min: f64,
+    pub query_mean: f64,
+}
+
+/// [`PartitionStats`] of the training partition of `cfg` (its prior, if any, read from the
+/// path the configuration names) on `masks` (`[T, C, H, W]` each), `splits` splits per mask,
+/// with a bank of its own (the configuration's is left alone).
+pub fn partition_stats(
+    cfg: &crate::config::TrainConfig,
+    masks: &[Vec<u8>],
+    d: Dims,
+    splits: usize,
+    seed: u64,
+) -> Result<PartitionStats> {
+    let mut partition = cfg.partition.clone();
+    let prior = match &mut partition {
+        Partition::Prior { prior, bank, .. } => {
+            *bank = MaskBank::default();
+            Some(LoadedPrior::open(prior, None)?)
+        }
+        _ => None,
+    };
+    prepare(&partition, prior.as_ref(), masks, d, 1, seed, true)?;
+    let contexts = Contexts { partition: &partition, dims: d, in_time: cfg.context_in_time };
+    let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed, 17, 0));
+    let (mut share, mut draws) = (0.0, 0usize);
+    let (mut q_min, mut q_sum, mut entries) = (f64::INFINITY, 0.0, 0usize);
+    for m in masks {
+        let observed = m.iter().filter(|&&o| o != 0).count();
+        if observed == 0 {
+            continue;
+        }
+        let mut hits = vec![0usize; m.len()];
+        for _ in 0..splits {
+            let s = contexts.split(m, &mut rng)?;
+            share += s.context.iter().filter(|&&c| c != 0).count() as f64 / observed as f64;
+            draws += 1;
+            for (h, &q) in hits.iter_mut().zip(&s.query) {
+                *h += usize::from(q != 0);
+            }
+        }
+        for (&h, _) in hits.iter().zip(m).filter(|(_, &o)| o != 0) {
+            let p = h as f64 / splits as f64;
+            q_min = q_min.min(p);
+            q_sum += p;
+            entries += 1;
+        }
+    }
+    ensure!(draws > 0, "no observed entry in the masks to split");
+    Ok(PartitionStats { context_share: share / draws as f64, query_min: q_min, query_mean: q_sum / entries as f64 })
+}
+
 /// Where a run keeps the copy of its mask prior (so the run directory is self-contained).
 pub const RUN_PRIOR: &str = "mask-prior";
 
-/// For a prior partition: copies the prior into `run_dir` and returns the configuration that
-/// points at the copy (relative to the run directory). Other partitions pass through.
-pub fn adopt_prior(cfg: &crate::config::TrainConfig, run_dir: &Path) -> Result<crate::config::TrainConfig> {
+/// For a prior partition: opens the prior once on `device` (so an unreadable prior fails
+/// before anything is copied), copies it into `run_dir` and returns the configuration that
+/// points at the copy (relative to the run directory) with the opened prior. Other partitions
+/// pass through, with no prior.
+pub fn adopt_prior(
+    cfg: &crate::config::TrainConfig,
+    run_dir: &Path,
+    device: &crate::config::Device,
+) -> Result<(crate::config::TrainConfig, Option<LoadedPrior>)> {
     let mut cfg = cfg.clone();
-    if let Partition::Prior { prior, .. } = &mut cfg.partition {
-        let src = run_dir.join(&*prior);
-        let dst = run_dir.join(RUN_PRIOR);
-        if src != dst {
-            LoadedPrior::open(&src, Some(&crate::config::Device::Cpu))?; // a readable prior before anything is copied
-            std::fs::create_dir_all(&dst).with_context(|| format!("{}: cannot create", dst.display()))?;
-            for f in [config_path(&src), weights_path(&src)] {
-                let to = dst.join(f.file_name().context("prior file name")?);
-                std::fs::copy(&f, &to).with_context(|| format!("cannot copy {} to {}", f.display(), to.display()))?;
-            }
+    let Partition::Prior { prior, .. } = &mut cfg.partition else { return Ok((cfg, None)) };
+    let src = run_dir.join(&*prior);
+    let dst = run_dir.join(RUN_PRIOR);
+    let loaded = LoadedPrior::open(&src, Some(device))?;
+    if src != dst {
+        std::fs::create_dir_all(&dst).with_context(|| format!("{}: cannot create", dst.display()))?;
+        for f in [config_path(&src), weights_path(&src)] {
+            let to = dst.join(f.file_name().context("prior file name")?);
+            std::fs::copy(&f, &to).with_context(|| format!("cannot copy {} to {}", f.display(), to.display()))?;
         }
-        *prior = PathBuf::from(RUN_PRIOR);
     }
-    Ok(cfg)
+    *prior = PathBuf::from(RUN_PRIOR);
+    Ok((cfg, Some(loaded)))
 }
 
 /// The prior of a run's partition, if it has one (`prior` relative to the run directory).
@@ -296,7 +359,7 @@ pub fn prepare(
     seed: u64,
     quiet: bool,
 ) -> Result<()> {
-    let Partition::Prior { rho, weight, draws, bank, .. } = partition else {
+    let Partition::Prior { rho, weight, draws, guidance_loss, bank, .. } = partition else {
         return Ok(());
     };
     let prior = prior.context("internal: a prior partition needs its loaded prior")?;
@@ -339,7 +402,7 @@ pub fn prepare(
             let guide_w = guidance_weight(*weight, d);
             let mut drawn = Vec::with_capacity(anchor_to.len());
             for (lo, hi) in (0..anchor_to.len()).step_by(512).map(|lo| (lo, (lo + 512).min(anchor_to.len()))) {
-                let g = GuideTo { masks: &anchor_to[lo..hi], rho: *rho, weight: guide_w };
+                let g = GuideTo { masks: &anchor_to[lo..hi], rho: *rho, weight: guide_w, loss: *guidance_loss };
                 drawn.extend(prior.draw(&mut rngs[lo..hi], Some(&g))?);
                 progress.update(hi, "", hi == anchor_to.len());
             }

@@ -29,7 +29,7 @@ pub fn sample_to_file(
             let anchor_to: Vec<Vec<u8>> = masks.iter().flat_map(|m| std::iter::repeat_n(m.clone(), n)).collect();
             let mut rngs: Vec<ChaCha8Rng> =
                 (0..anchor_to.len()).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 15, i as u64))).collect();
-            let g = GuideTo { masks: &anchor_to, rho, weight: guidance_weight(weight, d) };
+            let g = GuideTo { masks: &anchor_to, rho, weight: guidance_weight(weight, d), loss: Default::default() };
             let drawn = prior.draw(&mut rngs, Some(&g))?;
             let share = context_share(&anchor_to, &drawn);
             (drawn, Some(share))
@@ -123,6 +123,7 @@ pub fn compare_report(
         rho,
         weight,
         draws: PROBE_DRAWS,
+        guidance_loss: Default::default(),
         bank: Default::default(),
     };
     let (unguided, guided) = (part(None), part(Some(rho)));
@@ -131,8 +132,8 @@ pub fn compare_report(
     prepare(&guided, Some(&prior), probe, d, PROBE_DRAWS, seed, quiet)?;
     Ok(CompareReport {
         comparison,
-        intersect_query: query_probabilities(&unguided, probe, d, splits, seed),
-        guided_query: query_probabilities(&guided, probe, d, splits, seed),
+        intersect_query: query_probabilities(&unguided, probe, d, splits, seed)?,
+        guided_query: query_probabilities(&guided, probe, d, splits, seed)?,
         rho,
         weight: guidance_weight(weight, d),
         query_masks,

@@ -34,7 +34,7 @@ fn never_observable_sites_are_in_no_context_and_no_query() {
                 let m = &set.mask[i * d.len()..(i + 1) * d.len()];
                 // Positivity per field: a 1-in-9 block needs a few hundred draws to be sure.
                 for _ in 0..400 {
-                    let sp = part.split(m, d, &mut rng);
+                    let sp = part.split(m, d, &mut rng).unwrap();
                     for k in 0..d.len() {
                         if !observable(i, k) {
                             let used = (sp.context[k], sp.query[k]);
@@ -71,7 +71,7 @@ fn shared_over_time_contexts_keep_positivity_on_trajectories() {
         let mut by_ctx: HashMap<Vec<u8>, (Vec<f64>, usize)> = HashMap::new();
         for _ in 0..20000 {
             let m = pattern.draw(dims, &mut rng);
-            let sp = draw.split(&m, &mut rng);
+            let sp = draw.split(&m, &mut rng).unwrap();
             for k in 0..dims.len() {
                 assert!(sp.context[k] <= m[k] && sp.query[k] <= m[k], "{part:?}: outside M at {k}");
                 assert_eq!(sp.context[k], sp.context[k % frame], "{part:?}: context differs between frames");
@@ -100,7 +100,7 @@ fn shared_over_time_contexts_keep_positivity_on_trajectories() {
         let (mut hidden, mut queried) = (0usize, 0usize);
         for _ in 0..20000 {
             let m = pattern.draw(dims, &mut rng);
-            let sp = draw.split(&m, &mut rng);
+            let sp = draw.split(&m, &mut rng).unwrap();
             for i in (0..s).filter(|&i| (0..dims.t).all(|t| sp.context[t * frame + i] == 0)) {
                 hidden += 1;
                 queried += sp.query[i] as usize;
@@ -126,7 +126,7 @@ fn conditional_query_probs(
     let mut by_ctx: HashMap<Vec<u8>, (Vec<f64>, usize)> = HashMap::new();
     for _ in 0..draws {
         let m = pattern.draw(dims, &mut rng);
-        let s = part.split(&m, dims, &mut rng);
+        let s = part.split(&m, dims, &mut rng).unwrap();
         let e = by_ctx.entry(s.context.clone()).or_insert_with(|| (vec![0.0; dims.len()], 0));
         for (acc, &q) in e.0.iter_mut().zip(&s.query) {
             *acc += q as f64;
@@ -201,7 +201,7 @@ fn pixel_partition_never_queries_inside_missing_blocks() {
         for (part, hits) in
             [(Partition::default(), &mut pixel_hits), (Partition::Block { grid: 3, drop: 1 }, &mut block_hits)]
         {
-            let s = part.split(&m, dims, &mut rng);
+            let s = part.split(&m, dims, &mut rng).unwrap();
             for b in 0..9 {
                 let mut blk = vec![0u8; 144];
                 g.fill(b, &mut blk, 1);
@@ -231,11 +231,11 @@ fn splits_stay_inside_the_observation() {
     ] {
         for pattern in [Pattern::Pixel { observed: 0.3 }, Pattern::Block { grid: 3, missing: 3 }] {
             let m = pattern.draw(dims, &mut rng);
-            let s = part.split(&m, dims, &mut rng);
+            let s = part.split(&m, dims, &mut rng).unwrap();
             for (k, &mk) in m.iter().enumerate() {
                 assert!(s.context[k] <= mk && s.query[k] <= mk);
             }
-            let r = part.random_context(&m, dims, &mut rng);
+            let r = part.random_context(&m, dims, &mut rng).unwrap();
             assert_eq!(r.len(), dims.len());
         }
     }
@@ -248,7 +248,7 @@ fn ambient_queries_all_of_m_from_a_further_corrupted_context() {
     let m = Pattern::Pixel { observed: 0.5 }.draw(dims, &mut rng);
     let (mut kept, mut seen) = (0usize, 0usize);
     for _ in 0..200 {
-        let s = Partition::Ambient { keep: 0.9 }.split(&m, dims, &mut rng);
+        let s = Partition::Ambient { keep: 0.9 }.split(&m, dims, &mut rng).unwrap();
         assert_eq!(s.query, m);
         kept += s.context.iter().filter(|&&v| v != 0).count();
         seen += m.iter().filter(|&&v| v != 0).count();
@@ -277,8 +277,14 @@ fn intersection_is_positive_on_every_site_that_can_be_missing() {
                 .collect()
         })
         .collect();
-    let part =
-        Partition::Prior { prior: "unused".into(), rho: None, weight: None, draws: 1, bank: MaskBank::default() };
+    let part = Partition::Prior {
+        prior: "unused".into(),
+        rho: None,
+        weight: None,
+        draws: 1,
+        guidance_loss: GuidanceLoss::All,
+        bank: MaskBank::default(),
+    };
     let Partition::Prior { bank, .. } = &part else { unreachable!() };
     bank.add_free(support.clone());
     // Which (context, site) pairs the theorem says are queryable.
@@ -295,7 +301,7 @@ fn intersection_is_positive_on_every_site_that_can_be_missing() {
     let mut seen: HashMap<Vec<u8>, (Vec<usize>, usize)> = HashMap::new();
     for _ in 0..40_000 {
         let m1 = &support[rng.gen_range(0..support.len())];
-        let sp = part.split(m1, dims, &mut rng);
+        let sp = part.split(m1, dims, &mut rng).unwrap();
         let e = seen.entry(sp.context.clone()).or_insert_with(|| (vec![0; 16], 0));
         for k in 0..16 {
             e.0[k] += sp.query[k] as usize;
@@ -316,6 +322,71 @@ fn intersection_is_positive_on_every_site_that_can_be_missing() {
     let observable: Vec<bool> = (0..16).map(|k| support.iter().any(|m| m[k] != 0)).collect();
     assert_eq!(ever, observable, "every site some mask observes is queried under some context");
     // The random context of the multi-step sampler is an intersection of two prior draws.
-    let r = part.random_context(&support[0], dims, &mut rng);
+    let r = part.random_context(&support[0], dims, &mut rng).unwrap();
     assert!(expected.contains_key(&r));
+}
+
+/// The OSTIA failure in miniature: guidance drove every draw to all-missing, so the contexts
+/// `M̂ ⊙ M` were empty. The guided partition's floor keeps at least ρ/2 of the observed sites
+/// (and one for the query) on any mask, and leaves healthy draws exactly as drawn.
+#[test]
+fn guided_contexts_never_keep_less_than_half_the_anchor_share() {
+    let dims = Dims { c: 1, t: 1, h: 16, w: 16 };
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for rho in [0.05, 0.2, 0.5, 0.9] {
+        let part = Partition::Prior {
+            prior: "unused".into(),
+            rho: Some(rho),
+            weight: None,
+            draws: 1,
+            guidance_loss: GuidanceLoss::All,
+            bank: MaskBank::default(),
+        };
+        let Partition::Prior { bank, .. } = &part else { unreachable!() };
+        // Masks from nearly empty to nearly full, including a single observed pair.
+        for observed_share in [0.0078, 0.02, 0.1, 0.5, 0.95] {
+            let mut m: Vec<u8> = (0..256).map(|_| u8::from(rng.gen::<f64>() < observed_share)).collect();
+            m[0] = 1;
+            m[1] = 1;
+            let collapsed = vec![vec![0u8; 256]; 4];
+            bank.add_guided(&m, collapsed);
+            let n = m.iter().filter(|&&o| o != 0).count();
+            for _ in 0..50 {
+                let sp = part.split(&m, dims, &mut rng).unwrap();
+                let kept = sp.context.iter().filter(|&&c| c != 0).count();
+                let queried = sp.query.iter().filter(|&&q| q != 0).count();
+                assert!(kept as f64 >= rho / 2.0 * n as f64, "ρ {rho}: context kept {kept} of {n} observed sites");
+                assert!(queried >= 1, "ρ {rho}: empty query on {n} observed sites");
+                assert!(sp.context.iter().zip(&m).all(|(&c, &o)| c <= o), "context outside M");
+                assert_eq!(kept + queried, n, "context and query split M");
+            }
+        }
+        // A draw above the floor is used as it is.
+        let m: Vec<u8> = (0..256).map(|k| u8::from(k % 2 == 0)).collect();
+        let healthy: Vec<u8> = (0..256).map(|k| u8::from(k % 4 == 0)).collect();
+        bank.add_guided(&m, vec![healthy.clone()]);
+        let sp = part.split(&m, dims, &mut rng).unwrap();
+        assert_eq!(sp.context, healthy, "ρ {rho}: a draw keeping half of M was changed");
+    }
+}
+
+/// A prior partition whose bank was never prepared is an error naming the missing step, not a panic.
+#[test]
+fn an_unprepared_prior_partition_is_an_error() {
+    let dims = Dims { c: 1, t: 1, h: 4, w: 4 };
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let m = vec![1u8; 16];
+    for rho in [None, Some(0.2)] {
+        let part = Partition::Prior {
+            prior: "unused".into(),
+            rho,
+            weight: None,
+            draws: 1,
+            guidance_loss: GuidanceLoss::All,
+            bank: MaskBank::default(),
+        };
+        let e = part.split(&m, dims, &mut rng).unwrap_err().to_string();
+        assert!(e.contains("not prepared"), "{e}");
+        assert!(part.random_context(&m, dims, &mut rng).is_err());
+    }
 }
