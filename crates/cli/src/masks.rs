@@ -133,8 +133,15 @@ pub fn run(c: &MasksCommand, quiet: bool) -> Result<()> {
         }
         MasksCommand::Sample(a) => {
             let guide = a.guide.as_deref().map(|g| (g, a.guidance.rho, a.guidance.guidance));
+            let started = std::time::Instant::now();
             let (n, share) = masks::sample_to_file(&a.prior, a.n, guide, a.seed, &a.out)?;
-            println!("drew {n} masks → {}", a.out.display());
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "drew {n} {}masks in {seconds:.1}s ({:.1} ms per mask) → {}",
+                if guide.is_some() { "guided " } else { "" },
+                1e3 * seconds / n.max(1) as f64,
+                a.out.display()
+            );
             if let Some(share) = share {
                 println!("guided contexts M̂ ⊙ M keep {:.1}% of the guiding masks' observed sites", 100.0 * share);
             }

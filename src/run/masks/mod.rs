@@ -411,7 +411,7 @@ pub fn prepare(
             let share = context_share(&anchor_to, &drawn);
             if share < 0.5 * rho {
                 eprintln!(
-                    "warning: guided mask draws keep {:.1}% of the observed sites as context (anchors: {:.0}%); the guidance drives them toward empty masks, so training sees almost no context. Lower --guidance (now {guide_w:.1}) or raise --rho, or use --partition intersect",
+                    "warning: guided mask draws keep {:.1}% of the observed sites as context (anchors: {:.0}%); the guidance drives them toward empty masks, so their contexts are topped up with observed sites at random to the anchor share (no structure learned from the prior). Lower --guidance (now {guide_w:.1}), try --guidance-loss anchors, or use --partition intersect",
                     100.0 * share,
                     100.0 * rho
                 );
