@@ -82,8 +82,9 @@ fn contexts(
 ) -> Result<Tensor> {
     let mut all = Vec::with_capacity(masks.len() * k);
     for (m, rng) in masks.iter().zip(rngs.iter_mut()) {
-        for _ in 0..k {
-            all.push(if random { draw.random(m, rng)? } else { draw.split(m, rng)?.context });
+        // Member j takes the j-th guided draw of its mask: K distinct draws, not K with replacement.
+        for member in 0..k {
+            all.push(if random { draw.random(m, rng)? } else { draw.split_visit(m, Some(member), rng)?.context });
         }
     }
     Ok(masks_like(&all, like))

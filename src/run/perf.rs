@@ -359,6 +359,7 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
                         &ema,
                         &fields,
                         &idx,
+                        None,
                         step,
                         cfg.optim.lr,
                         &crate::dist::Group::single(),

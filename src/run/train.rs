@@ -18,6 +18,7 @@ use crate::data::{Dims, FieldSet, Normalizer, Truth};
 use crate::dist::Group;
 use crate::method::mask_tensor;
 use crate::method::schedule::AlphaSigma;
+use crate::method::Partition;
 use crate::model::UNet;
 use anyhow::{bail, ensure, Context, Result};
 use rand::seq::SliceRandom;
@@ -63,11 +64,15 @@ impl Fields {
 /// The context–query loss of a batch `idx` (see the module doc), averaged over its query
 /// entries, of which only the samples `shard` (`[start, end)`) are computed: every random draw
 /// is made for the whole batch, so the shards of a group's ranks sum to one process's loss.
+/// `visits` (when given) says how many times each sample's field was drawn before: a guided
+/// prior partition then takes that field's guided draws in turn.
+#[allow(clippy::too_many_arguments)]
 fn batch_loss(
     net: &UNet,
     cfg: &TrainConfig,
     f: &Fields,
     idx: &[usize],
+    visits: Option<&[usize]>,
     rng: &mut ChaCha8Rng,
     shard: (usize, usize),
 ) -> Result<Tensor> {
@@ -76,7 +81,11 @@ fn batch_loss(
     let device = f.values.device();
     let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
     let x = f.values.index_select(0, &index);
-    let splits: Vec<_> = idx.iter().map(|&i| contexts.split(&f.masks[i], rng)).collect::<Result<_>>()?;
+    let splits: Vec<_> = idx
+        .iter()
+        .enumerate()
+        .map(|(b, &i)| contexts.split_visit(&f.masks[i], visits.map(|v| v[b]), rng))
+        .collect::<Result<_>>()?;
     let ctx = mask_tensor(splits.iter().map(|s| s.context.as_slice()), f.dims, device);
     let qry = mask_tensor(splits.iter().map(|s| s.query.as_slice()), f.dims, device);
     let [x, ctx, qry] = if cfg.shift_symmetry == [0, 0] {
@@ -139,6 +148,7 @@ pub(crate) fn optimisation_step(
     ema: &[(String, Tensor)],
     f: &Fields,
     idx: &[usize],
+    visits: Option<&[usize]>,
     step: usize,
     lr: f64,
     group: &Group,
@@ -148,7 +158,7 @@ pub(crate) fn optimisation_step(
     opt.zero_grad();
     let shard = group.shard(idx.len());
     let loss_v = resources::torch(&format!("training step {step}"), || -> Result<f64> {
-        let loss = batch_loss(net, cfg, f, idx, &mut rng, shard)?;
+        let loss = batch_loss(net, cfg, f, idx, visits, &mut rng, shard)?;
         loss.backward();
         Ok(loss.double_value(&[]))
     })??;
@@ -186,16 +196,20 @@ fn scheduled_lr(cfg: &TrainConfig, step: usize, plateau_lr: f64, seconds: f64) -
     }
 }
 
-/// The fields of the batch at `step`: `batch / contexts_per_field` distinct fields, each
-/// repeated for its context draws.
-fn batch_fields(cfg: &TrainConfig, step: usize, n: usize) -> Vec<usize> {
+/// The fields of the batch at `step` and how many times each was drawn before (its visit):
+/// `batch / contexts_per_field` distinct fields, each repeated for its context draws. A field
+/// is drawn once per epoch, so its visits count epochs times the repeats.
+fn batch_fields(cfg: &TrainConfig, step: usize, n: usize) -> (Vec<usize>, Vec<usize>) {
     let r = cfg.contexts_per_field.max(1);
-    let distinct = batch_indices(cfg.seed, step, (cfg.batch / r).max(1), n);
-    distinct.into_iter().flat_map(|i| std::iter::repeat_n(i, r)).collect()
+    batch_indices(cfg.seed, step, (cfg.batch / r).max(1), n)
+        .into_iter()
+        .flat_map(|(i, epoch)| (0..r).map(move |j| (i, epoch * r + j)))
+        .unzip()
 }
 
-/// Indices of the batch at `step`: consecutive slices of per-epoch shuffles of `0..n`.
-fn batch_indices(seed: u64, step: usize, batch: usize, n: usize) -> Vec<usize> {
+/// (index, epoch) of each sample of the batch at `step`: consecutive slices of per-epoch
+/// shuffles of `0..n`.
+fn batch_indices(seed: u64, step: usize, batch: usize, n: usize) -> Vec<(usize, usize)> {
     let start = (step - 1) * batch;
     let mut out = Vec::with_capacity(batch);
     let mut cache: Option<(usize, Vec<usize>)> = None;
@@ -206,9 +220,31 @@ fn batch_indices(seed: u64, step: usize, batch: usize, n: usize) -> Vec<usize> {
             perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(seed, 3, epoch as u64)));
             cache = Some((epoch, perm));
         }
-        out.push(cache.as_ref().map(|c| c.1[pos % n]).unwrap_or(0));
+        out.push((cache.as_ref().map(|c| c.1[pos % n]).unwrap_or(0), epoch));
     }
     out
+}
+
+/// For a guided prior partition: the smallest and the mean number of distinct guided contexts
+/// a training field saw in steps `1..=steps` (its guided draws used in turn, so the lesser of
+/// its visits and the draws the bank holds for it).
+fn guided_contexts_seen(cfg: &TrainConfig, f: &Fields, steps: usize) -> Option<(usize, f64)> {
+    let Partition::Prior { rho: Some(_), bank, .. } = &cfg.partition else { return None };
+    let n = f.masks.len();
+    let mut visits = vec![0usize; n];
+    for step in 1..=steps {
+        for i in batch_fields(cfg, step, n).0 {
+            visits[i] += 1;
+        }
+    }
+    let seen: Vec<usize> = f
+        .masks
+        .iter()
+        .zip(&visits)
+        .map(|(m, &v)| v.min(bank.guided_len(&crate::method::partition::site_mask(m, f.dims))))
+        .collect();
+    let min = seen.iter().copied().min()?;
+    Some((min, seen.iter().sum::<usize>() as f64 / n as f64))
 }
 
 /// Validation loss with the EMA weights and a fixed random stream (comparable across checks).
@@ -221,7 +257,8 @@ fn validation_loss(net: &UNet, cfg: &TrainConfig, f: &Fields) -> Result<f64> {
     let mut count = 0.0;
     tch::no_grad(|| -> Result<()> {
         for chunk in idx.chunks(cfg.batch.max(1)) {
-            total += batch_loss(net, cfg, f, chunk, &mut rng, (0, chunk.len()))?.double_value(&[]) * chunk.len() as f64;
+            total += batch_loss(net, cfg, f, chunk, None, &mut rng, (0, chunk.len()))?.double_value(&[])
+                * chunk.len() as f64;
             count += chunk.len() as f64;
         }
         Ok(())
@@ -509,9 +546,10 @@ fn train_locked(
             break;
         }
         let lr = said[1];
-        let idx = batch_fields(cfg, step, train_set.n);
+        let (idx, visits) = batch_fields(cfg, step, train_set.n);
         let clock = std::time::Instant::now();
-        let (loss_v, grad_norm) = optimisation_step(&net, cfg, &mut opt, &ema, &train_f, &idx, step, lr, group)?;
+        let (loss_v, grad_norm) =
+            optimisation_step(&net, cfg, &mut opt, &ema, &train_f, &idx, Some(&visits), step, lr, group)?;
         state.seconds += clock.elapsed().as_secs_f64();
         state.step = step;
         last_loss = loss_v;
@@ -595,6 +633,12 @@ fn train_locked(
             checkpoint::save_weights(&run.last_model(), &ema)?;
             checkpoint::save(&run.checkpoint(), &opt, &ema, &state)?;
         }
+    }
+    if let (true, Some((min, mean))) = (leader, guided_contexts_seen(cfg, &train_f, state.step)) {
+        append_metrics(
+            &run.metrics(),
+            serde_json::json!({"step": state.step, "guided_contexts_min": min, "guided_contexts_mean": mean}),
+        )?;
     }
     if let Some(why) = &stopped {
         if !quiet {

@@ -178,6 +178,15 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
     let cfg = std::fs::read_to_string(f.p("run/config.toml")).unwrap();
     assert!(cfg.contains("kind = \"prior\"") && cfg.contains("rho = 0.3"), "{cfg}");
     assert!(f.p("run/mask-prior/prior.safetensors").exists(), "the run keeps its own copy of the prior");
+    // Each field's guided draws are used in turn: 48 samples of 22 fields visit each at least
+    // twice, so every field saw both of its 2 guided contexts (logged at the end of the run).
+    let metrics = std::fs::read_to_string(f.p("run/metrics.jsonl")).unwrap();
+    let seen: serde_json::Value =
+        serde_json::from_str(metrics.lines().rfind(|l| l.contains("guided_contexts_min")).unwrap()).unwrap();
+    assert_eq!(seen["guided_contexts_min"].as_u64(), Some(2), "{seen}");
+    f.train("anchored", "--partition prior --prior {d}/prior --guidance-loss anchors --draws 1");
+    let cfg = std::fs::read_to_string(f.p("anchored/config.toml")).unwrap();
+    assert!(cfg.contains("guidance_loss = \"anchors\""), "{cfg}");
     std::fs::remove_dir_all(f.p("prior")).unwrap();
     f.ok("impute --run {d}/run --data {d}/test.npz --out {d}/pred.npz --ensemble 3");
     let (mean, mask, values) = (

@@ -49,12 +49,17 @@ pub struct Contexts<'a> {
 impl Contexts<'_> {
     /// A (context, query) pair for the observation mask `m` (`[T, C, H, W]`).
     pub fn split(&self, m: &[u8], rng: &mut ChaCha8Rng) -> anyhow::Result<Split> {
+        self.split_visit(m, None, rng)
+    }
+
+    /// [`Contexts::split`] at the `visit`-th use of `m` (see [`Partition::split_visit`]).
+    pub fn split_visit(&self, m: &[u8], visit: Option<usize>, rng: &mut ChaCha8Rng) -> anyhow::Result<Split> {
         match self.frames() {
-            None => self.partition.split(m, self.dims, rng),
+            None => self.partition.split_visit(m, self.dims, visit, rng),
             Some(frame) => {
                 let parts: Vec<Split> = m
                     .chunks_exact(frame.len())
-                    .map(|f| self.partition.split(f, frame, rng))
+                    .map(|f| self.partition.split_visit(f, frame, visit, rng))
                     .collect::<anyhow::Result<_>>()?;
                 Ok(Split {
                     context: parts.iter().flat_map(|s| s.context.iter().copied()).collect(),
@@ -240,9 +245,10 @@ impl MaskBank {
         self.lock().guided.get(sites).map_or(0, Vec::len)
     }
 
-    /// One draw: guided for `sites` when given, else from the free pool; an error if the bank
+    /// One draw: guided for `sites` when given (the `visit`-th of them, cycling, when a visit
+    /// is given; else a random one), else a random one of the free pool; an error if the bank
     /// holds none (it was not prepared for these masks: `run::masks::prepare`).
-    fn draw(&self, sites: Option<&[u8]>, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<u8>> {
+    fn draw(&self, sites: Option<&[u8]>, visit: Option<usize>, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<u8>> {
         let bank = self.lock();
         let pool = match sites {
             Some(s) => bank.guided.get(s).map(Vec::as_slice).unwrap_or(&[]),
@@ -254,7 +260,11 @@ impl MaskBank {
             if sites.is_some() { "guided" } else { "unguided" },
             if sites.is_some() { " for this mask" } else { "" }
         );
-        Ok(pool[rng.gen_range(0..pool.len())].clone())
+        let i = match (sites, visit) {
+            (Some(_), Some(v)) => v % pool.len(),
+            _ => rng.gen_range(0..pool.len()),
+        };
+        Ok(pool[i].clone())
     }
 }
 
@@ -345,6 +355,20 @@ impl Partition {
 
     /// Draws a (context, query) pair from one observation mask `m` (`[C, H, W]`).
     pub fn split(&self, m: &[u8], dims: Dims, rng: &mut ChaCha8Rng) -> anyhow::Result<Split> {
+        self.split_visit(m, dims, None, rng)
+    }
+
+    /// [`Partition::split`] at the `visit`-th use of `m`: a guided prior partition then takes
+    /// its guided draws of `m` in turn (draw `visit mod count`), so K ensemble members, or K
+    /// epochs of training, see K distinct guided contexts where the bank holds K; without a
+    /// visit, and for every other partition, the draw is random as in `split`.
+    pub fn split_visit(
+        &self,
+        m: &[u8],
+        dims: Dims,
+        visit: Option<usize>,
+        rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Split> {
         Ok(match self {
             Partition::Pixel { context_ratio, query_ratio } => {
                 let keep: Vec<bool> = (0..dims.sites()).map(|_| rng.gen::<f64>() < *context_ratio).collect();
@@ -382,7 +406,7 @@ impl Partition {
             }
             Partition::Prior { rho, bank, .. } => {
                 let sites = site_mask(m, dims);
-                let drawn = bank.draw(rho.is_some().then_some(sites.as_slice()), rng)?;
+                let drawn = bank.draw(rho.is_some().then_some(sites.as_slice()), visit, rng)?;
                 let mut keep: Vec<bool> = sites.iter().zip(&drawn).map(|(&s, &d)| s != 0 && d != 0).collect();
                 if let Some(rho) = rho {
                     floor_context(&sites, &mut keep, *rho, rng);
@@ -411,7 +435,7 @@ impl Partition {
             // A random observation of the pattern is a prior draw; its context the intersection
             // with a second one (M1 ⊙ M2, whatever the guidance: there is no real M to anchor to).
             Partition::Prior { bank, .. } => {
-                let (m1, m2) = (bank.draw(None, rng)?, bank.draw(None, rng)?);
+                let (m1, m2) = (bank.draw(None, None, rng)?, bank.draw(None, None, rng)?);
                 return Ok((0..dims.len()).map(|k| m1[k % dims.sites()] & m2[k % dims.sites()]).collect());
             }
             _ => {

@@ -3,10 +3,19 @@ use super::*;
 #[test]
 fn batches_cover_each_epoch_once() {
     let n = 10;
-    let mut seen: Vec<usize> = (1..=5).flat_map(|s| batch_indices(7, s, 2, n)).collect();
+    let mut seen: Vec<usize> = (1..=5).flat_map(|s| batch_indices(7, s, 2, n)).map(|(i, _)| i).collect();
     seen.sort();
     assert_eq!(seen, (0..10).collect::<Vec<_>>());
     assert_eq!(batch_indices(7, 3, 4, n), batch_indices(7, 3, 4, n));
+    // The second epoch visits every field a second time.
+    let second: Vec<(usize, usize)> = (6..=10).flat_map(|s| batch_indices(7, s, 2, n)).collect();
+    assert!(second.iter().all(|&(_, epoch)| epoch == 1));
+    // With two contexts per field, a field's draws count 2·epoch and 2·epoch + 1.
+    let cfg = TrainConfig { batch: 4, contexts_per_field: 2, seed: 7, ..Default::default() };
+    let (idx, visits) = batch_fields(&cfg, 6, n);
+    assert_eq!(idx.len(), 4);
+    assert_eq!((idx[0], idx[2]), (idx[1], idx[3]));
+    assert_eq!(visits, vec![2, 3, 2, 3]);
 }
 
 /// Declared shifts roll each sample by its own multiple of the symmetry, values and masks

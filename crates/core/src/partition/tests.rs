@@ -390,3 +390,28 @@ fn an_unprepared_prior_partition_is_an_error() {
         assert!(part.random_context(&m, dims, &mut rng).is_err());
     }
 }
+
+/// K visits of a mask take its K guided draws in turn (no drawing with replacement): K ensemble
+/// members see K distinct contexts, and visit K comes back to the first draw.
+#[test]
+fn visits_take_the_guided_draws_of_a_mask_in_turn() {
+    let dims = Dims { c: 1, t: 1, h: 4, w: 4 };
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let m = vec![1u8; 16];
+    let part = Partition::Prior {
+        prior: "unused".into(),
+        rho: Some(0.2),
+        weight: None,
+        draws: 5,
+        guidance_loss: GuidanceLoss::All,
+        bank: MaskBank::default(),
+    };
+    let Partition::Prior { bank, .. } = &part else { unreachable!() };
+    // Five distinct draws, each keeping 12 or 13 of the 16 sites (above the ρ/2 floor).
+    let draws: Vec<Vec<u8>> = (0..5).map(|j| (0..16).map(|k| u8::from(k % 5 != j)).collect()).collect();
+    bank.add_guided(&m, draws.clone());
+    let contexts: Vec<Vec<u8>> =
+        (0..5).map(|v| part.split_visit(&m, dims, Some(v), &mut rng).unwrap().context).collect();
+    assert_eq!(contexts, draws);
+    assert_eq!(part.split_visit(&m, dims, Some(5), &mut rng).unwrap().context, draws[0]);
+}
