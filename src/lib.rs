@@ -6,7 +6,7 @@
 
 // The tensor-free layers live in `lacuna_core`; re-exported here so the engine and its users
 // name them as before (`lacuna::data`, `lacuna::config`, ...).
-pub use lacuna_core::{atomic, chart, config, data, linalg, memory, plot};
+pub use lacuna_core::{atomic, chart, config, data, linalg, memory, plot, provenance};
 
 pub mod baseline;
 pub mod dist;

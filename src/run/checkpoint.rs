@@ -54,8 +54,50 @@ fn host(t: &Tensor) -> Tensor {
 
 /// Writes plain-named inference weights (readable by `safetensors.torch.load_file`).
 pub fn save_weights(path: &Path, vars: &[(String, Tensor)]) -> Result<()> {
-    let named: Vec<(String, Tensor)> = vars.iter().map(|(n, t)| (n.clone(), host(t))).collect();
-    crate::atomic::write_via_path(path, |tmp| Tensor::write_safetensors(&named, tmp).map_err(Into::into))
+    save_weights_with(path, vars, &HashMap::new())
+}
+
+/// [`save_weights`] with string `metadata` in the file's header (`safetensors.safe_open(path,
+/// "pt").metadata()` in Python), as a run's model carries its config and normalisation.
+pub fn save_weights_with(path: &Path, vars: &[(String, Tensor)], metadata: &HashMap<String, String>) -> Result<()> {
+    let host: Vec<(String, Tensor)> = vars.iter().map(|(n, t)| (n.clone(), host(t))).collect();
+    let bytes: Vec<Vec<u8>> = host
+        .iter()
+        .map(|(_, t)| {
+            let mut b = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
+            t.f_copy_data_u8(&mut b, t.numel())?;
+            Ok(b)
+        })
+        .collect::<Result<_>>()?;
+    let views = host
+        .iter()
+        .zip(&bytes)
+        .map(|((name, t), b)| {
+            let shape = t.size().iter().map(|&d| d as usize).collect();
+            let view = safetensors::tensor::TensorView::new(dtype_of(name, t.kind())?, shape, b)
+                .map_err(|e| anyhow::anyhow!("tensor '{name}': {e:?}"))?;
+            Ok((name.clone(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = (!metadata.is_empty()).then(|| metadata.clone());
+    crate::atomic::write_via_path(path, |tmp| {
+        safetensors::serialize_to_file(views, &metadata, tmp)
+            .map_err(|e| anyhow::anyhow!("{}: cannot write weights ({e:?})", tmp.display()))
+    })
+}
+
+fn dtype_of(name: &str, kind: Kind) -> Result<safetensors::Dtype> {
+    use safetensors::Dtype as D;
+    Ok(match kind {
+        Kind::Float => D::F32,
+        Kind::Double => D::F64,
+        Kind::Half => D::F16,
+        Kind::BFloat16 => D::BF16,
+        Kind::Int64 => D::I64,
+        Kind::Int => D::I32,
+        Kind::Uint8 => D::U8,
+        k => bail!("tensor '{name}': no safetensors type for {k:?}"),
+    })
 }
 
 /// Reads weights by name into `vars`, checking every name and shape.

@@ -195,6 +195,16 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         None
     };
     let std_slot = if s_count > 1 { Some(writer.add_f32("std", shape)?) } else { None };
+    let weights = if opts.last { run_dir.join("model-last.safetensors") } else { run_dir.join("model.safetensors") };
+    let provenance = crate::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &[data, &weights])?
+        .with("run", run_dir.display().to_string())
+        .with("ensemble", opts.ensemble)
+        .with("steps", opts.steps)
+        .with("samples", s_count)
+        .with("seed", opts.seed)
+        .with("last_weights", opts.last)
+        .with("inference_context_ratio", run.config.inference_context_ratio);
+    writer.add_bytes("provenance", &serde_json::to_vec_pretty(&provenance)?)?;
 
     // Network evaluations per field: K contexts, times the samples and steps of the sampler.
     let members = opts.ensemble * s_count.max(1);

@@ -71,6 +71,9 @@ pub struct RunInfo {
     pub n_val: usize,
     pub dims: crate::data::Dims,
     pub partition: String,
+    /// Who made the run, from what, when (absent in runs made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<crate::provenance::Provenance>,
 }
 
 /// Parses `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).

@@ -456,6 +456,7 @@ fn train_locked(
             n_val: val_idx.len(),
             dims: set.dims,
             partition: cfg.partition.name().into(),
+            provenance: Some(run_provenance(data, cfg)?),
         };
         crate::atomic::write_bytes(&run.info(), serde_json::to_string_pretty(&info)?.as_bytes())?;
         let _ = std::fs::remove_file(run.metrics());
@@ -463,6 +464,8 @@ fn train_locked(
     };
     norm.apply(&mut train_set);
     norm.apply(&mut val_set);
+    // What the weights files carry besides the tensors: enough to use them without the run.
+    let weights_meta = if leader { weights_metadata(cfg, &norm, run)? } else { Default::default() };
 
     let field_bytes = resources::unet_bytes_per_field(&cfg.model, set.dims, true);
     resources::check_fits(
@@ -603,7 +606,7 @@ fn train_locked(
                     state.best_score = Some(mse);
                     state.best_step = step;
                     state.score_bad = 0;
-                    checkpoint::save_weights(&run.model(), &ema)?;
+                    checkpoint::save_weights_with(&run.model(), &ema, &weights_meta)?;
                 } else {
                     state.score_bad += 1;
                 }
@@ -628,9 +631,9 @@ fn train_locked(
         let stop_now = stopped.is_some() || last;
         if step % cfg.checkpoint_every == 0 || stop_now {
             if scorer.is_none() {
-                checkpoint::save_weights(&run.model(), &ema)?;
+                checkpoint::save_weights_with(&run.model(), &ema, &weights_meta)?;
             }
-            checkpoint::save_weights(&run.last_model(), &ema)?;
+            checkpoint::save_weights_with(&run.last_model(), &ema, &weights_meta)?;
             checkpoint::save(&run.checkpoint(), &opt, &ema, &state)?;
         }
     }
@@ -656,6 +659,36 @@ fn train_locked(
         steps_per_s: (state.step - start_step) as f64 / seconds.max(1e-9),
         stopped,
     })
+}
+
+/// The provenance of a new run: this command, the hashes of its data (and scoring files), and
+/// the settings that make it reproducible.
+fn run_provenance(data: &Path, cfg: &TrainConfig) -> Result<crate::provenance::Provenance> {
+    let mut inputs = vec![data];
+    inputs.extend(cfg.score.data.as_deref());
+    inputs.extend(cfg.score.oracle.as_deref());
+    Ok(crate::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &inputs)?
+        .with("seed", cfg.seed)
+        .with("steps", cfg.steps)
+        .with("partition", cfg.partition.name()))
+}
+
+/// The metadata of a run's weights files: the lacuna version, the training configuration
+/// (TOML), the normalisation (JSON) and the run's record (`run.json`), so the weights alone say
+/// what they are and how to feed them (`x_norm = (x − mean) / std` per channel).
+fn weights_metadata(
+    cfg: &TrainConfig,
+    norm: &Normalizer,
+    run: &RunDir,
+) -> Result<std::collections::HashMap<String, String>> {
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("lacuna_version".to_string(), env!("CARGO_PKG_VERSION").to_string());
+    meta.insert("config".to_string(), toml::to_string(cfg)?);
+    meta.insert("norm".to_string(), serde_json::to_string(norm)?);
+    if let Ok(info) = std::fs::read_to_string(run.info()) {
+        meta.insert("run".to_string(), info);
+    }
+    Ok(meta)
 }
 
 /// The device of this rank: in a group, CUDA device `n` means `n + LOCAL_RANK`, so the ranks

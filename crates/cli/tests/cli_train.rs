@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixture, read, step_losses, write, Dir, TINY};
+use common::{fixture, read, s, step_losses, write, Dir, TINY};
 use lacuna::data::npy::Array;
 use std::path::Path;
 
@@ -250,4 +250,40 @@ fn demo_shows_the_learned_model_next_to_classical_methods_and_writes_a_panel() {
         assert!(out.join("panel.png").exists());
     }
     assert!(dir.fails(&format!("demo --out {} --time-budget soon", out.display())).contains("duration"));
+}
+
+/// Provenance: `run.json` names the command, the lacuna version, the time and the SHA-256 of
+/// the training file; the weights carry the config and normalisation in their safetensors
+/// metadata; an imputation records its run, K, steps, seed and input hashes.
+#[test]
+fn runs_weights_and_outputs_record_their_provenance() {
+    let f = fixture();
+    f.train("run", "");
+    let sha = |p: &std::path::Path| lacuna::provenance::sha256_file(p).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.p("run/run.json")).unwrap()).unwrap();
+    let p = &info["provenance"];
+    assert_eq!(p["lacuna_version"], env!("CARGO_PKG_VERSION"));
+    assert!(p["command"].as_array().unwrap().iter().any(|a| a == "train"), "{p}");
+    assert!(p["created_utc"].as_str().unwrap().ends_with('Z'), "{p}");
+    assert_eq!(p["inputs"][s(&f.p("train.npz"))], sha(&f.p("train.npz")));
+
+    // The safetensors header: 8 bytes of length, then JSON with `__metadata__`.
+    let bytes = std::fs::read(f.p("run/model.safetensors")).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let meta = &header["__metadata__"];
+    let config: toml::Value = toml::from_str(meta["config"].as_str().unwrap()).unwrap();
+    assert_eq!(config["steps"].as_integer(), Some(12), "{config}");
+    let norm: serde_json::Value = serde_json::from_str(meta["norm"].as_str().unwrap()).unwrap();
+    assert!(norm.get("mean").is_some() && norm.get("std").is_some(), "{norm}");
+    assert!(meta["run"].as_str().unwrap().contains("provenance"));
+    assert!(header.as_object().unwrap().keys().any(|k| k.starts_with("conv_out.")), "plain tensor names");
+
+    f.ok("impute --run {d}/run --data {d}/test.npz --out {d}/pred.npz --ensemble 3 --seed 5");
+    let raw = common::read(&f.p("pred.npz"), "provenance").to_f32();
+    let text: Vec<u8> = raw.iter().map(|&b| b as u8).collect();
+    let p: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    assert_eq!((p["settings"]["ensemble"].as_u64(), p["settings"]["seed"].as_u64()), (Some(3), Some(5)));
+    assert_eq!(p["inputs"][s(&f.p("test.npz"))], sha(&f.p("test.npz")));
+    assert_eq!(p["inputs"][s(&f.p("run/model.safetensors"))], sha(&f.p("run/model.safetensors")));
 }

@@ -18,3 +18,4 @@ pub mod memory;
 pub mod partition;
 pub mod plot;
 pub mod progress;
+pub mod provenance;

@@ -533,6 +533,16 @@ impl NpzWriter {
         Ok(())
     }
 
+    /// A whole uint8 array at once, such as a JSON record (`provenance`; in Python
+    /// `json.loads(np.load(f)["provenance"].tobytes())`).
+    pub fn add_bytes(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        let slot = self.add(name, Array { shape: vec![data.len()], dtype: Dtype::U8, bytes: Vec::new() })?;
+        let (_, _, w, left) = &mut self.members[slot];
+        w.write_all(data)?;
+        *left = 0;
+        Ok(())
+    }
+
     pub fn append_bool(&mut self, slot: usize, data: &[u8]) -> Result<()> {
         let (_, _, w, left) = &mut self.members[slot];
         ensure!(data.len() <= *left, "internal: more data than the declared shape");
