@@ -103,9 +103,9 @@ fn two_ranks_train_what_one_process_trains_and_resume_as_a_group_exactly() {
     group_ok(&f, &(train("part") + " --steps 10"));
     group_ok(&f, "train --data {d}/train.npz --out {d}/part --resume --steps 20");
     assert_eq!(step_losses(&f.p("part")), two);
-    assert_eq!(
-        std::fs::read(f.p("part/model-last.safetensors")).unwrap(),
-        std::fs::read(f.p("two/model-last.safetensors")).unwrap()
+    assert!(
+        common::tensors(&f.p("part/model-last.safetensors")) == common::tensors(&f.p("two/model-last.safetensors")),
+        "the resumed group's weights differ from the uninterrupted group's"
     );
 }
 

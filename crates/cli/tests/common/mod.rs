@@ -155,3 +155,15 @@ pub fn step_losses(run: &Path) -> Vec<(u64, String)> {
         })
         .collect()
 }
+
+/// The tensors of a weights file by name, as exact f32 values: what "the same weights" means
+/// (the file's metadata records when and by which command it was written, so bytes differ).
+pub fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let mut named: Vec<(String, Vec<f32>)> = tch::Tensor::read_safetensors(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .map(|(n, t)| (n, Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
