@@ -179,8 +179,8 @@ pub fn sample(
             Some(g) => {
                 let xg = x.detach().set_requires_grad(true);
                 let logit = model.logits(&tt, &observed_probability(&xg));
-                // Binary cross-entropy over all d sites of each draw, summed over draws (their
-                // gradients do not interact).
+                // Binary cross-entropy toward y over the sites the loss keeps (`site_weights`),
+                // divided by d, summed over draws (their gradients do not interact).
                 let d = (logit.size()[2] * logit.size()[3]) as f64;
                 let lg = logit.binary_cross_entropy_with_logits::<Tensor>(
                     g.anchors,

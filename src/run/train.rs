@@ -107,12 +107,9 @@ fn batch_loss(
     let (a, s) = schedule.alpha_sigma(&t);
     let x_t = &x * a + x.randn_like() * s;
     let count = qry.sum(Kind::Float).clamp_min(1.0);
-    let [x, x_t, ctx, qry, t] = if shard == (0, idx.len()) {
-        [x, x_t, ctx, qry, t]
-    } else {
-        let (start, len) = (shard.0 as i64, (shard.1 - shard.0) as i64);
-        [&x, &x_t, &ctx, &qry, &t].map(|v| v.narrow(0, start, len))
-    };
+    // A view of this rank's samples (the whole batch for a single process).
+    let (start, len) = (shard.0 as i64, (shard.1 - shard.0) as i64);
+    let [x, x_t, ctx, qry, t] = [&x, &x_t, &ctx, &qry, &t].map(|v| v.narrow(0, start, len));
     let pred = precond.denoise(|c, input| net.forward_raw(c, input), &t, &(&ctx * x_t), &ctx);
     Ok(((pred - x).square() * &qry).sum(Kind::Float) / count)
 }

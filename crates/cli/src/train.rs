@@ -191,7 +191,7 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         Partition::Prior { rho, weight, draws, guidance_loss, .. } => {
             if a.context_ratio.is_some() || a.query_ratio.is_some() || a.grid.is_some() || a.drop_blocks.is_some() {
-                bail!("--partition prior takes --prior, --rho, --guidance and --draws");
+                bail!("--partition prior takes --prior, --rho, --guidance, --guidance-loss and --draws");
             }
             if (a.rho.is_some() || a.guidance.is_some() || a.guidance_loss.is_some()) && rho.is_none() {
                 bail!("--rho, --guidance and --guidance-loss steer the guided prior partition; --partition intersect is unguided");

@@ -3,7 +3,7 @@
 //! probabilities of a partition: what `lacuna masks compare` reports and tests check.
 
 use crate::data::Dims;
-use crate::partition::Partition;
+use crate::partition::{Contexts, InTime, Partition};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -152,22 +152,36 @@ pub fn compare(real: &[Vec<u8>], generated: &[Vec<u8>], h: usize, w: usize) -> C
     }
 }
 
-/// Empirical query probabilities of `partition` over the observed sites of `masks` (`[C, H, W]`
-/// each, bank prepared): per observed entry, the share of `splits` draws that query it. Returns
-/// (smallest, mean, share of observed entries never queried).
-pub fn query_probabilities(
-    partition: &Partition,
-    masks: &[Vec<u8>],
-    d: Dims,
-    splits: usize,
-    seed: u64,
-) -> anyhow::Result<(f64, f64, f64)> {
+/// What `splits` draws of a partition make of each of a set of masks (see [`split_stats`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SplitStats {
+    /// Mean share of a mask's observed entries its contexts keep (`|M_ctx| / |M|`), over the
+    /// masks with an observed entry.
+    pub context_share: f64,
+    /// Smallest and mean share of the draws that query an observed entry (0 with no entry).
+    pub query_min: f64,
+    pub query_mean: f64,
+    /// Share of the observed entries no draw queried.
+    pub never_queried: f64,
+    /// Observed entries counted.
+    pub entries: usize,
+}
+
+/// Context share and empirical query probabilities of `contexts` over the observed entries of
+/// `masks` (bank prepared): `splits` draws per mask from one stream seeded with `seed`.
+pub fn split_stats(contexts: &Contexts, masks: &[Vec<u8>], splits: usize, seed: u64) -> anyhow::Result<SplitStats> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut min, mut sum, mut zero, mut count) = (f64::INFINITY, 0.0, 0usize, 0usize);
+    let (mut share, mut shared) = (0.0, 0usize);
     for m in masks {
+        let observed = m.iter().filter(|&&o| o != 0).count();
         let mut hits = vec![0usize; m.len()];
         for _ in 0..splits {
-            let s = partition.split(m, d, &mut rng)?;
+            let s = contexts.split(m, &mut rng)?;
+            if observed > 0 {
+                share += s.context.iter().filter(|&&c| c != 0).count() as f64 / observed as f64;
+                shared += 1;
+            }
             for (h, &q) in hits.iter_mut().zip(&s.query) {
                 *h += q as usize;
             }
@@ -183,5 +197,26 @@ pub fn query_probabilities(
         }
     }
     let c = count.max(1) as f64;
-    Ok((if count > 0 { min } else { 0.0 }, sum / c, zero as f64 / c))
+    Ok(SplitStats {
+        context_share: share / shared.max(1) as f64,
+        query_min: if count > 0 { min } else { 0.0 },
+        query_mean: sum / c,
+        never_queried: zero as f64 / c,
+        entries: count,
+    })
+}
+
+/// Empirical query probabilities of `partition` over the observed sites of `masks` (`[C, H, W]`
+/// each, bank prepared): per observed entry, the share of `splits` draws that query it. Returns
+/// (smallest, mean, share of observed entries never queried).
+pub fn query_probabilities(
+    partition: &Partition,
+    masks: &[Vec<u8>],
+    d: Dims,
+    splits: usize,
+    seed: u64,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let contexts = Contexts { partition, dims: d, in_time: InTime::default() };
+    let s = split_stats(&contexts, masks, splits, seed)?;
+    Ok((s.query_min, s.query_mean, s.never_queried))
 }

@@ -267,32 +267,9 @@ pub fn partition_stats(
     };
     prepare(&partition, prior.as_ref(), masks, d, 1, seed, true)?;
     let contexts = Contexts { partition: &partition, dims: d, in_time: cfg.context_in_time };
-    let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed, 17, 0));
-    let (mut share, mut draws) = (0.0, 0usize);
-    let (mut q_min, mut q_sum, mut entries) = (f64::INFINITY, 0.0, 0usize);
-    for m in masks {
-        let observed = m.iter().filter(|&&o| o != 0).count();
-        if observed == 0 {
-            continue;
-        }
-        let mut hits = vec![0usize; m.len()];
-        for _ in 0..splits {
-            let s = contexts.split(m, &mut rng)?;
-            share += s.context.iter().filter(|&&c| c != 0).count() as f64 / observed as f64;
-            draws += 1;
-            for (h, &q) in hits.iter_mut().zip(&s.query) {
-                *h += usize::from(q != 0);
-            }
-        }
-        for (&h, _) in hits.iter().zip(m).filter(|(_, &o)| o != 0) {
-            let p = h as f64 / splits as f64;
-            q_min = q_min.min(p);
-            q_sum += p;
-            entries += 1;
-        }
-    }
-    ensure!(draws > 0, "no observed entry in the masks to split");
-    Ok(PartitionStats { context_share: share / draws as f64, query_min: q_min, query_mean: q_sum / entries as f64 })
+    let s = split_stats(&contexts, masks, splits, mix_seed(seed, 17, 0))?;
+    ensure!(s.entries > 0, "no observed entry in the masks to split");
+    Ok(PartitionStats { context_share: s.context_share, query_min: s.query_min, query_mean: s.query_mean })
 }
 
 /// Where a run keeps the copy of its mask prior (so the run directory is self-contained).
@@ -430,8 +407,8 @@ pub fn prepare(
 }
 
 pub use lacuna_core::mask_stats::{
-    compare, context_share, mask_stats, observed_share, query_probabilities, Comparison, MaskStats, CORRELATION_TOL,
-    FRACTION_TOL,
+    compare, context_share, mask_stats, observed_share, query_probabilities, split_stats, Comparison, MaskStats,
+    CORRELATION_TOL, FRACTION_TOL,
 };
 
 mod report;
