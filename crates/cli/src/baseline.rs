@@ -11,6 +11,8 @@ pub struct BaselineArgs {
     /// Fields to complete (`values`, `mask`).
     #[arg(long)]
     data: PathBuf,
+    /// Output: `.npz` (`mean`, `mask`, `std`), or `.nc` for CF NetCDF with the axes, units and
+    /// land of an imported file.
     #[arg(long)]
     out: PathBuf,
     /// Incomplete training fields, for the methods that learn (krige, em-gaussian).
@@ -42,7 +44,9 @@ pub fn run(a: &BaselineArgs) -> Result<()> {
         fill: None,
     };
     let started = std::time::Instant::now();
-    let n = lacuna::baseline::run(a.method, &a.data, a.train.as_deref(), &a.out, &opts)?;
+    let n = lacuna::data::netcdf_out::completion_to(&a.out, &a.data, |out| {
+        lacuna::baseline::run(a.method, &a.data, a.train.as_deref(), out, &opts)
+    })?;
     println!(
         "completed {n} fields with {:?} in {:.1}s → {}",
         a.method,

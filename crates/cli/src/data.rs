@@ -238,12 +238,7 @@ pub fn run(c: &DataCommand, quiet: bool) -> Result<()> {
             lacuna::atomic::refuse_overwriting_inputs(&[&a.file], &[&out])?;
             let im = lacuna::data::netcdf::import(&a.file, &a.vars, &a.observable)?;
             let mut arrays = im.set.arrays();
-            for (role, name, coord) in &im.axes {
-                arrays.insert(
-                    format!("coord_{role}_{name}"),
-                    lacuna::data::npy::Array::from_f64(vec![coord.len()], coord),
-                );
-            }
+            arrays.extend(im.meta.arrays()?);
             lacuna::data::npy::write_npz(&out, &arrays)?;
             let s = &im.set;
             let observable = s.observable.as_ref().map_or(s.dims.len(), |ok| ok.iter().filter(|&&o| o != 0).count());

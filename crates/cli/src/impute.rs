@@ -13,6 +13,8 @@ pub struct ImputeArgs {
     /// Fields to complete (.npz with `values` and `mask`; `truth` is never read).
     #[arg(long)]
     data: PathBuf,
+    /// Output: `.npz` (`mean`, `mask`, `samples`, `std`, `provenance`), or `.nc` for CF
+    /// NetCDF with the axes, units and land of an imported file.
     #[arg(long)]
     out: PathBuf,
     /// K, the number of context masks averaged.
@@ -60,7 +62,9 @@ pub fn run(a: &ImputeArgs, quiet: bool) -> Result<()> {
         context_ratio: a.context_ratio,
         other_grid: a.other_grid,
     };
-    let s = impute::impute(&a.run, &a.data, &a.out, &opts, quiet)?;
+    let s = lacuna::data::netcdf_out::completion_to(&a.out, &a.data, |out| {
+        impute::impute(&a.run, &a.data, out, &opts, quiet)
+    })?;
     println!(
         "imputed {} missing entries in {} fields in {:.1}s → {}",
         s.missing_entries,

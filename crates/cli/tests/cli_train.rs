@@ -283,4 +283,54 @@ fn runs_weights_and_outputs_record_their_provenance() {
     assert_eq!((p["settings"]["ensemble"].as_u64(), p["settings"]["seed"].as_u64()), (Some(3), Some(5)));
     assert_eq!(p["inputs"][s(&f.p("test.npz"))], sha(&f.p("test.npz")));
     assert_eq!(p["inputs"][s(&f.p("run/model.safetensors"))], sha(&f.p("run/model.safetensors")));
+
+    // Baselines record theirs too.
+    f.ok("baseline biharmonic --data {d}/test.npz --out {d}/bh.npz");
+    let raw = common::read(&f.p("bh.npz"), "provenance").to_f32();
+    let p: serde_json::Value = serde_json::from_slice(&raw.iter().map(|&b| b as u8).collect::<Vec<_>>()).unwrap();
+    assert_eq!(p["settings"]["baseline"], "biharmonic", "{p}");
+    assert_eq!(p["inputs"][s(&f.p("test.npz"))], sha(&f.p("test.npz")));
+
+    // NetCDF outputs carry the record as a global attribute.
+    f.ok("impute --run {d}/run --data {d}/test.npz --out {d}/pred.nc --ensemble 3 --seed 5");
+    let nc = netcdf3::FileReader::open(f.p("pred.nc")).unwrap();
+    let text = nc.data_set().get_global_attr("lacuna_provenance").and_then(|a| a.get_as_string()).unwrap();
+    let p: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(p["settings"]["ensemble"].as_u64(), Some(3));
+}
+
+/// `--out FILE.nc`: an imported COADS slice comes back with its axes, units and land, and
+/// `data import` reads the completion (land is a gap there, every ocean entry is filled).
+#[test]
+fn netcdf_completions_round_trip_an_imported_file() {
+    let f = fixture();
+    let nc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/coads_sst_slice.nc");
+    let nc = s(&nc);
+    f.ok(&format!("data import {nc} --var SST --observable {nc}:ROSE<0 --out {{d}}/coads.npz"));
+    f.ok("train --data {d}/coads.npz --out {d}/run --config {d}/tiny.toml");
+    for (cmd, out) in [
+        ("impute --run {d}/run --data {d}/coads.npz --out {d}/filled.nc --ensemble 2", "filled.nc"),
+        ("baseline biharmonic --data {d}/coads.npz --out {d}/bh.nc", "bh.nc"),
+    ] {
+        f.ok(cmd);
+        let mut r = netcdf3::FileReader::open(f.p(out)).unwrap();
+        let ds = r.data_set();
+        assert_eq!(ds.get_var_attr_as_string("SST", "units").as_deref(), Some("Deg C"), "{out}");
+        assert_eq!(ds.get_var_attr_as_string("COADSX", "units").as_deref(), Some("degrees_east"), "{out}");
+        let dims: Vec<String> = ds.get_var("SST").unwrap().get_dims().iter().map(|d| d.name()).collect();
+        assert_eq!(dims, ["TIME", "COADSY", "COADSX"], "{out}");
+        let lat = r.read_var("COADSY").unwrap();
+        assert_eq!(lat.get_f64().unwrap()[0], -69.0, "{out}");
+        f.ok(&format!("data import {{d}}/{out} --var SST --out {{d}}/back.npz"));
+        let back = lacuna::data::FieldSet::load(&f.p("back.npz"), lacuna::data::Truth::Never).unwrap();
+        let orig = lacuna::data::FieldSet::load(&f.p("coads.npz"), lacuna::data::Truth::Never).unwrap();
+        for k in 0..orig.values.len() {
+            assert_eq!(back.mask[k] == 1, orig.is_observable(k), "{out}: entry {k}: land is the only gap");
+            if orig.mask[k] == 1 {
+                assert_eq!(back.values[k], orig.values[k], "{out}: observations come back unchanged");
+            }
+        }
+    }
+    // The data file is an input: never overwritten, whatever the extension.
+    f.fails("impute --run {d}/run --data {d}/coads.npz --out {d}/coads.npz");
 }

@@ -9,7 +9,8 @@
 //!
 //! Arguments: the ferret data directory, the output file, first latitude row, rows, first
 //! longitude column, columns. The slice keeps SST[TIME, COADSY, COADSX] with its fill value, the
-//! relief ROSE of `etopo120.cdf` (same grid) and the coordinate variables.
+//! relief ROSE of `etopo120.cdf` (same grid) and the coordinate variables, each with the text
+//! attributes of its source (units, long_name, ...).
 
 use netcdf3::{DataSet, DataVector, FileReader, FileWriter, Version};
 use std::path::PathBuf;
@@ -58,6 +59,13 @@ fn main() {
     ds.add_var_attr_f32("SST", "_FillValue", vec![-1e34]).unwrap();
     ds.add_var_attr_f32("SST", "missing_value", vec![-1e34]).unwrap();
     ds.add_var_f32("ROSE", &["COADSY", "COADSX"]).unwrap();
+    for (source, var) in [(&coads, "TIME"), (&coads, "COADSY"), (&coads, "COADSX"), (&coads, "SST"), (&etopo, "ROSE")] {
+        for a in source.data_set().get_var_attrs(var).unwrap_or_default() {
+            if let Some(text) = a.get_as_string() {
+                ds.add_var_attr_string(var, a.name(), text).unwrap();
+            }
+        }
+    }
     let mut w = FileWriter::open(&out).expect("create output");
     w.set_def(&ds, Version::Classic, 0).unwrap();
     w.write_var_f32("TIME", &time).unwrap();

@@ -78,7 +78,8 @@ enum Fitted {
 }
 
 /// Completes every field of `data` with `method` and writes `mean`, `mask` (and `std` for the
-/// probabilistic baselines) to `out`. Returns the number of fields.
+/// probabilistic baselines) to `out`, with a `provenance` record (JSON bytes: version,
+/// command line, time, input hashes, method and options). Returns the number of fields.
 pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts: &BaselineOptions) -> Result<usize> {
     let inputs: Vec<&Path> = std::iter::once(data).chain(train).collect();
     crate::atomic::refuse_overwriting_inputs(&inputs, &[out])?;
@@ -179,6 +180,14 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
     let mask_slot = w.add_bool("mask", shape.clone())?;
     let probabilistic = matches!(fitted, Fitted::Krige(..) | Fitted::Gaussian(_));
     let std_slot = if probabilistic { Some(w.add_f32("std", shape)?) } else { None };
+    let provenance = crate::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &inputs)?
+        .with("baseline", format!("{method:?}").to_lowercase())
+        .with("rank", opts.rank)
+        .with("iters", opts.iters)
+        .with("neighbours", opts.neighbours)
+        .with("seed", opts.seed)
+        .with("periodic", opts.periodic);
+    w.add_bytes("provenance", &serde_json::to_vec_pretty(&provenance)?)?;
     for (f, r) in results.into_iter().enumerate() {
         let (mut mean, mut var) = r.with_context(|| format!("field {f}"))?;
         // Never-observable sites (static_mask) get no value, as from `impute`.

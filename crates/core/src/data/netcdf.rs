@@ -361,6 +361,31 @@ impl Source {
         }
     }
 
+    /// The text attributes of variable `name` (units, long_name, ...); none when it is absent.
+    fn text_attrs(&self, name: &str) -> super::meta::Attrs {
+        match self {
+            Source::Classic(reader) => reader
+                .data_set()
+                .get_var(name)
+                .map(|v| {
+                    v.get_attrs().iter().filter_map(|a| Some((a.name().to_string(), a.get_as_string()?))).collect()
+                })
+                .unwrap_or_default(),
+            #[cfg(feature = "netcdf4")]
+            Source::Hdf5(file) => file
+                .variable(name)
+                .map(|v| {
+                    v.attributes()
+                        .filter_map(|a| match a.value().ok()? {
+                            netcdf::AttributeValue::Str(s) => Some((a.name().to_string(), s)),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
     /// The coordinate variable of dimension `name` (1-D, same name), or its index.
     fn coordinate(&mut self, name: &str, len: usize) -> Vec<f64> {
         let coord = match self {
@@ -466,8 +491,9 @@ impl std::str::FromStr for Observable {
 #[derive(Debug)]
 pub struct Imported {
     pub set: FieldSet,
-    /// `[n, y, x]` axes: dimension name and coordinate values.
-    pub axes: Vec<(&'static str, String, Vec<f64>)>,
+    /// Variable names, units and other text attributes; axes `[n, y, x]` with their names,
+    /// coordinates and attributes.
+    pub meta: super::meta::GridMeta,
     /// Observations that fell on never-observable sites and were dropped.
     pub dropped: usize,
 }
@@ -539,12 +565,18 @@ pub fn import(path: &Path, vars: &[String], observable: &Observable) -> Result<I
     };
     let lead_name = lead.as_ref().map_or("n".to_string(), |d| d.0.clone());
     let n_coord = if lead.is_some() { source.coordinate(&lead_name, n) } else { vec![0.0] };
-    let axes = vec![
-        ("n", lead_name, n_coord),
-        ("y", y.0.clone(), source.coordinate(&y.0, y.1)),
-        ("x", x.0.clone(), source.coordinate(&x.0, x.1)),
-    ];
-    Ok(Imported { set, axes, dropped })
+    let (y_coord, x_coord) = (source.coordinate(&y.0, y.1), source.coordinate(&x.0, x.1));
+    let axis = |role: &str, name: &str, values: Vec<f64>| super::meta::Axis {
+        role: role.to_string(),
+        name: name.to_string(),
+        values,
+        attrs: source.text_attrs(name),
+    };
+    let axes = vec![axis("n", &lead_name, n_coord), axis("y", &y.0, y_coord), axis("x", &x.0, x_coord)];
+    let variables =
+        vars.iter().map(|v| super::meta::Variable { name: v.clone(), attrs: source.text_attrs(v) }).collect();
+    let meta = super::meta::GridMeta::new(Some(path.display().to_string()), variables, axes);
+    Ok(Imported { set, meta, dropped })
 }
 
 #[cfg(test)]

@@ -91,26 +91,39 @@ impl Array {
 
     /// Elements as `f32` (integers and booleans converted; float64 rounded).
     pub fn to_f32(&self) -> Vec<f32> {
+        (0..self.numel()).map(|i| self.element(i) as f32).collect()
+    }
+
+    /// Elements as `f64` (for coordinates, whose values may need the precision).
+    pub fn to_f64(&self) -> Vec<f64> {
+        (0..self.numel()).map(|i| self.element(i)).collect()
+    }
+
+    /// A uint8 array of raw bytes, such as a JSON record.
+    pub fn from_bytes(data: &[u8]) -> Array {
+        Array { shape: vec![data.len()], dtype: Dtype::U8, bytes: data.to_vec() }
+    }
+
+    /// The stored elements, little-endian, C order.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn element(&self, i: usize) -> f64 {
         let b = &self.bytes;
-        let n = self.numel();
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            let v = match self.dtype {
-                Dtype::F16 => f16_to_f32(u16::from_le_bytes([b[2 * i], b[2 * i + 1]])),
-                Dtype::F32 => f32::from_le_bytes(le4(b, i)),
-                Dtype::F64 => f64::from_le_bytes(le8(b, i)) as f32,
-                Dtype::Bool | Dtype::U8 => b[i] as f32,
-                Dtype::I8 => b[i] as i8 as f32,
-                Dtype::I16 => i16::from_le_bytes([b[2 * i], b[2 * i + 1]]) as f32,
-                Dtype::U16 => u16::from_le_bytes([b[2 * i], b[2 * i + 1]]) as f32,
-                Dtype::I32 => i32::from_le_bytes(le4(b, i)) as f32,
-                Dtype::U32 => u32::from_le_bytes(le4(b, i)) as f32,
-                Dtype::I64 => i64::from_le_bytes(le8(b, i)) as f32,
-                Dtype::U64 => u64::from_le_bytes(le8(b, i)) as f32,
-            };
-            out.push(v);
+        match self.dtype {
+            Dtype::F16 => f64::from(f16_to_f32(u16::from_le_bytes([b[2 * i], b[2 * i + 1]]))),
+            Dtype::F32 => f64::from(f32::from_le_bytes(le4(b, i))),
+            Dtype::F64 => f64::from_le_bytes(le8(b, i)),
+            Dtype::Bool | Dtype::U8 => f64::from(b[i]),
+            Dtype::I8 => f64::from(b[i] as i8),
+            Dtype::I16 => f64::from(i16::from_le_bytes([b[2 * i], b[2 * i + 1]])),
+            Dtype::U16 => f64::from(u16::from_le_bytes([b[2 * i], b[2 * i + 1]])),
+            Dtype::I32 => f64::from(i32::from_le_bytes(le4(b, i))),
+            Dtype::U32 => f64::from(u32::from_le_bytes(le4(b, i))),
+            Dtype::I64 => i64::from_le_bytes(le8(b, i)) as f64,
+            Dtype::U64 => u64::from_le_bytes(le8(b, i)) as f64,
         }
-        out
     }
 
     /// Serialises as a version-1 `.npy` file (version 2 when the header needs it).

@@ -58,10 +58,10 @@ fn fill_values_become_gaps_and_axes_are_kept() {
     assert_eq!(s.values[(2 + 1) * 20 + 3], 0.5 * 23.0 + 10.0);
     assert_eq!(s.mask[(2 + 1) * 20 + 5], 0, "missing_value of a packed variable is a gap");
     assert!(s.observable.is_none());
-    assert_eq!(im.axes[0].1, "time");
-    assert_eq!(im.axes[0].2, vec![15.0, 45.0, 75.0]);
-    assert_eq!(im.axes[1].2, vec![-3.0, -1.0, 1.0, 3.0]);
-    assert_eq!(im.axes[2].1, "lon");
+    assert_eq!(im.meta.axes[0].name, "time");
+    assert_eq!(im.meta.axes[0].values, vec![15.0, 45.0, 75.0]);
+    assert_eq!(im.meta.axes[1].values, vec![-3.0, -1.0, 1.0, 3.0]);
+    assert_eq!(im.meta.axes[2].name, "lon");
 }
 
 #[test]
@@ -97,9 +97,12 @@ fn real_coads_slice_keeps_its_gaps_and_land() {
     }
     let sst: Vec<f32> = (0..s.values.len()).filter(|&k| s.mask[k] == 1).map(|k| s.values[k]).collect();
     assert!(sst.iter().all(|v| (-3.0..35.0).contains(v)), "SST outside −3…35 °C");
-    assert_eq!(im.axes[0].1, "TIME");
-    assert_eq!(im.axes[1].1, "COADSY");
-    assert!(im.axes[1].2[0] < im.axes[1].2[29], "latitudes run south to north");
+    assert_eq!(im.meta.axes[0].name, "TIME");
+    assert_eq!(im.meta.axes[1].name, "COADSY");
+    assert!(im.meta.axes[1].values[0] < im.meta.axes[1].values[29], "latitudes run south to north");
+    // Text attributes travel with the data (units of the field and of its axes).
+    assert_eq!(im.meta.variables[0].attrs["units"], "Deg C");
+    assert_eq!(im.meta.axes[2].attrs["units"], "degrees_east");
 }
 
 /// With the `netcdf4` feature, a NetCDF-4/HDF5 copy of the small file imports exactly as
@@ -140,7 +143,7 @@ fn netcdf4_files_import_like_netcdf3() {
     let b = import(&path, &vars, &Observable::All).unwrap();
     assert_eq!(b.set.mask, a.set.mask);
     assert_eq!(b.set.values, a.set.values);
-    assert_eq!(b.axes, a.axes);
+    assert_eq!(b.meta.axes, a.meta.axes);
 }
 
 #[test]
