@@ -15,6 +15,7 @@ pub mod linalg;
 pub mod lock;
 pub mod mask_stats;
 pub mod memory;
+pub mod panels;
 pub mod partition;
 pub mod plot;
 pub mod progress;

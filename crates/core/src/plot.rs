@@ -1,5 +1,5 @@
-//! PNG figures of fields, drawn without any plotting library: a grid of panels (rows = fields,
-//! columns = truth / observed / completions / errors), each pixel an enlarged grid cell.
+//! Colour maps of fields and PNG encoding (the figures themselves are laid out and labelled
+//! by [`crate::panels`]).
 //!
 //! Fields use a blue–white–red diverging map, symmetric around zero with limits shared across a
 //! row; errors and standard deviations use a black–red–yellow sequential map from 0; unobserved
@@ -34,14 +34,15 @@ pub struct Image {
     pub rgb: Vec<u8>,
 }
 
-const GREY: [u8; 3] = [150, 150, 150];
-const BACKGROUND: [u8; 3] = [255, 255, 255];
+/// Cells that are not observed.
+pub const GREY: [u8; 3] = [150, 150, 150];
 
 fn lerp(a: [f32; 3], b: [f32; 3], t: f32) -> [u8; 3] {
     [0, 1, 2].map(|i| (a[i] + (b[i] - a[i]) * t).round().clamp(0.0, 255.0) as u8)
 }
 
-fn colour(v: f32, scale: Scale) -> [u8; 3] {
+/// The colour of `v` on `scale` (grey when not finite).
+pub fn colour(v: f32, scale: Scale) -> [u8; 3] {
     if !v.is_finite() {
         return GREY;
     }
@@ -87,32 +88,6 @@ pub fn robust_limit(values: &[f32], centre: f32) -> f32 {
     a[((a.len() - 1) as f64 * 0.99) as usize].max(1e-6)
 }
 
-/// Lays `rows` of panels out on a white background, each cell `zoom`×`zoom` pixels, with a
-/// `gap`-pixel margin between panels.
-pub fn grid(rows: &[Vec<Panel>], zoom: usize, gap: usize) -> Image {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let cell_h = rows.iter().flatten().map(|p| p.h).max().unwrap_or(0) * zoom;
-    let cell_w = rows.iter().flatten().map(|p| p.w).max().unwrap_or(0) * zoom;
-    let width = cols * cell_w + (cols + 1) * gap;
-    let height = rows.len() * cell_h + (rows.len() + 1) * gap;
-    let mut rgb: Vec<u8> = BACKGROUND.iter().copied().cycle().take(width * height * 3).collect();
-    for (r, row) in rows.iter().enumerate() {
-        for (c, p) in row.iter().enumerate() {
-            let (y0, x0) = (gap + r * (cell_h + gap), gap + c * (cell_w + gap));
-            for y in 0..p.h * zoom {
-                for x in 0..p.w * zoom {
-                    let i = (y / zoom) * p.w + x / zoom;
-                    let hidden = p.shown.as_ref().is_some_and(|m| m[i] == 0);
-                    let px = if hidden { GREY } else { colour(p.values[i], p.scale) };
-                    let o = ((y0 + y) * width + x0 + x) * 3;
-                    rgb[o..o + 3].copy_from_slice(&px);
-                }
-            }
-        }
-    }
-    Image { width, height, rgb }
-}
-
 fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     let mut crc = flate2::Crc::new();
@@ -156,15 +131,16 @@ mod tests {
 
     #[test]
     fn png_decodes_to_the_pixels_drawn() {
-        let panel = |v: f32, shown: u8| Panel {
-            h: 2,
-            w: 3,
-            values: vec![v; 6],
-            shown: Some(vec![shown; 6]),
-            scale: Scale::Diverging { centre: 0.0, lim: 1.0 },
-        };
-        let img = grid(&[vec![panel(1.0, 1), panel(-1.0, 1)], vec![panel(0.0, 0)]], 2, 1);
-        assert_eq!((img.width, img.height), (2 * 6 + 3, 2 * 4 + 3));
+        // A 3×2 image: red, blue, grey in the first row; white below.
+        let (red, blue) = (
+            colour(1.0, Scale::Diverging { centre: 0.0, lim: 1.0 }),
+            colour(-1.0, Scale::Diverging { centre: 0.0, lim: 1.0 }),
+        );
+        let mut rgb = vec![255u8; 3 * 2 * 3];
+        for (x, c) in [red, blue, GREY].iter().enumerate() {
+            rgb[x * 3..x * 3 + 3].copy_from_slice(c);
+        }
+        let img = Image { width: 3, height: 2, rgb };
         let png = encode_png(&img).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         assert_eq!(&png[12..16], b"IHDR");
@@ -179,9 +155,9 @@ mod tests {
             let o = y * (img.width * 3 + 1) + 1 + x * 3;
             [raw[o], raw[o + 1], raw[o + 2]]
         };
-        assert_eq!(px(0, 0), [255, 255, 255], "margin");
-        assert_eq!(px(1, 1), [178, 24, 43], "+lim is red");
-        assert_eq!(px(8, 1), [33, 102, 172], "−lim is blue");
-        assert_eq!(px(1, 6), GREY, "hidden cells are grey");
+        assert_eq!(px(0, 0), [178, 24, 43], "+lim is red");
+        assert_eq!(px(1, 0), [33, 102, 172], "−lim is blue");
+        assert_eq!(px(2, 0), GREY, "hidden cells are grey");
+        assert_eq!(px(0, 1), [255, 255, 255]);
     }
 }
