@@ -27,8 +27,10 @@ test:
 	@$(ENV) && cargo test $(CARGO_FLAGS)
 	@$(MAKE) --no-print-directory test-python
 
+# The binary its NetCDF test calls is the one `cargo test` builds (same features: a plain
+# `cargo build` would compile the library again without the test dependencies' features).
 test-python: python
-	@$(ENV) && cargo build $(CARGO_FLAGS) -p lacuna-cli && "$$LACUNA_VENV/bin/python" -m pytest -q crates/py/tests
+	@$(ENV) && cargo test $(CARGO_FLAGS) --no-run -q && "$$LACUNA_VENV/bin/python" -m pytest -q crates/py/tests
 
 ## The tensor-free core alone: no set-up, no libtorch (torch-sys is not in its dependency tree).
 test-core:
