@@ -90,13 +90,15 @@ class Mid(nn.Module):
 class UNet(nn.Module):
     """lacuna's `model::UNet` (src/model/unet.rs), parameter for parameter."""
 
-    def __init__(self, channels, cfg):
+    def __init__(self, channels, cfg, inputs=2):
+        """`cfg` is the run's `[model]` table; `inputs` the input planes per channel (2: mask and
+        context; 3 with the default `[denoiser] fill_input`, the context's interpolant added)."""
         super().__init__()
         base, mults = cfg["channels"], cfg["mults"]
         self.base, self.levels = base, len(mults)
         tdim = 4 * base
         widths = [m * base for m in mults]
-        self.conv_in = conv3(2 * channels, base)
+        self.conv_in = conv3(inputs * channels, base)
         skips, ch = [base], base
         self.down = nn.ModuleList()
         for l, w in enumerate(widths):
@@ -124,21 +126,27 @@ class UNet(nn.Module):
         self.norm_out = nn.GroupNorm(groups(ch), ch)
         self.conv_out = conv3(ch, channels)
 
-    def time_embedding(self, t):
+    def time_embedding(self, cond):
         half = self.base // 2
         scale = math.log(10000.0) / max(half - 1, 1)
-        freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * -scale)
-        args = (t.float() * 1000.0)[:, None] * freqs[None, :]
+        freqs = torch.exp(torch.arange(half, device=cond.device, dtype=torch.float32) * -scale)
+        args = cond.float()[:, None] * freqs[None, :]
         return torch.cat([args.sin(), args.cos()], 1)
 
     def forward(self, t, context, context_mask):
-        h0, w0 = context.shape[-2:]
+        """The published parameterisation: the raw network at noise condition 1000·t."""
+        return self.forward_raw(t.float() * 1000.0, torch.cat([context_mask, context], 1))
+
+    def forward_raw(self, cond, x):
+        """The network itself (lacuna's `UNet::forward_raw`, snapshots, zero padding): noise
+        condition `cond` [B] as the run's `[denoiser] noise_cond` makes it, input planes `x`
+        [B, inputs·C, H, W] as its parameterisation assembles them."""
+        h0, w0 = x.shape[-2:]
         mult = 1 << (self.levels - 1)
         ph, pw = (mult - h0 % mult) % mult, (mult - w0 % mult) % mult
-        x = torch.cat([context_mask, context], 1)
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph))
-        temb = self.time2(F.silu(self.time1(self.time_embedding(t))))
+        temb = self.time2(F.silu(self.time1(self.time_embedding(cond))))
         h = self.conv_in(x)
         hs = [h]
         for level in self.down:

@@ -168,3 +168,27 @@ def test_netcdf_completion_of_imported_coads_opens_in_xarray(trained, tmp_path):
     assert prov["settings"]["baseline"] == "biharmonic"
     # lacuna reads its own output back.
     cli("data", "import", tmp_path / "bh.nc", "--var", "SST", "--out", tmp_path / "back.npz")
+
+
+def test_weights_load_in_pytorch_with_the_reference_network(trained):
+    """README "Files": a run's model.safetensors in PyTorch, its metadata saying how to build it."""
+    import tomllib
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from torch_reference import UNet
+
+    run, _ = trained
+    path = os.path.join(run.path, "model.safetensors")
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+    cfg, info = tomllib.loads(meta["config"]), json.loads(meta["run"])
+    assert set(json.loads(meta["norm"])) >= {"mean", "std"} and meta["lacuna_version"] == lacuna.__version__
+    inputs = 3 if cfg["denoiser"]["fill_input"] else 2
+    net = UNet(info["dims"]["c"], cfg["model"], inputs=inputs)
+    net.load_state_dict(load_file(path))  # strict: every name and shape matches
+    with torch.inference_mode():
+        out = net.forward_raw(torch.zeros(2), torch.zeros(2, inputs, 12, 12))
+    assert out.shape == (2, 1, 12, 12)
