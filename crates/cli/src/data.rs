@@ -220,7 +220,14 @@ pub fn run(c: &DataCommand, quiet: bool) -> Result<()> {
                 }
             };
             let set = generate_in_time(&generator, a.n, &a.mask, a.mask_per_frame, a.seed, a.scale, &progress)?;
-            set.save(&a.out)?;
+            let mut arrays = set.arrays();
+            let provenance = lacuna::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &[])?
+                .with("kind", a.kind.to_possible_value().map(|v| v.get_name().to_string()))
+                .with("n", a.n)
+                .with("seed", a.seed)
+                .with("mask", a.mask.to_string());
+            arrays.insert("provenance".into(), provenance_array(&provenance)?);
+            lacuna::data::npy::write_npz(&a.out, &arrays)?;
             println!(
                 "wrote {} {} {} {} ({:.1}% observed, {}) to {} in {:.1}s",
                 a.n,
@@ -239,6 +246,10 @@ pub fn run(c: &DataCommand, quiet: bool) -> Result<()> {
             let im = lacuna::data::netcdf::import(&a.file, &a.vars, &a.observable)?;
             let mut arrays = im.set.arrays();
             arrays.extend(im.meta.arrays()?);
+            let provenance = lacuna::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &[&a.file])?
+                .with("vars", &a.vars)
+                .with("observable", format!("{:?}", a.observable));
+            arrays.insert("provenance".into(), provenance_array(&provenance)?);
             lacuna::data::npy::write_npz(&out, &arrays)?;
             let s = &im.set;
             let observable = s.observable.as_ref().map_or(s.dims.len(), |ok| ok.iter().filter(|&&o| o != 0).count());
@@ -311,10 +322,20 @@ pub fn run(c: &DataCommand, quiet: bool) -> Result<()> {
             arrays.insert("mean".to_string(), lacuna::data::npy::Array::from_f32(shape.clone(), &oracle.mean));
             arrays.insert("std".to_string(), lacuna::data::npy::Array::from_f32(shape.clone(), &std));
             arrays.insert("mask".to_string(), lacuna::data::npy::Array::from_bool(shape, &set.mask));
+            let provenance = lacuna::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &[&a.data])?
+                .with("length_scale", spec.length_scale)
+                .with("smoothness", spec.smoothness)
+                .with("variance", spec.variance);
+            arrays.insert("provenance".into(), provenance_array(&provenance)?);
             lacuna::data::npy::write_npz(&a.out, &arrays)?;
             println!("Bayes MSE on missing entries (mean posterior variance): {:.6}", oracle.bayes_mse);
             println!("posterior means and standard deviations written to {}", a.out.display());
         }
     }
     Ok(())
+}
+
+/// A provenance record as the uint8 JSON array every output carries.
+fn provenance_array(p: &lacuna::provenance::Provenance) -> Result<lacuna::data::npy::Array> {
+    Ok(lacuna::data::npy::Array::from_bytes(&serde_json::to_vec_pretty(p)?))
 }

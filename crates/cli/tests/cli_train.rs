@@ -291,6 +291,15 @@ fn runs_weights_and_outputs_record_their_provenance() {
     assert_eq!(p["settings"]["baseline"], "biharmonic", "{p}");
     assert_eq!(p["inputs"][s(&f.p("test.npz"))], sha(&f.p("test.npz")));
 
+    // So do the data commands' outputs: generated, imported and kriged files.
+    f.ok("data krige --data {d}/test.npz --out {d}/krige.npz --length-scale 1.5");
+    for (file, key, want) in [("train.npz", "kind", "grf"), ("krige.npz", "smoothness", "1.5")] {
+        let raw = common::read(&f.p(file), "provenance").to_f32();
+        let p: serde_json::Value = serde_json::from_slice(&raw.iter().map(|&b| b as u8).collect::<Vec<_>>()).unwrap();
+        assert_eq!(p["settings"][key].to_string().trim_matches('"'), want, "{file}: {p}");
+        assert!(p["created_utc"].as_str().unwrap().ends_with('Z'));
+    }
+
     // NetCDF outputs carry the record as a global attribute.
     f.ok("impute --run {d}/run --data {d}/test.npz --out {d}/pred.nc --ensemble 3 --seed 5");
     let nc = netcdf3::FileReader::open(f.p("pred.nc")).unwrap();
@@ -307,6 +316,9 @@ fn netcdf_completions_round_trip_an_imported_file() {
     let nc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/coads_sst_slice.nc");
     let nc = s(&nc);
     f.ok(&format!("data import {nc} --var SST --observable {nc}:ROSE<0 --out {{d}}/coads.npz"));
+    let raw = common::read(&f.p("coads.npz"), "provenance").to_f32();
+    let p: serde_json::Value = serde_json::from_slice(&raw.iter().map(|&b| b as u8).collect::<Vec<_>>()).unwrap();
+    assert_eq!(p["inputs"][nc], lacuna::provenance::sha256_file(std::path::Path::new(nc)).unwrap(), "{p}");
     f.ok("train --data {d}/coads.npz --out {d}/run --config {d}/tiny.toml");
     for (cmd, out) in [
         ("impute --run {d}/run --data {d}/coads.npz --out {d}/filled.nc --ensemble 2", "filled.nc"),
