@@ -28,6 +28,17 @@ use std::io::Write;
 use std::path::Path;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
+/// Set by [`request_stop`]; read by the training loop after each step.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks the training running in this process to stop after its current step, as a spent time
+/// budget does: the checkpoint and both weights files are written, and `train` returns its
+/// summary with `stopped` set. For embedders (the Python module's Ctrl-C); the command line
+/// stops on signals instead, keeping the last checkpoint.
+pub fn request_stop() {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// What a finished training reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainSummary {
@@ -534,6 +545,8 @@ fn train_locked(
     let mut window = (0.0, 0usize);
     let start_step = state.step;
     let mut stopped = None;
+    // A request left over from an earlier run in this process is not for this one.
+    STOP.store(false, std::sync::atomic::Ordering::SeqCst);
     while state.step < cfg.steps {
         if let Some(budget) = cfg.time_budget.filter(|&b| stopped.is_none() && state.seconds >= b) {
             stopped = Some(format!("time budget of {budget:.0} s spent"));
@@ -560,6 +573,9 @@ fn train_locked(
 
         if !leader {
             continue;
+        }
+        if stopped.is_none() && STOP.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            stopped = Some("stop requested (interrupt)".to_string());
         }
         if step % cfg.log_every == 0 || last {
             let mean = window.0 / window.1 as f64;

@@ -25,17 +25,24 @@ create_exception!(_lacuna, LacunaError, PyException, "An error reported by lacun
 fn call<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T> + Send) -> PyResult<T> {
     let caught = py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
     match caught {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(LacunaError::new_err(e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": "))),
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Err(LacunaError::new_err(format!("internal error (please report): {}", msg.lines().next().unwrap_or(""))))
-        }
+        Ok(r) => r.map_err(lacuna_error),
+        Err(payload) => Err(LacunaError::new_err(panic_message(&payload))),
     }
+}
+
+/// A library error as the Python exception, with the CLI's one-line message.
+fn lacuna_error(e: anyhow::Error) -> PyErr {
+    LacunaError::new_err(e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": "))
+}
+
+/// The one-line error of a panic inside the library.
+fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    let msg = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    format!("internal error (please report): {}", msg.lines().next().unwrap_or(""))
 }
 
 /// A field set from `values` and `mask` (both `[N, C, H, W]` or `[N, T, C, H, W]`; mask 1 =
@@ -183,7 +190,10 @@ fn train(
 ) -> PyResult<String> {
     let set = field_set(&values, &mask, observable.as_ref()).map_err(|e| LacunaError::new_err(format!("{e:#}")))?;
     let settings = settings.to_string();
-    call(py, move || {
+    // Training runs on its own thread while this one watches for Ctrl-C (Python's signal
+    // handlers run only here, with the GIL): an interrupt asks the loop to stop after its
+    // step, which writes the checkpoint, and is raised once training has returned.
+    let work = move || -> Result<String> {
         let cfg = if resume {
             ensure!(
                 partition.is_none() && config.is_none() && settings.trim() == "{}",
@@ -200,7 +210,24 @@ fn train(
         set.save(&data)?;
         let summary = lacuna::run::train::train(&data, &out, &cfg, resume, quiet)?;
         Ok(serde_json::to_string(&summary)?)
-    })
+    };
+    let worker = std::thread::spawn(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
+    let mut interrupt = None;
+    while !worker.is_finished() {
+        if interrupt.is_none() {
+            if let Err(e) = py.check_signals() {
+                lacuna::run::train::request_stop();
+                interrupt = Some(e);
+            }
+        }
+        py.detach(|| std::thread::sleep(std::time::Duration::from_millis(50)));
+    }
+    let result = worker.join().unwrap_or_else(|p| Err(p)).map_err(|p| anyhow::anyhow!(panic_message(&p)));
+    let summary = result.and_then(|r| r).map_err(lacuna_error)?;
+    match interrupt {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
 }
 
 /// Fills the gaps of `values` with the run in `run`; returns `{"mean", "std"?, "samples"?}`.

@@ -192,3 +192,24 @@ def test_weights_load_in_pytorch_with_the_reference_network(trained):
     with torch.inference_mode():
         out = net.forward_raw(torch.zeros(2), torch.zeros(2, inputs, 12, 12))
     assert out.shape == (2, 1, 12, 12)
+
+
+def test_ctrl_c_stops_training_cleanly_and_keeps_the_weights(tmp_path):
+    import signal
+    import threading
+
+    values = with_gaps(smooth_fields(24))
+    out = tmp_path / "interrupted"
+    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lacuna.train(values, out=out, steps=1_000_000, quiet=True, **TINY)
+    finally:
+        timer.cancel()
+    # The run stopped after a step and wrote its checkpoint and weights: usable at once.
+    steps = [json.loads(l) for l in open(out / "metrics.jsonl") if '"loss"' in l]
+    assert 0 < steps[-1]["step"] < 1_000_000
+    assert (out / "checkpoint.safetensors").exists()
+    filled = lacuna.Run(out).impute(values[:2], ensemble=1, last=True, quiet=True)
+    assert np.isfinite(filled.mean).all()
