@@ -222,7 +222,7 @@ fn train(
         }
         py.detach(|| std::thread::sleep(std::time::Duration::from_millis(50)));
     }
-    let result = worker.join().unwrap_or_else(|p| Err(p)).map_err(|p| anyhow::anyhow!(panic_message(&p)));
+    let result = worker.join().unwrap_or_else(Err).map_err(|p| anyhow::anyhow!(panic_message(&p)));
     let summary = result.and_then(|r| r).map_err(lacuna_error)?;
     match interrupt {
         Some(e) => Err(e),
