@@ -125,23 +125,14 @@ pub fn write(out: &Path, completion: &Path, data: &Path) -> Result<()> {
         ds.add_var_f32(v, &dims).map_err(nc)?;
         add_text_attrs(&mut ds, v, &var.attrs).map_err(nc)?;
         ds.add_var_attr_f32(v, "_FillValue", vec![FILL]).map_err(nc)?;
+        let units = var.attrs.get("units");
         if std.is_some() {
-            let s = format!("{v}_std");
-            ds.add_var_f32(&s, &dims).map_err(nc)?;
-            ds.add_var_attr_string(&s, "long_name", format!("posterior standard deviation of {v}")).map_err(nc)?;
-            if let Some(u) = var.attrs.get("units") {
-                ds.add_var_attr_string(&s, "units", u).map_err(nc)?;
-            }
-            ds.add_var_attr_f32(&s, "_FillValue", vec![FILL]).map_err(nc)?;
+            let what = format!("posterior standard deviation of {v}");
+            add_derived(&mut ds, &format!("{v}_std"), &dims, &what, units).map_err(nc)?;
         }
         if s_count > 0 {
-            let s = format!("{v}_samples");
-            ds.add_var_f32(&s, &sample_dims).map_err(nc)?;
-            ds.add_var_attr_string(&s, "long_name", format!("posterior samples of {v}")).map_err(nc)?;
-            if let Some(u) = var.attrs.get("units") {
-                ds.add_var_attr_string(&s, "units", u).map_err(nc)?;
-            }
-            ds.add_var_attr_f32(&s, "_FillValue", vec![FILL]).map_err(nc)?;
+            let what = format!("posterior samples of {v}");
+            add_derived(&mut ds, &format!("{v}_samples"), &sample_dims, &what, units).map_err(nc)?;
         }
         let o = format!("{v}_observed");
         ds.add_var_i16(&o, &dims).map_err(nc)?;
@@ -242,6 +233,22 @@ fn static_name(var: &str, channels: usize) -> String {
     } else {
         format!("static_mask_{var}")
     }
+}
+
+/// A float variable derived from a channel (its std, its samples), in the channel's units.
+fn add_derived(
+    ds: &mut DataSet,
+    name: &str,
+    dims: &[&str],
+    long_name: &str,
+    units: Option<&String>,
+) -> std::result::Result<(), netcdf3::error::InvalidDataSet> {
+    ds.add_var_f32(name, dims)?;
+    ds.add_var_attr_string(name, "long_name", long_name)?;
+    if let Some(u) = units {
+        ds.add_var_attr_string(name, "units", u)?;
+    }
+    ds.add_var_attr_f32(name, "_FillValue", vec![FILL])
 }
 
 fn add_text_attrs(
