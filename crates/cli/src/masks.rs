@@ -70,6 +70,10 @@ struct GuidanceArgs {
     /// Guidance weight w_g (default 0.1·H·W).
     #[arg(long)]
     guidance: Option<f64>,
+    /// What guidance pulls toward: `all` (the seed's cross-entropy over all sites), `anchors`
+    /// or `anchors-missing` (as `train --guidance-loss`).
+    #[arg(long, value_enum, default_value_t)]
+    guidance_loss: lacuna::method::partition::GuidanceLoss,
 }
 
 #[derive(Args)]
@@ -132,7 +136,7 @@ pub fn run(c: &MasksCommand, quiet: bool) -> Result<()> {
             );
         }
         MasksCommand::Sample(a) => {
-            let guide = a.guide.as_deref().map(|g| (g, a.guidance.rho, a.guidance.guidance));
+            let guide = a.guide.as_deref().map(|g| (g, a.guidance.rho, a.guidance.guidance, a.guidance.guidance_loss));
             let started = std::time::Instant::now();
             let (n, share) = masks::sample_to_file(&a.prior, a.n, guide, a.seed, &a.out)?;
             let seconds = started.elapsed().as_secs_f64();
@@ -147,8 +151,14 @@ pub fn run(c: &MasksCommand, quiet: bool) -> Result<()> {
             }
         }
         MasksCommand::Compare(a) => {
-            let report =
-                masks::compare_report(&a.prior, &a.data, a.n, (a.guidance.rho, a.guidance.guidance), a.seed, quiet)?;
+            let report = masks::compare_report(
+                &a.prior,
+                &a.data,
+                a.n,
+                (a.guidance.rho, a.guidance.guidance, a.guidance.guidance_loss),
+                a.seed,
+                quiet,
+            )?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -173,6 +173,11 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
     let out = f.ok("masks compare --prior {d}/prior --data {d}/train.npz --n 8 --json");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["comparison"]["real"]["n"].as_u64(), Some(24));
+    // The guidance loss is a choice of sample and compare too.
+    let out = f.ok("masks compare --prior {d}/prior --data {d}/train.npz --n 8 --json --guidance-loss anchors");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["guidance_loss"], "anchors");
+    f.ok("masks sample --prior {d}/prior --n 2 --guide {d}/test.npz --guidance-loss anchors-missing --out {d}/g2.npz");
 
     f.train("run", "--partition prior --prior {d}/prior --rho 0.3 --draws 2");
     let cfg = std::fs::read_to_string(f.p("run/config.toml")).unwrap();

@@ -2,12 +2,13 @@
 //! comparing a prior's draws with real masks.
 
 use super::*;
+use crate::method::partition::GuidanceLoss;
 
 /// `lacuna masks sample`: `n` draws (per guide mask when `guide` is set) written as `mask`.
 pub fn sample_to_file(
     prior_dir: &Path,
     n: usize,
-    guide: Option<(&Path, f64, Option<f64>)>,
+    guide: Option<(&Path, f64, Option<f64>, GuidanceLoss)>,
     seed: u64,
     out: &Path,
 ) -> Result<(usize, Option<f64>)> {
@@ -22,14 +23,14 @@ pub fn sample_to_file(
                 (0..n).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
             (prior.draw(&mut rngs, None)?, None)
         }
-        Some((data, rho, weight)) => {
+        Some((data, rho, weight, loss)) => {
             ensure!(rho > 0.0 && rho <= 1.0, "--rho must be in (0, 1], got {rho}");
             let (gd, masks) = load_site_masks(data)?;
             prior.check_grid(gd, &data.display().to_string())?;
             let anchor_to: Vec<Vec<u8>> = masks.iter().flat_map(|m| std::iter::repeat_n(m.clone(), n)).collect();
             let mut rngs: Vec<ChaCha8Rng> =
                 (0..anchor_to.len()).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 15, i as u64))).collect();
-            let g = GuideTo { masks: &anchor_to, rho, weight: guidance_weight(weight, d), loss: Default::default() };
+            let g = GuideTo { masks: &anchor_to, rho, weight: guidance_weight(weight, d), loss };
             let drawn = prior.draw(&mut rngs, Some(&g))?;
             let share = context_share(&anchor_to, &drawn);
             (drawn, Some(share))
@@ -52,6 +53,7 @@ pub struct CompareReport {
     pub guided_query: (f64, f64, f64),
     pub rho: f64,
     pub weight: f64,
+    pub guidance_loss: GuidanceLoss,
     pub query_masks: usize,
     pub splits: usize,
 }
@@ -94,7 +96,10 @@ impl CompareReport {
             self.query_masks, PROBE_DRAWS, self.splits
         );
         s += &q("  intersection (unguided)", self.intersect_query);
-        s += &q(&format!("  guided (rho {}, w_g {})", self.rho, self.weight), self.guided_query);
+        s += &q(
+            &format!("  guided (rho {}, w_g {}, loss {:?})", self.rho, self.weight, self.guidance_loss),
+            self.guided_query,
+        );
         s
     }
 }
@@ -105,7 +110,7 @@ pub fn compare_report(
     prior_dir: &Path,
     data: &Path,
     n: usize,
-    (rho, weight): (f64, Option<f64>),
+    (rho, weight, loss): (f64, Option<f64>, GuidanceLoss),
     seed: u64,
     quiet: bool,
 ) -> Result<CompareReport> {
@@ -123,7 +128,7 @@ pub fn compare_report(
         rho,
         weight,
         draws: PROBE_DRAWS,
-        guidance_loss: Default::default(),
+        guidance_loss: loss,
         bank: Default::default(),
     };
     let (unguided, guided) = (part(None), part(Some(rho)));
@@ -136,6 +141,7 @@ pub fn compare_report(
         guided_query: query_probabilities(&guided, probe, d, splits, seed)?,
         rho,
         weight: guidance_weight(weight, d),
+        guidance_loss: loss,
         query_masks,
         splits,
     })
