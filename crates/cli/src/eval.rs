@@ -112,7 +112,11 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
     let inputs: Vec<&Path> =
         [Some(pred.as_path()), Some(truth.as_path()), a.oracle.as_deref()].into_iter().flatten().collect();
     lacuna::atomic::refuse_overwriting_inputs(&inputs, &[&json])?;
-    lacuna::atomic::write_bytes(&json, serde_json::to_string_pretty(&m)?.as_bytes())?;
+    // The metrics with what they were computed from.
+    let mut record = serde_json::to_value(&m)?;
+    record["provenance"] =
+        serde_json::to_value(lacuna::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &inputs)?)?;
+    lacuna::atomic::write_bytes(&json, serde_json::to_string_pretty(&record)?.as_bytes())?;
     println!("metrics written to {}", json.display());
     Ok(())
 }

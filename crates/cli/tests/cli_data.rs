@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixture, read, write, Dir, TINY};
+use common::{fixture, read, s, write, Dir, TINY};
 use lacuna::data::npy::{Array, Npz};
 use std::path::Path;
 
@@ -178,6 +178,12 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["guidance_loss"], "anchors");
     f.ok("masks sample --prior {d}/prior --n 2 --guide {d}/test.npz --guidance-loss anchors-missing --out {d}/g2.npz");
+    let raw = read(&f.p("g2.npz"), "provenance").to_f32();
+    let p: serde_json::Value = serde_json::from_slice(&raw.iter().map(|&b| b as u8).collect::<Vec<_>>()).unwrap();
+    assert_eq!(p["settings"]["guidance_loss"], "anchors-missing", "{p}");
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.p("prior/provenance.json")).unwrap()).unwrap();
+    assert!(p["inputs"][s(&f.p("train.npz"))].is_string(), "{p}");
 
     f.train("run", "--partition prior --prior {d}/prior --rho 0.3 --draws 2");
     let cfg = std::fs::read_to_string(f.p("run/config.toml")).unwrap();

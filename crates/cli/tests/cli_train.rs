@@ -35,6 +35,7 @@ fn train_impute_eval_end_to_end() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(f.p("pred.eval.json")).unwrap()).unwrap();
     assert!(json["mse_missing"].as_f64().unwrap() > 0.0);
+    assert!(json["provenance"]["inputs"][s(&f.p("pred.npz"))].is_string(), "{json}");
 
     // Multi-step sampler with posterior samples.
     f.ok("impute --run {d}/run --data {d}/test.npz --out {d}/samples.npz --ensemble 2 --steps 4 --samples 3");

@@ -3,7 +3,8 @@
 //! fill a prior partition's bank of draws before training or inference.
 //!
 //! A prior directory holds `prior.toml` (the [`PriorConfig`], grid size included),
-//! `prior.safetensors` (the network) and `fit.jsonl` (the loss log).
+//! `prior.safetensors` (the network), `fit.jsonl` (the loss log) and `provenance.json` (version,
+//! command line, time, the hash of the masks it was fitted on).
 
 use super::optim::{named_vars, AdamW};
 use super::progress::Progress;
@@ -97,10 +98,11 @@ pub fn load_site_masks(path: &Path) -> Result<(Dims, Vec<Vec<u8>>)> {
     Ok((Dims { t: 1, c: 1, h, w }, flat.chunks_exact(d.len()).map(|k| site_mask(k, d)).collect()))
 }
 
-fn write_masks(path: &Path, d: Dims, masks: &[Vec<u8>]) -> Result<()> {
+fn write_masks(path: &Path, d: Dims, masks: &[Vec<u8>], provenance: &crate::provenance::Provenance) -> Result<()> {
     let flat: Vec<u8> = masks.iter().flatten().copied().collect();
     let mut arrays = BTreeMap::new();
     arrays.insert("mask".to_string(), Array::from_bool(vec![masks.len(), 1, d.h, d.w], &flat));
+    arrays.insert("provenance".to_string(), Array::from_bytes(&serde_json::to_vec_pretty(provenance)?));
     write_npz(path, &arrays)
 }
 
@@ -145,6 +147,10 @@ pub fn fit(data: &Path, out: &Path, cfg: &PriorConfig, quiet: bool) -> Result<Fi
     let cfg = PriorConfig { h: d.h, w: d.w, observed_share: Some(share), ..cfg.clone() };
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     crate::atomic::write_bytes(&config_path(out), toml::to_string(&cfg)?.as_bytes())?;
+    let provenance = crate::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &[data])?
+        .with("steps", cfg.steps)
+        .with("seed", cfg.seed);
+    crate::atomic::write_bytes(&out.join("provenance.json"), &serde_json::to_vec_pretty(&provenance)?)?;
     let device = open_device(&cfg.device)?;
     tch::manual_seed(mix_seed(cfg.seed, 11, 0) as i64);
     let vs = VarStore::new(device);

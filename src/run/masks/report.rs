@@ -36,7 +36,14 @@ pub fn sample_to_file(
             (drawn, Some(share))
         }
     };
-    write_masks(out, d, &drawn)?;
+    let mut provenance = crate::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &guide_file)?
+        .with("prior", prior_dir.display().to_string())
+        .with("n", n)
+        .with("seed", seed);
+    if let Some((_, rho, weight, loss)) = guide {
+        provenance = provenance.with("rho", rho).with("guidance", weight).with("guidance_loss", loss);
+    }
+    write_masks(out, d, &drawn, &provenance)?;
     Ok((drawn.len(), share))
 }
 
