@@ -53,23 +53,21 @@ fn axis_label(name: &str, units: Option<&String>) -> String {
 }
 
 /// A map view when the file has coordinates on both axes (as `data import` keeps them).
-fn map_axes(meta: &GridMeta, data: &Path) -> Result<Option<MapAxes>> {
-    let has = Npz::open(data)?.names();
-    let coords = |role: &str| has.iter().any(|n| n.starts_with(&format!("coord_{role}_")));
-    if !(coords("x") && coords("y")) {
-        return Ok(None);
-    }
+fn map_axes(meta: &GridMeta) -> Option<MapAxes> {
     let (y, x) = (&meta.axes[1], &meta.axes[2]);
+    if y.indexed || x.indexed {
+        return None;
+    }
     let monotonic = |v: &[f64]| v.windows(2).all(|p| p[1] > p[0]) || v.windows(2).all(|p| p[1] < p[0]);
     if !monotonic(&x.values) || !monotonic(&y.values) {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(MapAxes {
+    Some(MapAxes {
         x_label: axis_label(&x.name, x.attrs.get("units")),
         x: x.values.clone(),
         y_label: axis_label(&y.name, y.attrs.get("units")),
         y: y.values.clone(),
-    }))
+    })
 }
 
 /// Writes a PNG of the first `n` fields of `data`: per field and plane a row of titled panels
@@ -88,8 +86,8 @@ pub fn plot_files(data: &Path, preds: &[PathBuf], out: &Path, n: usize, zoom: Op
     let all = stream.n * stream.dims.len();
     let set = stream.next_chunk(n)?.context("no fields")?;
     let (dims, len) = (set.dims, set.dims.len());
-    let meta = GridMeta::load(data, [total_fields, dims.h, dims.w], dims.c)?;
-    let map = map_axes(&meta, data)?;
+    let meta = GridMeta::load(&mut Npz::open(data)?, data, [total_fields, dims.h, dims.w], dims.c)?;
+    let map = map_axes(&meta);
     let truth = head(data, "truth", n * len, all)?;
     let mut means = Vec::new();
     for p in preds {

@@ -19,59 +19,63 @@ pub struct Variable {
     pub attrs: Attrs,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Axis {
     /// `n` (the field index, usually time), `y` or `x`.
     pub role: String,
     /// The dimension's name in the source file.
     pub name: String,
     pub values: Vec<f64>,
-    #[serde(default)]
     pub attrs: Attrs,
+    /// The file had no coordinate for this axis: `values` are indices and `name` the role.
+    pub indexed: bool,
 }
 
 /// Variables (one per channel) and axes (`n`, `y`, `x`) of a field file.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct GridMeta {
     /// The file it was imported from, as given.
-    #[serde(default)]
     pub source: Option<String>,
     pub variables: Vec<Variable>,
-    /// Coordinates are not serialised here but stored as arrays (see the module doc).
-    #[serde(skip)]
     pub axes: Vec<Axis>,
-    /// Attribute records of the axes, by role (their values live in the coordinate arrays).
+}
+
+/// What the `metadata` array holds: everything but the coordinate values, which are arrays.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Record {
+    #[serde(default)]
+    source: Option<String>,
+    variables: Vec<Variable>,
+    /// Attributes of the axes, by role.
     #[serde(default)]
     axis_attrs: BTreeMap<String, Attrs>,
 }
 
 impl GridMeta {
-    pub fn new(source: Option<String>, variables: Vec<Variable>, axes: Vec<Axis>) -> GridMeta {
-        let axis_attrs = axes.iter().map(|a| (a.role.clone(), a.attrs.clone())).collect();
-        GridMeta { source, variables, axes, axis_attrs }
-    }
-
     /// The arrays that store this record in an `.npz`: `metadata` and the coordinates.
     pub fn arrays(&self) -> Result<BTreeMap<String, Array>> {
+        let record = Record {
+            source: self.source.clone(),
+            variables: self.variables.clone(),
+            axis_attrs: self.axes.iter().map(|a| (a.role.clone(), a.attrs.clone())).collect(),
+        };
         let mut arrays = BTreeMap::new();
-        let json = serde_json::to_vec_pretty(self)?;
-        arrays.insert("metadata".to_string(), Array::from_bytes(&json));
+        arrays.insert("metadata".to_string(), Array::from_bytes(&serde_json::to_vec_pretty(&record)?));
         for a in &self.axes {
             arrays.insert(format!("coord_{}_{}", a.role, a.name), Array::from_f64(vec![a.values.len()], &a.values));
         }
         Ok(arrays)
     }
 
-    /// The record of a field file: its `metadata` and `coord_*` arrays, each optional. Axes
-    /// without coordinates get their index under the name `n`, `y` or `x`; channels without a
-    /// name are `values` (one channel) or `channel_<c>`. `shape` is `[n, y, x]`, `channels` the
-    /// file's channel count.
-    pub fn load(path: &Path, shape: [usize; 3], channels: usize) -> Result<GridMeta> {
-        let mut npz = Npz::open(path)?;
-        let mut meta: GridMeta = match npz.get("metadata")? {
+    /// The record of the field file `path` (open as `npz`): its `metadata` and `coord_*`
+    /// arrays, each optional. Axes without coordinates get their index under the name `n`, `y`
+    /// or `x`; channels without a name are `values` (one channel) or `channel_<c>`. `shape` is
+    /// `[n, y, x]`, `channels` the file's channel count.
+    pub fn load(npz: &mut Npz, path: &Path, shape: [usize; 3], channels: usize) -> Result<GridMeta> {
+        let record: Record = match npz.get("metadata")? {
             Some(a) => serde_json::from_slice(a.bytes())
                 .with_context(|| format!("{}: the `metadata` array is not a lacuna metadata record", path.display()))?,
-            None => GridMeta::default(),
+            None => Record::default(),
         };
         let names = npz.names();
         let mut axes = Vec::new();
@@ -92,7 +96,8 @@ impl GridMeta {
                         role: role.to_string(),
                         name: member[prefix.len()..].to_string(),
                         values,
-                        attrs: meta.axis_attrs.get(*role).cloned().unwrap_or_default(),
+                        attrs: record.axis_attrs.get(*role).cloned().unwrap_or_default(),
+                        indexed: false,
                     }
                 }
                 None => Axis {
@@ -100,20 +105,22 @@ impl GridMeta {
                     name: role.to_string(),
                     values: (0..len).map(|i| i as f64).collect(),
                     attrs: Attrs::new(),
+                    indexed: true,
                 },
             };
             axes.push(axis);
         }
-        meta.axes = axes;
-        if meta.variables.len() != channels {
-            meta.variables = (0..channels)
+        let variables = if record.variables.len() == channels {
+            record.variables
+        } else {
+            (0..channels)
                 .map(|c| Variable {
                     name: if channels == 1 { "values".to_string() } else { format!("channel_{c}") },
                     attrs: Attrs::new(),
                 })
-                .collect();
-        }
-        Ok(meta)
+                .collect()
+        };
+        Ok(GridMeta { source: record.source, variables, axes })
     }
 }
 
@@ -125,27 +132,36 @@ mod tests {
     fn a_record_survives_the_npz_and_files_without_one_get_plain_names() {
         let dir = tempfile::tempdir().unwrap();
         let attrs: Attrs = [("units".to_string(), "Deg C".to_string())].into();
-        let meta = GridMeta::new(
-            Some("sst.nc".into()),
-            vec![Variable { name: "SST".into(), attrs: attrs.clone() }],
-            vec![
-                Axis { role: "n".into(), name: "TIME".into(), values: vec![1.0, 2.0], attrs: Attrs::new() },
-                Axis { role: "y".into(), name: "LAT".into(), values: vec![-1.0, 0.0, 1.0], attrs: attrs.clone() },
-                Axis { role: "x".into(), name: "LON".into(), values: vec![10.0, 12.0], attrs: Attrs::new() },
+        let axis = |role: &str, name: &str, values: Vec<f64>, attrs: Attrs| Axis {
+            role: role.into(),
+            name: name.into(),
+            values,
+            attrs,
+            indexed: false,
+        };
+        let meta = GridMeta {
+            source: Some("sst.nc".into()),
+            variables: vec![Variable { name: "SST".into(), attrs: attrs.clone() }],
+            axes: vec![
+                axis("n", "TIME", vec![1.0, 2.0], Attrs::new()),
+                axis("y", "LAT", vec![-1.0, 0.0, 1.0], attrs.clone()),
+                axis("x", "LON", vec![10.0, 12.0], Attrs::new()),
             ],
-        );
+        };
         let path = dir.path().join("m.npz");
         super::super::npy::write_npz(&path, &meta.arrays().unwrap()).unwrap();
-        assert_eq!(GridMeta::load(&path, [2, 3, 2], 1).unwrap(), meta);
+        let load = |path: &Path, shape, channels| GridMeta::load(&mut Npz::open(path).unwrap(), path, shape, channels);
+        assert_eq!(load(&path, [2, 3, 2], 1).unwrap(), meta);
         // Wrong coordinate length: an error naming the array.
-        let err = GridMeta::load(&path, [2, 4, 2], 1).unwrap_err().to_string();
+        let err = load(&path, [2, 4, 2], 1).unwrap_err().to_string();
         assert!(err.contains("coord_y_LAT"), "{err}");
 
         let plain = dir.path().join("p.npz");
         super::super::npy::write_npz(&plain, &BTreeMap::new()).unwrap();
-        let m = GridMeta::load(&plain, [1, 2, 3], 2).unwrap();
+        let m = load(&plain, [1, 2, 3], 2).unwrap();
         assert_eq!(m.variables.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["channel_0", "channel_1"]);
         assert_eq!(m.axes[2].name, "x");
         assert_eq!(m.axes[2].values, [0.0, 1.0, 2.0]);
+        assert!(m.axes.iter().all(|a| a.indexed) && !meta.axes[0].indexed);
     }
 }

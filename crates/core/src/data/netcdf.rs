@@ -571,11 +571,12 @@ pub fn import(path: &Path, vars: &[String], observable: &Observable) -> Result<I
         name: name.to_string(),
         values,
         attrs: source.text_attrs(name),
+        indexed: false,
     };
     let axes = vec![axis("n", &lead_name, n_coord), axis("y", &y.0, y_coord), axis("x", &x.0, x_coord)];
     let variables =
         vars.iter().map(|v| super::meta::Variable { name: v.clone(), attrs: source.text_attrs(v) }).collect();
-    let meta = super::meta::GridMeta::new(Some(path.display().to_string()), variables, axes);
+    let meta = super::meta::GridMeta { source: Some(path.display().to_string()), variables, axes };
     Ok(Imported { set, meta, dropped })
 }
 

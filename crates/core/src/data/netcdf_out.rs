@@ -82,7 +82,7 @@ pub fn write(out: &Path, completion: &Path, data: &Path) -> Result<()> {
         mean.shape,
         data.display()
     );
-    let meta = GridMeta::load(data, [n, h, w], ch)?;
+    let meta = GridMeta::load(&mut d, data, [n, h, w], ch)?;
     let static_mask = d.get("static_mask")?;
     if let Some(s) = &static_mask {
         ensure!(
