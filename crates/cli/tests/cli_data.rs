@@ -178,8 +178,7 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["guidance_loss"], "anchors");
     f.ok("masks sample --prior {d}/prior --n 2 --guide {d}/test.npz --guidance-loss anchors-missing --out {d}/g2.npz");
-    let raw = read(&f.p("g2.npz"), "provenance").to_f32();
-    let p: serde_json::Value = serde_json::from_slice(&raw.iter().map(|&b| b as u8).collect::<Vec<_>>()).unwrap();
+    let p = common::provenance(&f.p("g2.npz"));
     assert_eq!(p["settings"]["guidance_loss"], "anchors-missing", "{p}");
     let p: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(f.p("prior/provenance.json")).unwrap()).unwrap();

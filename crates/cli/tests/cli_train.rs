@@ -278,25 +278,21 @@ fn runs_weights_and_outputs_record_their_provenance() {
     assert!(header.as_object().unwrap().keys().any(|k| k.starts_with("conv_out.")), "plain tensor names");
 
     f.ok("impute --run {d}/run --data {d}/test.npz --out {d}/pred.npz --ensemble 3 --seed 5");
-    let raw = common::read(&f.p("pred.npz"), "provenance").to_f32();
-    let text: Vec<u8> = raw.iter().map(|&b| b as u8).collect();
-    let p: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    let p = common::provenance(&f.p("pred.npz"));
     assert_eq!((p["settings"]["ensemble"].as_u64(), p["settings"]["seed"].as_u64()), (Some(3), Some(5)));
     assert_eq!(p["inputs"][s(&f.p("test.npz"))], sha(&f.p("test.npz")));
     assert_eq!(p["inputs"][s(&f.p("run/model.safetensors"))], sha(&f.p("run/model.safetensors")));
 
     // Baselines record theirs too.
     f.ok("baseline biharmonic --data {d}/test.npz --out {d}/bh.npz");
-    let raw = common::read(&f.p("bh.npz"), "provenance").to_f32();
-    let p: serde_json::Value = serde_json::from_slice(&raw.iter().map(|&b| b as u8).collect::<Vec<_>>()).unwrap();
+    let p = common::provenance(&f.p("bh.npz"));
     assert_eq!(p["settings"]["baseline"], "biharmonic", "{p}");
     assert_eq!(p["inputs"][s(&f.p("test.npz"))], sha(&f.p("test.npz")));
 
     // So do the data commands' outputs: generated, imported and kriged files.
     f.ok("data krige --data {d}/test.npz --out {d}/krige.npz --length-scale 1.5");
     for (file, key, want) in [("train.npz", "kind", "grf"), ("krige.npz", "smoothness", "1.5")] {
-        let raw = common::read(&f.p(file), "provenance").to_f32();
-        let p: serde_json::Value = serde_json::from_slice(&raw.iter().map(|&b| b as u8).collect::<Vec<_>>()).unwrap();
+        let p = common::provenance(&f.p(file));
         assert_eq!(p["settings"][key].to_string().trim_matches('"'), want, "{file}: {p}");
         assert!(p["created_utc"].as_str().unwrap().ends_with('Z'));
     }
@@ -317,8 +313,7 @@ fn netcdf_completions_round_trip_an_imported_file() {
     let nc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/coads_sst_slice.nc");
     let nc = s(&nc);
     f.ok(&format!("data import {nc} --var SST --observable {nc}:ROSE<0 --out {{d}}/coads.npz"));
-    let raw = common::read(&f.p("coads.npz"), "provenance").to_f32();
-    let p: serde_json::Value = serde_json::from_slice(&raw.iter().map(|&b| b as u8).collect::<Vec<_>>()).unwrap();
+    let p = common::provenance(&f.p("coads.npz"));
     assert_eq!(p["inputs"][nc], lacuna::provenance::sha256_file(std::path::Path::new(nc)).unwrap(), "{p}");
     f.ok("train --data {d}/coads.npz --out {d}/run --config {d}/tiny.toml");
     for (cmd, out) in [

@@ -139,6 +139,11 @@ pub fn read(path: &Path, name: &str) -> Array {
     Npz::open(path).unwrap().get(name).unwrap().unwrap_or_else(|| panic!("{} lacks {name}", path.display()))
 }
 
+/// The `provenance` record (uint8 JSON bytes) of an output file.
+pub fn provenance(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(read(path, "provenance").bytes()).unwrap()
+}
+
 pub fn write(path: &Path, arrays: Vec<(&str, Array)>) {
     write_npz(path, &arrays.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>()).unwrap();
 }
