@@ -138,6 +138,18 @@ fn copy_into(path: &Path, file: &HashMap<String, Tensor>, prefix: &str, vars: &[
 }
 
 /// Restores optimizer, EMA and loop state from a checkpoint.
+/// The loop state of the checkpoint at `path` alone (its step, seconds, scores).
+pub fn state(path: &Path) -> Result<LoopState> {
+    let file = read(path)?;
+    loop_state(path, &file)
+}
+
+fn loop_state(path: &Path, file: &HashMap<String, Tensor>) -> Result<LoopState> {
+    let bytes = file.get(STATE_KEY).with_context(|| format!("{}: checkpoint lacks its loop state", path.display()))?;
+    let bytes: Vec<u8> = Vec::try_from(&bytes.to_kind(Kind::Uint8))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: corrupt loop state", path.display()))
+}
+
 pub fn load(path: &Path, opt: &mut AdamW, ema: &[(String, Tensor)]) -> Result<LoopState> {
     let file = read(path)?;
     copy_into(path, &file, "param.", &opt.params)?;
@@ -150,7 +162,5 @@ pub fn load(path: &Path, opt: &mut AdamW, ema: &[(String, Tensor)]) -> Result<Lo
     copy_into(path, &file, "ema.", ema)?;
     opt.t =
         file.get("adam_t").with_context(|| format!("{}: checkpoint lacks 'adam_t'", path.display()))?.int64_value(&[0]);
-    let bytes = file.get(STATE_KEY).with_context(|| format!("{}: checkpoint lacks its loop state", path.display()))?;
-    let bytes: Vec<u8> = Vec::try_from(&bytes.to_kind(Kind::Uint8))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{}: corrupt loop state", path.display()))
+    loop_state(path, &file)
 }

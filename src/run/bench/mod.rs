@@ -61,6 +61,27 @@ fn score(pred: &Path, test: &FieldSet) -> Result<Metrics> {
 /// Training masks on which a learned method's partition is described (context share, query
 /// balance), and splits per mask.
 const STATS_MASKS: usize = 16;
+
+/// The `.gitignore` a bench writes into its output: inside a git work tree, only the records
+/// are committed (tables, panels, curves, one JSON per case, seed and method), so a bench that
+/// outlives a machine can be continued from a clone: run again over the committed records, it
+/// skips every method they hold and recomputes data, runs and predictions only for the rest.
+const KEEP_IN_GIT: &str = "\
+# Written by `lacuna bench`: in git, keep the records, not the data, runs and predictions
+# (a bench run again over these records skips what they hold).
+*
+!*/
+!/.gitignore
+!/suite.toml
+!/results.md
+!/results.csv
+!/*.png
+!/curves-*.csv
+!/*/seed-*/*.json
+";
+
+/// Steps between a bench run's checkpoints (at most; shorter runs save once, at the end).
+const BENCH_CHECKPOINT_EVERY: usize = 250;
 const STATS_SPLITS: usize = 200;
 
 /// Context share and query balance of the training partition of `cfg` on the first training
@@ -131,7 +152,8 @@ fn run_method(
             seed: seed as u64,
             partition,
             val_every: steps.max(1),
-            checkpoint_every: steps.max(1),
+            // Often enough that a bench stopped mid-run resumes close to where it was.
+            checkpoint_every: steps.clamp(1, BENCH_CHECKPOINT_EVERY),
             ..base
         };
         if suite.curves > 0 {
@@ -164,14 +186,33 @@ fn run_method(
             cfg.context_in_time = crate::method::partition::InTime::PerFrame;
         }
         // A finished run is reused (methods differing only in K share it) only if it was
-        // trained with exactly this configuration.
+        // trained with exactly this configuration; an unfinished one with the same
+        // configuration is resumed from its last checkpoint.
         let done = run_dir.join("bench-trained.toml");
+        let begun = run_dir.join("bench-training.toml");
         let stamp = toml::to_string(&cfg)?;
-        if std::fs::read_to_string(&done).ok().as_deref() != Some(stamp.as_str()) {
-            if run_dir.exists() {
-                std::fs::remove_dir_all(&run_dir).with_context(|| format!("{}: cannot clear", run_dir.display()))?;
+        let stamped = |path: &Path| std::fs::read_to_string(path).ok().as_deref() == Some(stamp.as_str());
+        if !stamped(&done) {
+            let checkpoint = super::RunDir(run_dir.clone()).checkpoint();
+            let resume = stamped(&begun) && checkpoint.exists();
+            // Stopped after its last checkpoint but before it was marked done: nothing to train.
+            let finished = resume && {
+                let s = super::checkpoint::state(&checkpoint)?;
+                s.step >= cfg.steps || cfg.time_budget.is_some_and(|b| s.seconds >= b)
+            };
+            if !resume {
+                if run_dir.exists() {
+                    std::fs::remove_dir_all(&run_dir)
+                        .with_context(|| format!("{}: cannot clear", run_dir.display()))?;
+                }
+                std::fs::create_dir_all(&run_dir).with_context(|| format!("{}: cannot create", run_dir.display()))?;
+                crate::atomic::write_bytes(&begun, stamp.as_bytes())?;
+            } else if !quiet {
+                eprintln!("  resuming {} from its checkpoint", run_dir.display());
             }
-            train(&train_path, &run_dir, &cfg, false, quiet)?;
+            if !finished {
+                train(&train_path, &run_dir, &cfg, resume, quiet)?;
+            }
             crate::atomic::write_bytes(&done, stamp.as_bytes())?;
         }
         // Curves score on the test fields, so weights chosen by that score would have seen the
@@ -266,6 +307,7 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<
     suite.validate()?;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     crate::atomic::write_bytes(&out.join("suite.toml"), toml::to_string(suite)?.as_bytes())?;
+    crate::atomic::write_bytes(&out.join(".gitignore"), KEEP_IN_GIT.as_bytes())?;
     let mut records = Vec::new();
     let total: usize = suite.cases.iter().map(|c| c.methods.len()).sum::<usize>() * suite.seeds;
     let mut done = 0;
@@ -325,7 +367,20 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<
                 }
                 let (metrics, seconds, partition) = run_method(suite, case, method, seed, &dir, &pattern, &test, true)
                     .with_context(|| format!("{} · seed {seed} · {method}", case.name))?;
-                let r = Record { case: case.name.clone(), method: method.clone(), seed, metrics, seconds, partition };
+                let inputs = [dir.join("train.npz"), dir.join("test.npz")];
+                let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).filter(|p| p.exists()).collect();
+                let provenance = crate::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &inputs)?
+                    .with("steps", case.steps.unwrap_or(suite.steps))
+                    .with("ensemble", suite.ensemble);
+                let r = Record {
+                    case: case.name.clone(),
+                    method: method.clone(),
+                    seed,
+                    metrics,
+                    seconds,
+                    partition,
+                    provenance: Some(provenance),
+                };
                 crate::atomic::write_bytes(&record_path, serde_json::to_string_pretty(&r)?.as_bytes())?;
                 records.push(r);
             }

@@ -14,6 +14,9 @@ pub struct Record {
     /// Context share and query balance of a learned method's training partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<crate::run::masks::PartitionStats>,
+    /// What made the record, when, from which data (records of older versions have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<crate::provenance::Provenance>,
 }
 
 /// The learning curves of one case and seed: every learned method's held-out scores, every

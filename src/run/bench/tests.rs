@@ -93,3 +93,78 @@ methods = ["pixel", "pixel:published", "oracle", "harmonic"]
     let published = TrainConfig::load_run(&dir.path().join("rough/seed-0/run-pixel-published/config.toml")).unwrap();
     assert_eq!(published.denoiser, crate::method::precond::DenoiserConfig::legacy());
 }
+
+/// A bench's output, committed to git, is enough to continue it elsewhere: a clone holds
+/// only the records (the written `.gitignore` keeps data, runs and predictions out), and the
+/// bench run again over it reuses every record without training. A run stopped after its
+/// last checkpoint but before it was marked done is not trained again either.
+#[test]
+fn a_bench_continues_from_its_committed_records_and_its_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite: Suite = toml::from_str(
+        r#"
+name = "t"
+seeds = 1
+steps = 6
+ensemble = 2
+batch = 4
+[[cases]]
+name = "tiny"
+kind = "grf"
+size = 8
+mask = "pixel:0.5"
+train = 12
+test = 3
+methods = ["pixel", "harmonic"]
+"#,
+    )
+    .unwrap();
+    let first = dir.path().join("first");
+    let records = run(&suite, &first, true, false).unwrap();
+    let mse = |rs: &[Record], m: &str| rs.iter().find(|r| r.method == m).unwrap().metrics.mse_missing;
+    let pixel = first.join("tiny/seed-0/pixel.json");
+    let p = &records.iter().find(|r| r.method == "pixel").unwrap().provenance;
+    assert!(p.as_ref().is_some_and(|p| p.inputs.len() == 2), "records say what made them: {p:?}");
+
+    // Stopped between the last checkpoint and the done mark: the record is remade from it.
+    let run_dir = first.join("tiny/seed-0/run-pixel");
+    std::fs::remove_file(run_dir.join("bench-trained.toml")).unwrap();
+    std::fs::remove_file(&pixel).unwrap();
+    let before = std::fs::metadata(run_dir.join("checkpoint.safetensors")).unwrap().modified().unwrap();
+    let again = run(&suite, &first, true, false).unwrap();
+    assert_eq!(mse(&again, "pixel"), mse(&records, "pixel"));
+    let after = std::fs::metadata(run_dir.join("checkpoint.safetensors")).unwrap().modified().unwrap();
+    assert_eq!(before, after, "the finished run was not trained again");
+
+    let git = |args: &[&str], cwd: &Path| std::process::Command::new("git").args(args).current_dir(cwd).output();
+    let Ok(init) = git(&["init", "-q", "."], &first) else {
+        eprintln!("no git on this machine: the committed-records half of this test is skipped");
+        return;
+    };
+    assert!(init.status.success());
+    let kept = git(&["ls-files", "--others", "--exclude-standard"], &first).unwrap();
+    let kept = String::from_utf8(kept.stdout).unwrap();
+    let mut kept: Vec<&str> = kept.lines().collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            ".gitignore",
+            "results.csv",
+            "results.md",
+            "suite.toml",
+            "tiny.png",
+            "tiny/seed-0/harmonic.json",
+            "tiny/seed-0/pixel.json"
+        ]
+    );
+    let clone = dir.path().join("clone");
+    for f in &kept {
+        let to = clone.join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(first.join(f), to).unwrap();
+    }
+    let continued = run(&suite, &clone, true, false).unwrap();
+    assert_eq!(mse(&continued, "pixel"), mse(&records, "pixel"));
+    assert!(!clone.join("tiny/seed-0/run-pixel").exists(), "a method with a record is not trained again");
+}
