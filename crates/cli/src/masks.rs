@@ -57,6 +57,10 @@ pub struct MasksSampleArgs {
     guidance: GuidanceArgs,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Draws per network call of the sampler (the draws do not depend on it; the cost does:
+    /// `--chunk 1` is one mask at a time).
+    #[arg(long, default_value_t = lacuna::run::masks::CHUNK)]
+    chunk: usize,
     #[arg(long)]
     out: PathBuf,
 }
@@ -137,16 +141,17 @@ pub fn run(c: &MasksCommand, quiet: bool) -> Result<()> {
         }
         MasksCommand::Sample(a) => {
             let guide = a.guide.as_deref().map(|g| (g, a.guidance.rho, a.guidance.guidance, a.guidance.guidance_loss));
-            let started = std::time::Instant::now();
-            let (n, share) = masks::sample_to_file(&a.prior, a.n, guide, a.seed, &a.out)?;
-            let seconds = started.elapsed().as_secs_f64();
+            let s = masks::sample_to_file(&a.prior, a.n, guide, a.seed, a.chunk, &a.out)?;
             println!(
-                "drew {n} {}masks in {seconds:.1}s ({:.1} ms per mask) → {}",
+                "drew {} {}masks in {:.2}s ({:.1} ms per mask, {} per network call) → {}",
+                s.n,
                 if guide.is_some() { "guided " } else { "" },
-                1e3 * seconds / n.max(1) as f64,
+                s.seconds,
+                1e3 * s.seconds / s.n.max(1) as f64,
+                a.chunk,
                 a.out.display()
             );
-            if let Some(share) = share {
+            if let Some(share) = s.share {
                 println!("guided contexts M̂ ⊙ M keep {:.1}% of the guiding masks' observed sites", 100.0 * share);
             }
         }

@@ -194,9 +194,15 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
     let seen: serde_json::Value =
         serde_json::from_str(metrics.lines().rfind(|l| l.contains("guided_contexts_min")).unwrap()).unwrap();
     assert_eq!(seen["guided_contexts_min"].as_u64(), Some(2), "{seen}");
-    f.train("anchored", "--partition prior --prior {d}/prior --guidance-loss anchors --draws 1");
+    // By default a mask visited 16 times or more sees 16 distinct guided contexts: 100 steps
+    // of batch 4 over 22 fields visit each at least 16 times.
+    f.train("anchored", "--partition prior --prior {d}/prior --guidance-loss anchors --steps 100");
     let cfg = std::fs::read_to_string(f.p("anchored/config.toml")).unwrap();
-    assert!(cfg.contains("guidance_loss = \"anchors\""), "{cfg}");
+    assert!(cfg.contains("guidance_loss = \"anchors\"") && cfg.contains("draws = 16"), "{cfg}");
+    let metrics = std::fs::read_to_string(f.p("anchored/metrics.jsonl")).unwrap();
+    let seen: serde_json::Value =
+        serde_json::from_str(metrics.lines().rfind(|l| l.contains("guided_contexts_min")).unwrap()).unwrap();
+    assert_eq!(seen["guided_contexts_min"].as_u64(), Some(16), "{seen}");
     std::fs::remove_dir_all(f.p("prior")).unwrap();
     f.ok("impute --run {d}/run --data {d}/test.npz --out {d}/pred.npz --ensemble 3");
     let (mean, mask, values) = (

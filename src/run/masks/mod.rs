@@ -27,7 +27,8 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 pub const FREE_POOL: usize = 256;
 
 /// Draws per sampler call.
-const CHUNK: usize = 64;
+/// Draws per network call of the mask prior's sampler (`masks sample --chunk`).
+pub const CHUNK: usize = 64;
 
 /// How a mask prior is fitted and sampled; saved as `prior.toml`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -224,9 +225,15 @@ impl LoadedPrior {
 
     /// One draw per stream, guided toward `guide.masks[i]` when given (see [`mask_prior::draw`]).
     pub fn draw(&self, rngs: &mut [ChaCha8Rng], guide: Option<&GuideTo>) -> Result<Vec<Vec<u8>>> {
+        self.draw_chunked(rngs, guide, CHUNK)
+    }
+
+    /// [`LoadedPrior::draw`] with `chunk` draws per network call (the draws are the same for
+    /// any chunk; only the cost changes).
+    pub fn draw_chunked(&self, rngs: &mut [ChaCha8Rng], guide: Option<&GuideTo>, chunk: usize) -> Result<Vec<Vec<u8>>> {
         let c = &self.config;
         super::resources::torch("mask prior sampling", || {
-            mask_prior::draw(&self.net, &c.schedule, c.sample_steps, (c.h, c.w), rngs, guide, self.device, CHUNK)
+            mask_prior::draw(&self.net, &c.schedule, c.sample_steps, (c.h, c.w), rngs, guide, self.device, chunk)
         })?
     }
 
@@ -418,7 +425,7 @@ pub use lacuna_core::mask_stats::{
 };
 
 mod report;
-pub use report::{compare_report, sample_to_file, CompareReport};
+pub use report::{compare_report, sample_to_file, CompareReport, Sampled};
 
 #[cfg(test)]
 mod tests;

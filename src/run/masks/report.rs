@@ -10,18 +10,21 @@ pub fn sample_to_file(
     n: usize,
     guide: Option<(&Path, f64, Option<f64>, GuidanceLoss)>,
     seed: u64,
+    chunk: usize,
     out: &Path,
-) -> Result<(usize, Option<f64>)> {
+) -> Result<Sampled> {
     ensure!(n >= 1, "--n must be at least 1");
+    ensure!(chunk >= 1, "--chunk must be at least 1");
     let guide_file: Vec<&Path> = guide.iter().map(|g| g.0).collect();
     crate::atomic::refuse_overwriting_inputs(&guide_file, &[out])?;
     let prior = LoadedPrior::open(prior_dir, None)?;
     let d = Dims { t: 1, c: 1, h: prior.config.h, w: prior.config.w };
+    let started = std::time::Instant::now();
     let (drawn, share) = match guide {
         None => {
             let mut rngs: Vec<ChaCha8Rng> =
                 (0..n).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
-            (prior.draw(&mut rngs, None)?, None)
+            (prior.draw_chunked(&mut rngs, None, chunk)?, None)
         }
         Some((data, rho, weight, loss)) => {
             ensure!(rho > 0.0 && rho <= 1.0, "--rho must be in (0, 1], got {rho}");
@@ -31,20 +34,32 @@ pub fn sample_to_file(
             let mut rngs: Vec<ChaCha8Rng> =
                 (0..anchor_to.len()).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 15, i as u64))).collect();
             let g = GuideTo { masks: &anchor_to, rho, weight: guidance_weight(weight, d), loss };
-            let drawn = prior.draw(&mut rngs, Some(&g))?;
+            let drawn = prior.draw_chunked(&mut rngs, Some(&g), chunk)?;
             let share = context_share(&anchor_to, &drawn);
             (drawn, Some(share))
         }
     };
+    let seconds = started.elapsed().as_secs_f64();
     let mut provenance = crate::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &guide_file)?
         .with("prior", prior_dir.display().to_string())
         .with("n", n)
-        .with("seed", seed);
+        .with("seed", seed)
+        .with("chunk", chunk);
     if let Some((_, rho, weight, loss)) = guide {
         provenance = provenance.with("rho", rho).with("guidance", weight).with("guidance_loss", loss);
     }
     write_masks(out, d, &drawn, &provenance)?;
-    Ok((drawn.len(), share))
+    Ok(Sampled { n: drawn.len(), share, seconds })
+}
+
+/// What [`sample_to_file`] drew.
+#[derive(Clone, Copy, Debug)]
+pub struct Sampled {
+    pub n: usize,
+    /// Share of the guiding masks' observed sites the guided contexts `M̂ ⊙ M` keep.
+    pub share: Option<f64>,
+    /// Seconds spent drawing (the prior loaded, the file not yet written).
+    pub seconds: f64,
 }
 
 /// Guided draws per mask in `masks compare`'s query-probability probe.
