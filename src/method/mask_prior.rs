@@ -371,6 +371,7 @@ mod tests {
                 weight: None,
                 draws,
                 guidance_loss: GuidanceLoss::All,
+                guide_below: 1.0,
                 bank,
             };
             let mut queried = vec![0usize; h * w];

@@ -423,6 +423,29 @@ fn train_locked(
     } else {
         (cfg.clone(), super::masks::open_run_prior(&cfg.partition, run_dir, Some(&cfg.device))?)
     };
+    let mut adopted = adopted;
+    let all_masks: Vec<Vec<u8>> = set.mask.chunks_exact(set.dims.len()).map(<[u8]>::to_vec).collect();
+    // Guide only when the unguided context would be sparse (`guide_below`); the saved
+    // configuration is what was trained, so inference follows the choice.
+    let guidance =
+        super::masks::choose_guidance(&mut adopted.partition, prior.as_ref(), &all_masks, set.dims, adopted.seed)?;
+    if let (Some(g), false) = (guidance, quiet) {
+        eprintln!(
+            "mask prior: unguided contexts keep {:.1}% of the observed sites; {}",
+            100.0 * g.unguided_share,
+            if g.guided {
+                "guiding the draws toward the observations".to_string()
+            } else {
+                format!(
+                    "that is dense enough, so the unguided intersection is trained (guide_below {}; set it to 1 to guide anyway)",
+                    match &adopted.partition {
+                        Partition::Prior { guide_below, .. } => *guide_below,
+                        _ => 1.0,
+                    }
+                )
+            }
+        );
+    }
     let cfg = &adopted;
     let (train_idx, val_idx) = split_validation(set.n, cfg.val_fraction, cfg.seed);
     if val_idx.is_empty() && cfg.score.data.is_none() && !quiet {
@@ -468,6 +491,12 @@ fn train_locked(
         };
         crate::atomic::write_bytes(&run.info(), serde_json::to_string_pretty(&info)?.as_bytes())?;
         let _ = std::fs::remove_file(run.metrics());
+        if let Some(g) = guidance {
+            append_metrics(
+                &run.metrics(),
+                serde_json::json!({"step": 0, "unguided_context_share": g.unguided_share, "guided": g.guided}),
+            )?;
+        }
         norm
     };
     norm.apply(&mut train_set);
@@ -531,7 +560,6 @@ fn train_locked(
         state.step
     );
 
-    let all_masks: Vec<Vec<u8>> = set.mask.chunks_exact(set.dims.len()).map(<[u8]>::to_vec).collect();
     super::masks::prepare(&cfg.partition, prior.as_ref(), &all_masks, set.dims, 1, cfg.seed, quiet)?;
     let scorer = if leader { scorer(cfg, &set, &val_idx, &norm, device)? } else { None };
     if let Some(sc) = &scorer {

@@ -53,6 +53,11 @@ pub struct TrainArgs {
     /// Prior partition: guided draws per training mask.
     #[arg(long)]
     draws: Option<usize>,
+    /// Prior partition: guide only when an unguided context would keep less than this share of
+    /// the observed sites (measured on the training masks); otherwise train the unguided
+    /// intersection (default 0.3; 1 = always guide).
+    #[arg(long)]
+    guide_below: Option<f64>,
     /// Prior partition: what guidance pulls toward: `all` (the seed's cross-entropy over all
     /// sites), `anchors` (anchored sites only) or `anchors-missing` (anchors and the sites
     /// missing in the observation).
@@ -111,7 +116,7 @@ pub struct TrainArgs {
     /// --time-budget may extend it, --device move it).
     #[arg(long, conflicts_with_all = [
         "config", "partition", "context_ratio", "query_ratio", "grid", "drop_blocks", "prior", "rho",
-        "guidance", "guidance_loss", "draws", "context_in_time", "snapshot_model", "periodic", "shift_symmetry", "batch", "seed",
+        "guidance", "guidance_loss", "draws", "guide_below", "context_in_time", "snapshot_model", "periodic", "shift_symmetry", "batch", "seed",
         "score_every", "score_data", "patience",
     ])]
     resume: bool,
@@ -148,10 +153,14 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         };
         cfg.partition = kind.with_defaults(prior);
     }
-    let prior_flags =
-        a.prior.is_some() || a.rho.is_some() || a.guidance.is_some() || a.draws.is_some() || a.guidance_loss.is_some();
+    let prior_flags = a.prior.is_some()
+        || a.rho.is_some()
+        || a.guidance.is_some()
+        || a.draws.is_some()
+        || a.guidance_loss.is_some()
+        || a.guide_below.is_some();
     if prior_flags && !matches!(cfg.partition, Partition::Prior { .. }) {
-        bail!("--prior, --rho, --guidance, --guidance-loss and --draws apply to --partition prior or intersect");
+        bail!("--prior, --rho, --guidance, --guidance-loss, --guide-below and --draws apply to --partition prior or intersect");
     }
     match &mut cfg.partition {
         Partition::Pixel { context_ratio, query_ratio } => {
@@ -189,12 +198,17 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
                 bail!("--partition ambient takes only --context-ratio (the share of observed sites kept)");
             }
         }
-        Partition::Prior { rho, weight, draws, guidance_loss, .. } => {
+        Partition::Prior { rho, weight, draws, guidance_loss, guide_below, .. } => {
             if a.context_ratio.is_some() || a.query_ratio.is_some() || a.grid.is_some() || a.drop_blocks.is_some() {
-                bail!("--partition prior takes --prior, --rho, --guidance, --guidance-loss and --draws");
+                bail!("--partition prior takes --prior, --rho, --guidance, --guidance-loss, --guide-below and --draws");
             }
-            if (a.rho.is_some() || a.guidance.is_some() || a.guidance_loss.is_some()) && rho.is_none() {
-                bail!("--rho, --guidance and --guidance-loss steer the guided prior partition; --partition intersect is unguided");
+            if (a.rho.is_some() || a.guidance.is_some() || a.guidance_loss.is_some() || a.guide_below.is_some())
+                && rho.is_none()
+            {
+                bail!("--rho, --guidance, --guidance-loss and --guide-below steer the guided prior partition; --partition intersect is unguided");
+            }
+            if let Some(g) = a.guide_below {
+                *guide_below = g;
             }
             if let Some(l) = a.guidance_loss {
                 *guidance_loss = l;

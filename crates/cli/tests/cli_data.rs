@@ -184,7 +184,7 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
         serde_json::from_str(&std::fs::read_to_string(f.p("prior/provenance.json")).unwrap()).unwrap();
     assert!(p["inputs"][s(&f.p("train.npz"))].is_string(), "{p}");
 
-    f.train("run", "--partition prior --prior {d}/prior --rho 0.3 --draws 2");
+    f.train("run", "--partition prior --prior {d}/prior --rho 0.3 --draws 2 --guide-below 1");
     let cfg = std::fs::read_to_string(f.p("run/config.toml")).unwrap();
     assert!(cfg.contains("kind = \"prior\"") && cfg.contains("rho = 0.3"), "{cfg}");
     assert!(f.p("run/mask-prior/prior.safetensors").exists(), "the run keeps its own copy of the prior");
@@ -196,13 +196,29 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
     assert_eq!(seen["guided_contexts_min"].as_u64(), Some(2), "{seen}");
     // By default a mask visited 16 times or more sees 16 distinct guided contexts: 100 steps
     // of batch 4 over 22 fields visit each at least 16 times.
-    f.train("anchored", "--partition prior --prior {d}/prior --guidance-loss anchors --steps 100");
+    f.train("anchored", "--partition prior --prior {d}/prior --guidance-loss anchors --steps 100 --guide-below 1");
     let cfg = std::fs::read_to_string(f.p("anchored/config.toml")).unwrap();
     assert!(cfg.contains("guidance_loss = \"anchors\"") && cfg.contains("draws = 16"), "{cfg}");
     let metrics = std::fs::read_to_string(f.p("anchored/metrics.jsonl")).unwrap();
     let seen: serde_json::Value =
         serde_json::from_str(metrics.lines().rfind(|l| l.contains("guided_contexts_min")).unwrap()).unwrap();
     assert_eq!(seen["guided_contexts_min"].as_u64(), Some(16), "{seen}");
+    // Guide only when sparse: the training masks are 30% observed and so are the prior's draws,
+    // so an unguided context keeps about 30% of the observed sites: guided under a threshold of
+    // 0.9, the unguided intersection under 0.05 (said in the saved config and metrics.jsonl).
+    for (run, below, guided) in [("sparse-rule", 0.9, true), ("dense-rule", 0.05, false)] {
+        f.train(run, &format!("--partition prior --prior {{d}}/prior --draws 1 --guide-below {below}"));
+        let metrics = std::fs::read_to_string(f.p(&format!("{run}/metrics.jsonl"))).unwrap();
+        let choice: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+        let share = choice["unguided_context_share"].as_f64().unwrap();
+        assert!((0.1..0.6).contains(&share), "{choice}");
+        assert_eq!(choice["guided"].as_bool(), Some(guided), "{choice}");
+        let cfg = std::fs::read_to_string(f.p(&format!("{run}/config.toml"))).unwrap();
+        assert_eq!(cfg.contains("rho ="), guided, "{cfg}");
+        let info: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(f.p(&format!("{run}/run.json"))).unwrap()).unwrap();
+        assert_eq!(info["partition"], if guided { "prior" } else { "intersect" }, "{info}");
+    }
     std::fs::remove_dir_all(f.p("prior")).unwrap();
     f.ok("impute --run {d}/run --data {d}/test.npz --out {d}/pred.npz --ensemble 3");
     let (mean, mask, values) = (
@@ -226,6 +242,16 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
         prior.display()
     ));
     assert!(e.contains("unguided"), "{e}");
+    let e = f.fails(&format!(
+        "train --data {{d}}/train.npz --out {{d}}/r4b --partition intersect --prior {} --guide-below 0.5",
+        prior.display()
+    ));
+    assert!(e.contains("unguided"), "{e}");
+    let e = f.fails(&format!(
+        "train --data {{d}}/train.npz --out {{d}}/r4c --partition prior --prior {} --guide-below 0",
+        prior.display()
+    ));
+    assert!(e.contains("guide_below"), "{e}");
     let e = f.fails(&format!("train --data {{d}}/train.npz --out {{d}}/r5 --prior {}", prior.display()));
     assert!(e.contains("apply to --partition prior"), "{e}");
     f.ok("data gen grf --out {d}/small.npz --n 4 --size 8");

@@ -128,6 +128,12 @@ pub enum Partition {
         /// What the guidance pulls toward (the seed's loss over all sites by default).
         #[serde(default, skip_serializing_if = "GuidanceLoss::is_default")]
         guidance_loss: GuidanceLoss,
+        /// Guide only where it helps: training measures the share of the observed sites an
+        /// unguided context `M̂ ⊙ M` keeps on the training masks and, when it is at least this,
+        /// trains the unguided intersection instead (the saved configuration says so); 1 =
+        /// always guide. Ignored at inference (a run's partition is what it was trained with).
+        #[serde(default = "default_guide_below")]
+        guide_below: f64,
         #[serde(skip)]
         bank: MaskBank,
     },
@@ -189,6 +195,7 @@ impl PartitionKind {
                 weight: None,
                 draws: default_draws(),
                 guidance_loss: GuidanceLoss::default(),
+                guide_below: default_guide_below(),
                 bank: MaskBank::default(),
             },
         }
@@ -205,6 +212,16 @@ pub fn default_draws() -> usize {
 
 /// Default anchor share ρ of guided draws (sweep in docs/results.md §6).
 pub const DEFAULT_RHO: f64 = 0.2;
+
+/// Default of [`Partition::Prior`]'s `guide_below`: guidance is used when an unguided context
+/// keeps less than this share of the observed sites. From docs/results.md §6: under 90% cloud
+/// (unguided share 0.10) every guided variant beat the intersection in both seeds; under 50%
+/// cloud (share about 0.5) every one was worse.
+pub const DEFAULT_GUIDE_BELOW: f64 = 0.3;
+
+pub fn default_guide_below() -> f64 {
+    DEFAULT_GUIDE_BELOW
+}
 
 /// Default guidance weight per site: w_g = this · H·W. The guidance loss is normalised by the
 /// number of sites d, so the push each site's logit gets is w_g/d; keeping that fixed keeps
@@ -236,6 +253,11 @@ impl MaskBank {
 
     pub fn free_len(&self) -> usize {
         self.lock().free.len()
+    }
+
+    /// A copy of the unguided draws held.
+    pub fn free_draws(&self) -> Vec<Vec<u8>> {
+        self.lock().free.clone()
     }
 
     /// Adds guided draws for the site mask `sites`.
@@ -343,7 +365,11 @@ impl Partition {
             Partition::Ambient { keep } => {
                 anyhow::ensure!(*keep > 0.0 && *keep < 1.0, "ambient keep ratio must be in (0, 1), got {keep}")
             }
-            Partition::Prior { rho, weight, draws, .. } => {
+            Partition::Prior { rho, weight, draws, guide_below, .. } => {
+                anyhow::ensure!(
+                    *guide_below > 0.0 && *guide_below <= 1.0,
+                    "guide_below (the unguided context share under which guidance is used) must be in (0, 1], got {guide_below} (1 = always guide)"
+                );
                 if let Some(r) = rho {
                     anyhow::ensure!(*r > 0.0 && *r < 1.0, "guidance anchor share rho must be in (0, 1), got {r} (ρ = 1 collapses every draw onto M: nothing is left to query)");
                 }

@@ -332,6 +332,8 @@ pub struct MethodSpec {
     pub published: bool,
     /// The guided prior partition's loss, when not the default.
     pub guidance_loss: Option<GuidanceLoss>,
+    /// `prior:guided`: guide whatever the unguided context share (`guide_below = 1`).
+    pub always_guide: bool,
 }
 
 impl std::str::FromStr for MethodSpec {
@@ -340,15 +342,17 @@ impl std::str::FromStr for MethodSpec {
         let mut parts = s.split(':');
         let head = parts.next().unwrap_or_default();
         let (mut snapshot, mut per_frame, mut published, mut guidance_loss) = (false, false, false, None);
+        let mut always_guide = false;
         for option in parts {
             match option {
+                "guided" => always_guide = true,
                 "snapshot" => snapshot = true,
                 "per-frame" => per_frame = true,
                 "published" => published = true,
                 "anchors" => guidance_loss = Some(GuidanceLoss::Anchors),
                 "anchors-missing" => guidance_loss = Some(GuidanceLoss::AnchorsMissing),
                 _ => bail!(
-                    "method {s:?}: unknown option {option:?} (options: snapshot, per-frame, published, anchors, anchors-missing)"
+                    "method {s:?}: unknown option {option:?} (options: snapshot, per-frame, published, anchors, anchors-missing, guided)"
                 ),
             }
         }
@@ -366,10 +370,10 @@ impl std::str::FromStr for MethodSpec {
         };
         ensure!(k != Some(0), "method {s:?}: K must be at least 1");
         ensure!(
-            guidance_loss.is_none() || name == "prior",
-            "method {s:?}: :anchors and :anchors-missing choose the guidance loss of `prior`"
+            (guidance_loss.is_none() && !always_guide) || name == "prior",
+            "method {s:?}: :anchors, :anchors-missing and :guided apply to `prior`"
         );
-        Ok(MethodSpec { name: name.to_string(), param, k, snapshot, per_frame, published, guidance_loss })
+        Ok(MethodSpec { name: name.to_string(), param, k, snapshot, per_frame, published, guidance_loss, always_guide })
     }
 }
 
@@ -390,16 +394,22 @@ impl MethodSpec {
                 drop: p.map_or(drop, |d| d.round() as usize),
             },
             (Partition::Ambient { .. }, Some(keep)) => Partition::Ambient { keep },
-            (Partition::Prior { prior, rho: Some(_), weight, draws, guidance_loss, bank }, Some(r)) => {
-                Partition::Prior { prior, rho: Some(r), weight, draws, guidance_loss, bank }
+            (Partition::Prior { prior, rho: Some(_), weight, draws, guidance_loss, guide_below, bank }, Some(r)) => {
+                Partition::Prior { prior, rho: Some(r), weight, draws, guidance_loss, guide_below, bank }
             }
             (default, _) => default,
         };
         let part = match (part, self.guidance_loss) {
-            (Partition::Prior { prior, rho, weight, draws, bank, .. }, Some(guidance_loss)) => {
-                Partition::Prior { prior, rho, weight, draws, guidance_loss, bank }
+            (Partition::Prior { prior, rho, weight, draws, guide_below, bank, .. }, Some(guidance_loss)) => {
+                Partition::Prior { prior, rho, weight, draws, guidance_loss, guide_below, bank }
             }
             (part, _) => part,
+        };
+        let part = match part {
+            Partition::Prior { prior, rho, weight, draws, guidance_loss, bank, .. } if self.always_guide => {
+                Partition::Prior { prior, rho, weight, draws, guidance_loss, guide_below: 1.0, bank }
+            }
+            part => part,
         };
         part.validate().with_context(|| format!("method {}", self.name))?;
         Ok(Some(part))
@@ -424,6 +434,9 @@ impl MethodSpec {
             Some(GuidanceLoss::Anchors) => name += "-anchors",
             Some(GuidanceLoss::AnchorsMissing) => name += "-anchors-missing",
             Some(GuidanceLoss::All) | None => {}
+        }
+        if self.always_guide {
+            name += "-guided";
         }
         name
     }

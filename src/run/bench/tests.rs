@@ -11,6 +11,7 @@ fn method_specs_parse_and_map_to_partitions() {
         per_frame: false,
         published: false,
         guidance_loss: None,
+        always_guide: false,
     };
     assert_eq!(m, plain);
     let m: MethodSpec = "prior@0.5:anchors".parse().unwrap();
@@ -24,6 +25,13 @@ fn method_specs_parse_and_map_to_partitions() {
     };
     assert_eq!((rho, guidance_loss), (Some(0.5), GuidanceLoss::Anchors));
     assert!("pixel:anchors".parse::<MethodSpec>().is_err());
+    let m: MethodSpec = "prior:anchors:guided".parse().unwrap();
+    assert_eq!(m.run_name(), "run-prior-anchors-guided");
+    let Some(Partition::Prior { guide_below, .. }) = m.partition(&Pattern::Pixel { observed: 0.3 }).unwrap() else {
+        panic!("prior:guided is a prior partition")
+    };
+    assert_eq!(guide_below, 1.0, ":guided always guides");
+    assert!("intersect:guided".parse::<MethodSpec>().is_err());
     let m: MethodSpec = "pixel@0.5/3:snapshot:per-frame".parse().unwrap();
     assert_eq!((m.name.as_str(), m.param, m.k, m.snapshot, m.per_frame), ("pixel", Some(0.5), Some(3), true, true));
     assert_eq!(m.run_name(), "run-pixel@0.5-snapshot-per-frame");

@@ -336,6 +336,77 @@ pub fn guidance_weight(weight: Option<f64>, d: Dims) -> f64 {
     weight.unwrap_or(GUIDANCE_PER_SITE * d.sites() as f64)
 }
 
+/// Tops the bank's pool of unguided draws up to [`FREE_POOL`] (draw i from stream i of `seed`,
+/// so the pool is the same however it was filled).
+fn fill_free_pool(bank: &MaskBank, prior: &LoadedPrior, seed: u64) -> Result<()> {
+    let free = bank.free_len();
+    if free >= FREE_POOL {
+        return Ok(());
+    }
+    let mut rngs: Vec<ChaCha8Rng> =
+        (free..FREE_POOL).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
+    let drawn = prior.draw(&mut rngs, None)?;
+    let draws_share = observed_share(&drawn);
+    let fitted_on = prior.config.observed_share.unwrap_or(0.0);
+    if free == 0 && (draws_share > 0.99 || fitted_on > 0.99) {
+        eprintln!(
+            "warning: the mask prior was fitted on masks with {:.1}% of the sites observed and draws {:.1}%; intersected with the data's masks its draws keep nearly all of each observation, so the context is the whole observation and there is almost nothing to query. Fit the prior on the data's own incomplete masks",
+            100.0 * fitted_on,
+            100.0 * draws_share
+        );
+    }
+    bank.add_free(drawn);
+    Ok(())
+}
+
+/// Masks on which [`unguided_share`] is measured (at most).
+const SHARE_MASKS: usize = 1024;
+
+/// The expected share of the observed sites that an unguided context `M̂ ⊙ M` keeps on
+/// `masks` (`[C, H, W]` each): `Σ_i |M_i ⊙ M̂_i| / Σ_i |M_i|` over up to [`SHARE_MASKS`] masks,
+/// mask i paired with draw i (mod the pool) of the bank's unguided pool, which it fills.
+pub fn unguided_share(bank: &MaskBank, prior: &LoadedPrior, masks: &[Vec<u8>], d: Dims, seed: u64) -> Result<f64> {
+    prior.check_grid(d, "the data")?;
+    fill_free_pool(bank, prior, seed)?;
+    let free = bank.free_draws();
+    ensure!(!free.is_empty(), "internal: the mask prior drew no unguided masks");
+    let sites: Vec<Vec<u8>> = masks.iter().take(SHARE_MASKS).map(|m| site_mask(m, d)).collect();
+    let paired: Vec<Vec<u8>> = (0..sites.len()).map(|i| free[i % free.len()].clone()).collect();
+    Ok(context_share(&sites, &paired))
+}
+
+/// What the guide-only-when-sparse rule made of a guided prior partition on training masks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GuidanceChoice {
+    /// The share of the observed sites an unguided context keeps ([`unguided_share`]).
+    pub unguided_share: f64,
+    pub guided: bool,
+}
+
+/// Applies `guide_below` of a guided prior partition (see [`Partition::Prior`]): measures the
+/// unguided context share on the training `masks` and, when it is at least `guide_below`,
+/// turns the partition into the unguided intersection (ρ unset). Other partitions, and
+/// `guide_below = 1`, are left as they are (`None`).
+pub fn choose_guidance(
+    partition: &mut Partition,
+    prior: Option<&LoadedPrior>,
+    masks: &[Vec<u8>],
+    d: Dims,
+    seed: u64,
+) -> Result<Option<GuidanceChoice>> {
+    let Partition::Prior { rho, guide_below, bank, .. } = partition else { return Ok(None) };
+    if rho.is_none() || *guide_below >= 1.0 {
+        return Ok(None);
+    }
+    let prior = prior.context("internal: a prior partition needs its loaded prior")?;
+    let share = unguided_share(bank, prior, masks, d, seed)?;
+    let guided = share < *guide_below;
+    if !guided {
+        *rho = None;
+    }
+    Ok(Some(GuidanceChoice { unguided_share: share, guided }))
+}
+
 /// Fills the bank of a prior partition for the observation masks `masks` (`[C, H, W]` each):
 /// the free pool, and, when guided, at least `min_draws` guided draws per distinct site mask.
 /// Does nothing for other partitions.
@@ -355,22 +426,7 @@ pub fn prepare(
     let prior = prior.context("internal: a prior partition needs its loaded prior")?;
     prior.check_grid(d, "the data")?;
     let started = std::time::Instant::now();
-    let free = bank.free_len();
-    if free < FREE_POOL {
-        let mut rngs: Vec<ChaCha8Rng> =
-            (free..FREE_POOL).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 14, i as u64))).collect();
-        let drawn = prior.draw(&mut rngs, None)?;
-        let draws_share = observed_share(&drawn);
-        let fitted_on = prior.config.observed_share.unwrap_or(0.0);
-        if free == 0 && (draws_share > 0.99 || fitted_on > 0.99) {
-            eprintln!(
-                "warning: the mask prior was fitted on masks with {:.1}% of the sites observed and draws {:.1}%; intersected with the data's masks its draws keep nearly all of each observation, so the context is the whole observation and there is almost nothing to query. Fit the prior on the data's own incomplete masks",
-                100.0 * fitted_on,
-                100.0 * draws_share
-            );
-        }
-        bank.add_free(drawn);
-    }
+    fill_free_pool(bank, prior, seed)?;
     if let Some(rho) = rho {
         let want = (*draws).max(min_draws);
         let mut seen = HashSet::new();

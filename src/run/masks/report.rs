@@ -151,6 +151,7 @@ pub fn compare_report(
         weight,
         draws: PROBE_DRAWS,
         guidance_loss: loss,
+        guide_below: 1.0,
         bank: Default::default(),
     };
     let (unguided, guided) = (part(None), part(Some(rho)));

@@ -283,6 +283,7 @@ fn intersection_is_positive_on_every_site_that_can_be_missing() {
         weight: None,
         draws: 1,
         guidance_loss: GuidanceLoss::All,
+        guide_below: 1.0,
         bank: MaskBank::default(),
     };
     let Partition::Prior { bank, .. } = &part else { unreachable!() };
@@ -340,6 +341,7 @@ fn guided_contexts_never_keep_less_than_half_the_anchor_share() {
             weight: None,
             draws: 1,
             guidance_loss: GuidanceLoss::All,
+            guide_below: 1.0,
             bank: MaskBank::default(),
         };
         let Partition::Prior { bank, .. } = &part else { unreachable!() };
@@ -383,6 +385,7 @@ fn an_unprepared_prior_partition_is_an_error() {
             weight: None,
             draws: 1,
             guidance_loss: GuidanceLoss::All,
+            guide_below: 1.0,
             bank: MaskBank::default(),
         };
         let e = part.split(&m, dims, &mut rng).unwrap_err().to_string();
@@ -404,6 +407,7 @@ fn visits_take_the_guided_draws_of_a_mask_in_turn() {
         weight: None,
         draws: 5,
         guidance_loss: GuidanceLoss::All,
+        guide_below: 1.0,
         bank: MaskBank::default(),
     };
     let Partition::Prior { bank, .. } = &part else { unreachable!() };
