@@ -173,6 +173,11 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
     let out = f.ok("masks compare --prior {d}/prior --data {d}/train.npz --n 8 --json");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["comparison"]["real"]["n"].as_u64(), Some(24));
+    // 30% of the sites observed in the masks and in the prior's draws: an unguided context
+    // keeps about 30% of them, and the report says what the default rule makes of it.
+    let share = json["unguided_share"].as_f64().unwrap();
+    assert!((0.1..0.6).contains(&share), "{json}");
+    assert_eq!(json["default_guides"].as_bool(), Some(share < lacuna::method::partition::DEFAULT_GUIDE_BELOW));
     // The guidance loss is a choice of sample and compare too.
     let out = f.ok("masks compare --prior {d}/prior --data {d}/train.npz --n 8 --json --guidance-loss anchors");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -2,7 +2,7 @@
 //! comparing a prior's draws with real masks.
 
 use super::*;
-use crate::method::partition::GuidanceLoss;
+use crate::method::partition::{GuidanceLoss, DEFAULT_GUIDE_BELOW};
 
 /// `lacuna masks sample`: `n` draws (per guide mask when `guide` is set) written as `mask`.
 pub fn sample_to_file(
@@ -78,6 +78,10 @@ pub struct CompareReport {
     pub guidance_loss: GuidanceLoss,
     pub query_masks: usize,
     pub splits: usize,
+    /// Share of the observed sites an unguided context `M̂ ⊙ M` keeps on the data's masks,
+    /// and whether the default `--partition prior` (`guide_below`) would therefore guide.
+    pub unguided_share: f64,
+    pub default_guides: bool,
 }
 
 impl CompareReport {
@@ -122,6 +126,14 @@ impl CompareReport {
             &format!("  guided (rho {}, w_g {}, loss {:?})", self.rho, self.weight, self.guidance_loss),
             self.guided_query,
         );
+        s += &format!(
+            "
+unguided contexts M̂ ⊙ M keep {:.1}% of the observed sites: the default --partition prior (guide below {:.0}%) {}
+",
+            100.0 * self.unguided_share,
+            100.0 * DEFAULT_GUIDE_BELOW,
+            if self.default_guides { "guides" } else { "trains the unguided intersection" }
+        );
         s
     }
 }
@@ -158,7 +170,11 @@ pub fn compare_report(
     guided.validate()?;
     prepare(&unguided, Some(&prior), probe, d, PROBE_DRAWS, seed, quiet)?;
     prepare(&guided, Some(&prior), probe, d, PROBE_DRAWS, seed, quiet)?;
+    let Partition::Prior { bank, .. } = &unguided else { unreachable!("built as a prior partition") };
+    let unguided_share = super::unguided_share(bank, &prior, &real, d, seed)?;
     Ok(CompareReport {
+        unguided_share,
+        default_guides: unguided_share < DEFAULT_GUIDE_BELOW,
         comparison,
         intersect_query: query_probabilities(&unguided, probe, d, splits, seed)?,
         guided_query: query_probabilities(&guided, probe, d, splits, seed)?,
