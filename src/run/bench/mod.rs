@@ -135,8 +135,11 @@ fn run_method(
     let spec: MethodSpec = method.parse()?;
     let k = spec.k.unwrap_or(suite.ensemble);
     let mut partition = spec.partition(pattern)?;
-    if let Some(Partition::Prior { prior, .. }) = &mut partition {
+    if let Some(Partition::Prior { prior, draws, .. }) = &mut partition {
         *prior = fitted_prior(suite, &train_path, dir, seed, quiet)?;
+        if let Some(d) = suite.guided_draws {
+            *draws = d;
+        }
     }
     if let (Some(partition), false) = (&partition, spec.name.starts_with("exact-")) {
         let run_dir = dir.join(slug(&spec.run_name()));

@@ -31,6 +31,9 @@ pub struct Suite {
     /// in the same case and seed, its learning-rate schedule running over that time.
     #[serde(default, skip_serializing_if = "is_false")]
     pub published_time: bool,
+    /// Guided draws per training mask of the guided prior methods; unset: the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guided_draws: Option<usize>,
     pub cases: Vec<Case>,
 }
 
@@ -230,6 +233,7 @@ impl Suite {
     /// Checks every case and method before any work starts.
     pub fn validate(&self) -> Result<()> {
         ensure!(self.seeds >= 1 && self.steps >= 1 && self.ensemble >= 1, "a suite needs seeds, steps and K ≥ 1");
+        ensure!(self.guided_draws != Some(0), "guided_draws must be at least 1");
         for case in &self.cases {
             ensure!(case.steps != Some(0), "case {:?}: steps must be at least 1", case.name);
         }
