@@ -6,6 +6,7 @@
 # `bash scripts/get_real_data.sh` first (COADS is the committed slice with its own gaps, before
 # the bench's held-out masking, which removes more).
 #   usage: bash scripts/guidance_rule_check.sh [OUT_DIR]     (about 20 minutes on 2 cores)
+#   SETS="coads ncep ostia" bash scripts/guidance_rule_check.sh   # only those rows
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 make -C "$root" --no-print-directory build >/dev/null
@@ -22,6 +23,7 @@ sets=("grf-cloud-0.5:$out/grf-cloud-0.5.npz" "grf-cloud-0.8:$out/grf-cloud-0.8.n
 {
 printf '| data (training masks) | observed share | unguided context share | default prior |\n|---|---|---|---|\n'
 for entry in "${sets[@]}"; do
+  case " ${SETS:-all} " in *" all "*|*" ${entry%%:*} "*) ;; *) continue ;; esac
   name="${entry%%:*}"; data="${entry#*:}"
   [ -f "$data" ] || { echo "| $name | missing: $data (scripts/get_real_data.sh) | | |"; continue; }
   [ -f "$out/prior-$name/prior.safetensors" ] || $L --quiet masks fit --data "$data" --out "$out/prior-$name" --steps 600 >/dev/null
