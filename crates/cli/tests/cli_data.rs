@@ -224,6 +224,17 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
             serde_json::from_str(&std::fs::read_to_string(f.p(&format!("{run}/run.json"))).unwrap()).unwrap();
         assert_eq!(info["partition"], if guided { "prior" } else { "intersect" }, "{info}");
     }
+    // Where the rule does not guide, the default prior partition *is* the intersection: the
+    // same training and the same completions as `--partition intersect`.
+    f.train("intersect", "--partition intersect --prior {d}/prior --draws 1");
+    for run in ["dense-rule", "intersect"] {
+        f.ok(&format!("impute --run {{d}}/{run} --data {{d}}/test.npz --out {{d}}/{run}.npz --ensemble 2"));
+    }
+    assert_eq!(
+        read(&f.p("dense-rule.npz"), "mean").to_f32(),
+        read(&f.p("intersect.npz"), "mean").to_f32(),
+        "the unguided choice trains exactly the intersection"
+    );
     std::fs::remove_dir_all(f.p("prior")).unwrap();
     f.ok("impute --run {d}/run --data {d}/test.npz --out {d}/pred.npz --ensemble 3");
     let (mean, mask, values) = (
