@@ -426,9 +426,19 @@ fn train_locked(
     let mut adopted = adopted;
     let all_masks: Vec<Vec<u8>> = set.mask.chunks_exact(set.dims.len()).map(<[u8]>::to_vec).collect();
     // Guide only when the unguided context would be sparse (`guide_below`); the saved
-    // configuration is what was trained, so inference follows the choice.
-    let guidance =
-        super::masks::choose_guidance(&mut adopted.partition, prior.as_ref(), &all_masks, set.dims, adopted.seed)?;
+    // configuration is what was trained, so inference follows the choice, and so does a
+    // resumed run (runs saved before the rule existed always guided).
+    let guidance = if resume {
+        if let Partition::Prior { rho, .. } = &mut adopted.partition {
+            let saved = TrainConfig::load_run(&run.config())?;
+            if matches!(saved.partition, Partition::Prior { rho: None, .. }) {
+                *rho = None;
+            }
+        }
+        None
+    } else {
+        super::masks::choose_guidance(&mut adopted.partition, prior.as_ref(), &all_masks, set.dims, adopted.seed)?
+    };
     if let (Some(g), false) = (guidance, quiet) {
         eprintln!(
             "mask prior: unguided contexts keep {:.1}% of the observed sites; {}",

@@ -224,6 +224,10 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
             serde_json::from_str(&std::fs::read_to_string(f.p(&format!("{run}/run.json"))).unwrap()).unwrap();
         assert_eq!(info["partition"], if guided { "prior" } else { "intersect" }, "{info}");
     }
+    // A resumed run keeps the choice its saved configuration records.
+    f.ok("train --data {d}/train.npz --out {d}/sparse-rule --resume --steps 16");
+    let cfg = std::fs::read_to_string(f.p("sparse-rule/config.toml")).unwrap();
+    assert!(cfg.contains("rho ="), "{cfg}");
     // Where the rule does not guide, the default prior partition *is* the intersection: the
     // same training and the same completions as `--partition intersect`.
     f.train("intersect", "--partition intersect --prior {d}/prior --draws 1");

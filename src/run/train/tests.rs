@@ -158,3 +158,31 @@ fn cosine_schedule_warms_up_and_decays() {
     assert!((scheduled_lr(&timed, 200, 0.0, 60.0) - 1e-5).abs() < 1e-9);
     assert!(scheduled_lr(&timed, 200, 0.0, 30.0) > scheduled_lr(&timed, 200, 0.0, 50.0));
 }
+
+/// The guide-below choice is made once, when a run starts: resumed with the configuration it
+/// was started from (as the bench resumes its runs), a run the rule made unguided stays
+/// unguided (no guided contexts are drawn or logged), though the rule is not re-applied.
+#[test]
+fn a_resumed_run_keeps_the_guidance_choice_it_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, mut cfg) = small_run(dir.path(), 10);
+    cfg.score.every = 0;
+    let prior = dir.path().join("prior");
+    let pcfg = crate::run::masks::PriorConfig { steps: 5, batch: 8, sample_steps: 2, ..Default::default() };
+    crate::run::masks::fit(&data, &prior, &pcfg, true).unwrap();
+    // Half the sites observed, so an unguided context keeps about half: above 0.05, unguided.
+    cfg.partition = crate::method::partition::PartitionKind::Prior.with_defaults(prior);
+    if let Partition::Prior { guide_below, draws, .. } = &mut cfg.partition {
+        *guide_below = 0.05;
+        *draws = 1;
+    }
+    let run = dir.path().join("run");
+    train(&data, &run, &cfg, false, true).unwrap();
+    let saved = TrainConfig::load_run(&RunDir(run.clone()).config()).unwrap();
+    assert!(matches!(saved.partition, Partition::Prior { rho: None, .. }), "{:?}", saved.partition);
+    cfg.steps = 15;
+    train(&data, &run, &cfg, true, true).unwrap();
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(!metrics.contains("guided_contexts"), "the resumed run guided: {metrics}");
+    assert!(metrics.contains("\"step\":15"), "{metrics}");
+}
