@@ -39,6 +39,13 @@ pub fn request_stop() {
     STOP.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// Forgets a stop request left over from an earlier training in this process. Embedders call
+/// it before starting a training, not the loop itself: a request made while a slow set-up is
+/// still running must not be dropped when the loop starts.
+pub fn clear_stop_request() {
+    STOP.store(false, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// What a finished training reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainSummary {
@@ -583,8 +590,6 @@ fn train_locked(
     let mut window = (0.0, 0usize);
     let start_step = state.step;
     let mut stopped = None;
-    // A request left over from an earlier run in this process is not for this one.
-    STOP.store(false, std::sync::atomic::Ordering::SeqCst);
     while state.step < cfg.steps {
         if let Some(budget) = cfg.time_budget.filter(|&b| stopped.is_none() && state.seconds >= b) {
             stopped = Some(format!("time budget of {budget:.0} s spent"));

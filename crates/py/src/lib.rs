@@ -211,6 +211,7 @@ fn train(
         let summary = lacuna::run::train::train(&data, &out, &cfg, resume, quiet)?;
         Ok(serde_json::to_string(&summary)?)
     };
+    lacuna::run::train::clear_stop_request();
     let worker = std::thread::spawn(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
     let mut interrupt = None;
     while !worker.is_finished() {
