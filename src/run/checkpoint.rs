@@ -137,7 +137,6 @@ fn copy_into(path: &Path, file: &HashMap<String, Tensor>, prefix: &str, vars: &[
     })
 }
 
-/// Restores optimizer, EMA and loop state from a checkpoint.
 /// The loop state of the checkpoint at `path` alone (its step, seconds, scores).
 pub fn state(path: &Path) -> Result<LoopState> {
     let file = read(path)?;
@@ -150,6 +149,7 @@ fn loop_state(path: &Path, file: &HashMap<String, Tensor>) -> Result<LoopState> 
     serde_json::from_slice(&bytes).with_context(|| format!("{}: corrupt loop state", path.display()))
 }
 
+/// Restores optimizer, EMA and loop state from a checkpoint.
 pub fn load(path: &Path, opt: &mut AdamW, ema: &[(String, Tensor)]) -> Result<LoopState> {
     let file = read(path)?;
     copy_into(path, &file, "param.", &opt.params)?;

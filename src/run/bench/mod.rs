@@ -61,6 +61,7 @@ fn score(pred: &Path, test: &FieldSet) -> Result<Metrics> {
 /// Training masks on which a learned method's partition is described (context share, query
 /// balance), and splits per mask.
 const STATS_MASKS: usize = 16;
+const STATS_SPLITS: usize = 200;
 
 /// The `.gitignore` a bench writes into its output: inside a git work tree, only the records
 /// are committed (tables, panels, curves, one JSON per case, seed and method), so a bench that
@@ -82,7 +83,6 @@ const KEEP_IN_GIT: &str = "\
 
 /// Steps between a bench run's checkpoints (at most; shorter runs save once, at the end).
 const BENCH_CHECKPOINT_EVERY: usize = 250;
-const STATS_SPLITS: usize = 200;
 
 /// Context share and query balance of the training partition of `cfg` on the first training
 /// masks (what the table reports beside a learned method's MSE).

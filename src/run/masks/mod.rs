@@ -26,7 +26,6 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 /// Unguided draws kept for intersections and for the multi-step sampler's random contexts.
 pub const FREE_POOL: usize = 256;
 
-/// Draws per sampler call.
 /// Draws per network call of the mask prior's sampler (`masks sample --chunk`).
 pub const CHUNK: usize = 64;
 

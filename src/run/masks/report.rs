@@ -127,9 +127,7 @@ impl CompareReport {
             self.guided_query,
         );
         s += &format!(
-            "
-unguided contexts M̂ ⊙ M keep {:.1}% of the observed sites: the default --partition prior (guide below {:.0}%) {}
-",
+            "\nunguided contexts M̂ ⊙ M keep {:.1}% of the observed sites: the default --partition prior (guide below {:.0}%) {}\n",
             100.0 * self.unguided_share,
             100.0 * DEFAULT_GUIDE_BELOW,
             if self.default_guides { "guides" } else { "trains the unguided intersection" }
