@@ -28,6 +28,13 @@ pub struct LoopState {
     pub seconds: f64,
 }
 
+impl LoopState {
+    /// Whether a run at this state is done: `steps` reached or the time budget spent.
+    pub fn finished(&self, steps: usize, time_budget: Option<f64>) -> bool {
+        self.step >= steps || time_budget.is_some_and(|b| self.seconds >= b)
+    }
+}
+
 const STATE_KEY: &str = "state.json";
 
 pub fn save(path: &Path, opt: &AdamW, ema: &[(String, Tensor)], state: &LoopState) -> Result<()> {

@@ -568,7 +568,7 @@ fn train_locked(
         cfg.steps
     );
     ensure!(
-        state.step < cfg.steps && cfg.time_budget.is_none_or(|b| state.seconds < b),
+        !state.finished(cfg.steps, cfg.time_budget),
         "{}: the run is finished (step {} of {}{}); nothing to do. Pass --steps N above {} (or a longer --time-budget) to train on",
         run_dir.display(),
         state.step,
@@ -612,7 +612,7 @@ fn train_locked(
         window.0 += loss_v;
         window.1 += 1;
         // The last step of the run: the step budget, or the time budget about to run out.
-        let last = step == cfg.steps || cfg.time_budget.is_some_and(|b| state.seconds >= b);
+        let last = state.finished(cfg.steps, cfg.time_budget);
 
         if !leader {
             continue;

@@ -199,10 +199,7 @@ fn run_method(
             let checkpoint = super::RunDir(run_dir.clone()).checkpoint();
             let resume = stamped(&begun) && checkpoint.exists();
             // Stopped after its last checkpoint but before it was marked done: nothing to train.
-            let finished = resume && {
-                let s = super::checkpoint::state(&checkpoint)?;
-                s.step >= cfg.steps || cfg.time_budget.is_some_and(|b| s.seconds >= b)
-            };
+            let finished = resume && super::checkpoint::state(&checkpoint)?.finished(cfg.steps, cfg.time_budget);
             if !resume {
                 if run_dir.exists() {
                     std::fs::remove_dir_all(&run_dir)
