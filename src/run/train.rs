@@ -425,12 +425,11 @@ fn train_locked(
     );
     // A prior partition's prior is copied into the run, and the saved config points at the copy.
     // Rank 0 copies it; the other ranks read it where the configuration points (no writes).
-    let (adopted, prior) = if leader {
+    let (mut adopted, prior) = if leader {
         super::masks::adopt_prior(cfg, run_dir, &cfg.device)?
     } else {
         (cfg.clone(), super::masks::open_run_prior(&cfg.partition, run_dir, Some(&cfg.device))?)
     };
-    let mut adopted = adopted;
     let all_masks: Vec<Vec<u8>> = set.mask.chunks_exact(set.dims.len()).map(<[u8]>::to_vec).collect();
     // Guide only when the unguided context would be sparse (`guide_below`); the saved
     // configuration is what was trained, so inference follows the choice, and so does a
@@ -455,10 +454,7 @@ fn train_locked(
             } else {
                 format!(
                     "that is dense enough, so the unguided intersection is trained (guide_below {}; set it to 1 to guide anyway)",
-                    match &adopted.partition {
-                        Partition::Prior { guide_below, .. } => *guide_below,
-                        _ => 1.0,
-                    }
+                    g.guide_below
                 )
             }
         );

@@ -379,6 +379,8 @@ pub fn unguided_share(bank: &MaskBank, prior: &LoadedPrior, masks: &[Vec<u8>], d
 pub struct GuidanceChoice {
     /// The share of the observed sites an unguided context keeps ([`unguided_share`]).
     pub unguided_share: f64,
+    /// The partition's `guide_below`: guided when the share is below it.
+    pub guide_below: f64,
     pub guided: bool,
 }
 
@@ -403,7 +405,7 @@ pub fn choose_guidance(
     if !guided {
         *rho = None;
     }
-    Ok(Some(GuidanceChoice { unguided_share: share, guided }))
+    Ok(Some(GuidanceChoice { unguided_share: share, guide_below: *guide_below, guided }))
 }
 
 /// Fills the bank of a prior partition for the observation masks `masks` (`[C, H, W]` each):
