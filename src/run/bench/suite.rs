@@ -388,7 +388,7 @@ impl MethodSpec {
         let p = self.param;
         let Some(kind) = PartitionKind::parse(base) else { return Ok(None) };
         // The prior directory is filled in by `run_method` (one per case and seed).
-        let part = match (kind.with_defaults(PathBuf::new()), p) {
+        let mut part = match (kind.with_defaults(PathBuf::new()), p) {
             (Partition::Pixel { query_ratio, .. }, Some(r)) => Partition::Pixel { context_ratio: r, query_ratio },
             (Partition::Block { drop, .. }, p) => Partition::Block {
                 grid: match pattern {
@@ -398,23 +398,20 @@ impl MethodSpec {
                 drop: p.map_or(drop, |d| d.round() as usize),
             },
             (Partition::Ambient { .. }, Some(keep)) => Partition::Ambient { keep },
-            (Partition::Prior { prior, rho: Some(_), weight, draws, guidance_loss, guide_below, bank }, Some(r)) => {
-                Partition::Prior { prior, rho: Some(r), weight, draws, guidance_loss, guide_below, bank }
-            }
             (default, _) => default,
         };
-        let part = match (part, self.guidance_loss) {
-            (Partition::Prior { prior, rho, weight, draws, guide_below, bank, .. }, Some(guidance_loss)) => {
-                Partition::Prior { prior, rho, weight, draws, guidance_loss, guide_below, bank }
+        if let Partition::Prior { rho, guidance_loss, guide_below, .. } = &mut part {
+            // The parameter is ρ of the guided partition (`intersect` has none).
+            if let (Some(_), Some(r)) = (*rho, p) {
+                *rho = Some(r);
             }
-            (part, _) => part,
-        };
-        let part = match part {
-            Partition::Prior { prior, rho, weight, draws, guidance_loss, bank, .. } if self.always_guide => {
-                Partition::Prior { prior, rho, weight, draws, guidance_loss, guide_below: 1.0, bank }
+            if let Some(loss) = self.guidance_loss {
+                *guidance_loss = loss;
             }
-            part => part,
-        };
+            if self.always_guide {
+                *guide_below = 1.0;
+            }
+        }
         part.validate().with_context(|| format!("method {}", self.name))?;
         Ok(Some(part))
     }
