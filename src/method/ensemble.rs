@@ -20,11 +20,16 @@
 //! and a final K-member ensemble at δ on the last state. M_rnd is a context of a random
 //! observation of the same pattern (not inside M), so `E[u0 | u_t]` sees the whole field.
 //! Different initial noise gives different posterior samples.
+//!
+//! Where the fields' law is declared invariant under circular shifts, every network call rolls
+//! each member's input by a random multiple of the declared step and its prediction back
+//! ([`super::symmetry`]), so members differ by a symmetry as well as by their context and noise.
 
 use super::denoiser::{dims_of, Denoiser};
 use super::mask_tensor;
 use super::partition::Contexts;
 use super::schedule::VpSchedule;
+use super::symmetry::{inverse, random_shifts, shifted};
 use anyhow::{ensure, Result};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -39,11 +44,30 @@ pub enum Weighting {
     Quadratic,
 }
 
+/// The members of an ensemble at one network call: K per row, and the declared shift
+/// symmetry `[rows, columns]` each member is rolled by (`[0, 0]`: none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Members {
+    pub k: usize,
+    pub shift: [usize; 2],
+}
+
+impl Members {
+    /// K members, no shifts.
+    pub fn plain(k: usize) -> Members {
+        Members { k, shift: [0, 0] }
+    }
+
+    fn with_k(self, k: usize) -> Members {
+        Members { k, ..self }
+    }
+}
+
 /// Inference settings.
 #[derive(Clone, Copy, Debug)]
 pub struct Inference {
-    /// K, the number of context masks averaged.
-    pub ensemble: usize,
+    /// K, the number of context masks averaged, and the shifts members are rolled by.
+    pub ensemble: Members,
     /// 1 for the single-step ensemble; more for the multi-step sampler.
     pub steps: usize,
     pub weighting: Weighting,
@@ -64,6 +88,28 @@ fn denoise_chunked(den: &dyn Denoiser, t: &Tensor, ctx: &Tensor, mask: &Tensor) 
         start += len;
     }
     Ok(Tensor::cat(&outs, 0))
+}
+
+/// `den` on the members `ctx` `[B·K, ...]` (K = `members.k` per row of `rngs`, member-major)
+/// with values `x`: `u_φ(t, ctx ⊙ x, ctx)`, each member rolled by a random multiple of the
+/// declared shift drawn from its row's stream, and its prediction rolled back.
+fn denoise_members(
+    den: &dyn Denoiser,
+    t: &Tensor,
+    ctx: &Tensor,
+    x: &Tensor,
+    members: Members,
+    rngs: &mut [ChaCha8Rng],
+) -> Result<Tensor> {
+    let input = ctx * x;
+    if members.shift == [0, 0] {
+        return denoise_chunked(den, t, &input, ctx);
+    }
+    let d = dims_of(ctx);
+    let shifts: Vec<(i64, i64)> =
+        rngs.iter_mut().flat_map(|rng| random_shifts(members.shift, d, members.k, rng)).collect();
+    let pred = denoise_chunked(den, t, &shifted(&input, &shifts), &shifted(ctx, &shifts))?;
+    Ok(shifted(&pred, &inverse(&shifts)))
 }
 
 fn masks_like(masks: &[Vec<u8>], like: &Tensor) -> Tensor {
@@ -124,13 +170,13 @@ pub fn single_step(
     draw: &Contexts,
     u_obs: &Tensor,
     masks: &[Vec<u8>],
-    k: usize,
+    members: Members,
     rngs: &mut [ChaCha8Rng],
 ) -> Result<Tensor> {
-    ensure!(k >= 1, "the ensemble needs K ≥ 1");
+    ensure!(members.k >= 1, "the ensemble needs K ≥ 1");
     ensure!(rngs.len() == masks.len(), "internal: one random stream per row is needed");
     let m = masks_like(masks, u_obs);
-    let mu = ensemble_at_delta(den, schedule, draw, u_obs, masks, k, rngs)?;
+    let mu = ensemble_at_delta(den, schedule, draw, u_obs, masks, members, rngs)?;
     Ok(&m * u_obs + (1.0 - &m) * mu)
 }
 
@@ -141,15 +187,16 @@ fn ensemble_at_delta(
     draw: &Contexts,
     u_obs: &Tensor,
     masks: &[Vec<u8>],
-    k: usize,
+    members: Members,
     rngs: &mut [ChaCha8Rng],
 ) -> Result<Tensor> {
+    let k = members.k;
     let ctx = contexts(draw, masks, k, u_obs, rngs, false)?;
     let x = repeat_members(u_obs, k);
     let delta = schedule.t_eps;
     let u_delta = &x * schedule.alpha(delta) + noise(rngs, k, u_obs) * schedule.sigma(delta);
     let t = Tensor::full([ctx.size()[0]], delta, (Kind::Float, u_obs.device()));
-    let pred = denoise_chunked(den, &t, &(&ctx * u_delta), &ctx)?;
+    let pred = denoise_members(den, &t, &ctx, &u_delta, members, rngs)?;
     Ok(member_mean(&pred, k))
 }
 
@@ -175,7 +222,7 @@ pub fn multi_step(
         let (s, t) = (win[0], win[1]);
         let ctx = contexts(draw, masks, 1, u_obs, rngs, true)?;
         let ts = Tensor::full([b], s, (Kind::Float, u_obs.device()));
-        let pred = denoise_chunked(den, &ts, &(&ctx * &x), &ctx)?;
+        let pred = denoise_members(den, &ts, &ctx, &x, inf.ensemble.with_k(1), rngs)?;
         let w = match inf.weighting {
             Weighting::Linear => s,
             Weighting::Quadratic => s * s,
@@ -189,11 +236,11 @@ pub fn multi_step(
         x = x0 * schedule.alpha(t) + eps * schedule.sigma(t);
     }
     // Final estimate: a K-member ensemble at δ on the last state, with random contexts.
-    let k = inf.ensemble;
+    let k = inf.ensemble.k;
     let ctx = contexts(draw, masks, k, u_obs, rngs, true)?;
     let delta = *grid.last().unwrap_or(&schedule.t_eps);
     let t = Tensor::full([b * k as i64], delta, (Kind::Float, u_obs.device()));
-    let pred = member_mean(&denoise_chunked(den, &t, &(&ctx * repeat_members(&x, k)), &ctx)?, k);
+    let pred = member_mean(&denoise_members(den, &t, &ctx, &repeat_members(&x, k), inf.ensemble, rngs)?, k);
     Ok(&m * u_obs + (1.0 - &m) * pred)
 }
 
@@ -234,7 +281,9 @@ mod tests {
             let mut acc = 0.0;
             for _ in 0..reps {
                 let draw = Contexts { partition: &part, dims, in_time: InTime::Shared };
-                let est = single_step(&den, &VpSchedule::default(), &draw, &u_obs, &masks, k, &mut rngs).unwrap();
+                let est =
+                    single_step(&den, &VpSchedule::default(), &draw, &u_obs, &masks, Members::plain(k), &mut rngs)
+                        .unwrap();
                 let est: Vec<f32> = Vec::try_from(est.flatten(0, -1)).unwrap();
                 acc += est.iter().zip(&target).map(|(&e, &t)| (e as f64 - t).powi(2)).sum::<f64>() / est.len() as f64;
             }
@@ -253,6 +302,47 @@ mod tests {
         assert!(mse[4] < 0.5 * mse[0], "averaging K=16 contexts should remove most variance: {mse:?}");
     }
 
+    /// A denoiser that ignores its input and marks the site (0, 0): not shift-equivariant.
+    struct Marker;
+    impl Denoiser for Marker {
+        fn denoise(&self, _t: &Tensor, context: &Tensor, _mask: &Tensor) -> Result<Tensor> {
+            let out = context.zeros_like();
+            let _ = out.narrow(2, 0, 1).narrow(3, 0, 1).fill_(1.0);
+            Ok(out)
+        }
+    }
+
+    /// Members rolled by a declared shift put their predictions back where they belong: the
+    /// marker lands on every multiple of the step (about evenly), and nowhere without shifts.
+    #[test]
+    fn shifted_members_average_over_the_declared_shifts() {
+        let dims = Dims { t: 1, c: 1, h: 4, w: 6 };
+        let masks = vec![vec![0u8; 24]];
+        let u = Tensor::zeros([1, 1, 4, 6], (Kind::Float, tch::Device::Cpu));
+        let part = Partition::Pixel { context_ratio: 0.5, query_ratio: None };
+        let draw = Contexts { partition: &part, dims, in_time: InTime::Shared };
+        let run = |shift| {
+            let mut rngs = [ChaCha8Rng::seed_from_u64(4)];
+            let members = Members { k: 400, shift };
+            let out = single_step(&Marker, &VpSchedule::default(), &draw, &u, &masks, members, &mut rngs).unwrap();
+            Vec::<f32>::try_from(out.flatten(0, -1)).unwrap()
+        };
+        let plain = run([0, 0]);
+        assert_eq!(plain[0], 1.0);
+        assert!(plain[1..].iter().all(|&v| v == 0.0), "{plain:?}");
+        // Rows by 2, columns by 3: the marks sit at rows {0, 2} × columns {0, 3}.
+        let rolled = run([2, 3]);
+        for (i, &v) in rolled.iter().enumerate() {
+            let (r, c) = (i / 6, i % 6);
+            if r % 2 == 0 && c % 3 == 0 {
+                assert!((v - 0.25).abs() < 0.08, "site ({r}, {c}) got {v}: {rolled:?}");
+            } else {
+                assert_eq!(v, 0.0, "site ({r}, {c})");
+            }
+        }
+        assert!((rolled.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+
     #[test]
     fn multi_step_keeps_observations_and_varies_between_samples() {
         let spec = GrfSpec { size: 8, length_scale: 2.0, smoothness: 1.0, variance: 1.0 };
@@ -264,7 +354,7 @@ mod tests {
         let obs: Vec<f32> = f.iter().zip(&m).map(|(&v, &o)| v * o as f32).collect();
         let u = Tensor::from_slice(&obs).view([1, 1, 8, 8]).repeat([2, 1, 1, 1]);
         let masks = vec![m.clone(), m.clone()];
-        let inf = Inference { ensemble: 4, steps: 10, weighting: Weighting::Linear };
+        let inf = Inference { ensemble: Members::plain(4), steps: 10, weighting: Weighting::Linear };
         let out = multi_step(
             &den,
             &VpSchedule::default(),

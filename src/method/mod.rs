@@ -7,9 +7,10 @@ pub mod net_denoiser;
 pub use lacuna_core::partition;
 pub mod precond;
 pub mod schedule;
+pub mod symmetry;
 
 pub use denoiser::Denoiser;
-pub use ensemble::{Inference, Weighting};
+pub use ensemble::{Inference, Members, Weighting};
 pub use net_denoiser::NetDenoiser;
 pub use partition::{Partition, Split};
 pub use schedule::VpSchedule;

@@ -7,7 +7,7 @@ use crate::config::TrainConfig;
 use crate::data::field::FieldStream;
 use crate::data::npy::NpzWriter;
 use crate::data::Normalizer;
-use crate::method::ensemble::{self, Inference, Weighting};
+use crate::method::ensemble::{self, Inference, Members, Weighting};
 use crate::method::NetDenoiser;
 use anyhow::{bail, ensure, Context, Result};
 use rand::SeedableRng;
@@ -221,7 +221,8 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         }
     }
     let progress = Progress::new("impute", 0, n, quiet);
-    let inf = Inference { ensemble: opts.ensemble, steps: opts.steps, weighting: opts.weighting };
+    let members = Members { k: opts.ensemble, shift: run.config.inference_shift() };
+    let inf = Inference { ensemble: members, steps: opts.steps, weighting: opts.weighting };
     let (mut done, mut missing) = (0usize, 0usize);
     while let Some(set) = stream.next_chunk(chunk)? {
         let nb = set.n;
@@ -243,7 +244,7 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         if opts.steps == 1 {
             let (sched, part) = (&run.config.schedule, run.config.contexts(d));
             let mut rngs: Vec<ChaCha8Rng> = (0..nb).map(|i| ChaCha8Rng::seed_from_u64(field_seed(i))).collect();
-            let m = ensemble::single_step(&den, sched, &part, &u, &masks, opts.ensemble, &mut rngs)?;
+            let m = ensemble::single_step(&den, sched, &part, &u, &masks, members, &mut rngs)?;
             copy_out(&m, &mut mean)?;
         } else {
             // S samples of each field, batched: rows ordered field-major.

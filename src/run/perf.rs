@@ -11,7 +11,7 @@ use super::optim::{named_vars, AdamW};
 use super::train::{build_model, optimisation_step, Fields};
 use crate::config::TrainConfig;
 use crate::data::{Dims, FieldSet, Pattern};
-use crate::method::ensemble::{self, Inference, Weighting};
+use crate::method::ensemble::{self, Inference, Members, Weighting};
 use crate::method::precond::Precond;
 use crate::method::NetDenoiser;
 use crate::method::Partition;
@@ -369,8 +369,11 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
             }
             Task::Ensemble | Task::Sampler => {
                 let den = NetDenoiser { net: &net, precond: &precond, max_batch, workers: workers.as_ref() };
-                let inf =
-                    Inference { ensemble: opts.ensemble, steps: opts.sampler_steps, weighting: Weighting::Linear };
+                let inf = Inference {
+                    ensemble: Members { k: opts.ensemble, shift: cfg.inference_shift() },
+                    steps: opts.sampler_steps,
+                    weighting: Weighting::Linear,
+                };
                 let mut rngs: Vec<ChaCha8Rng> = (0..set.n as u64).map(ChaCha8Rng::seed_from_u64).collect();
                 time_reps(opts.reps, opts.warmup, device, || {
                     let out = if task == Task::Ensemble {

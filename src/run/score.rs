@@ -16,7 +16,7 @@ use super::mix_seed;
 use crate::config::TrainConfig;
 use crate::data::holdout::{holdout, Hide, Holdout};
 use crate::data::{Dims, FieldSet, Normalizer};
-use crate::method::ensemble;
+use crate::method::ensemble::{self, Members};
 use crate::method::NetDenoiser;
 use crate::model::UNet;
 use anyhow::{ensure, Context, Result};
@@ -112,7 +112,7 @@ impl Scorer {
             &icfg.contexts(self.dims),
             &self.u,
             &self.masks,
-            self.ensemble,
+            Members { k: self.ensemble, shift: cfg.inference_shift() },
             &mut rngs,
         )?;
         let mut pred: Vec<f32> = Vec::try_from(out.to_device(Device::Cpu).flatten(0, -1))?;

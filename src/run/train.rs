@@ -18,11 +18,12 @@ use crate::data::{Dims, FieldSet, Normalizer, Truth};
 use crate::dist::Group;
 use crate::method::mask_tensor;
 use crate::method::schedule::AlphaSigma;
+use crate::method::symmetry::{random_shifts, shifted};
 use crate::method::Partition;
 use crate::model::UNet;
 use anyhow::{bail, ensure, Context, Result};
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::io::Write;
 use std::path::Path;
@@ -130,24 +131,6 @@ fn batch_loss(
     let [x, x_t, ctx, qry, t] = [&x, &x_t, &ctx, &qry, &t].map(|v| v.narrow(0, start, len));
     let pred = precond.denoise(|c, input| net.forward_raw(c, input), &t, &(&ctx * x_t), &ctx);
     Ok(((pred - x).square() * &qry).sum(Kind::Float) / count)
-}
-
-/// A circular shift `(rows, columns)` per sample, each a uniform multiple of the declared
-/// symmetry `step` (0 = none in that direction).
-fn random_shifts(step: [usize; 2], dims: Dims, n: usize, rng: &mut ChaCha8Rng) -> Vec<(i64, i64)> {
-    let draw = |rng: &mut ChaCha8Rng, step: usize, side: usize| match step {
-        0 => 0,
-        s => (s * rng.gen_range(0..side / s)) as i64,
-    };
-    (0..n).map(|_| (draw(rng, step[0], dims.h), draw(rng, step[1], dims.w))).collect()
-}
-
-/// `v` `[B, P, H, W]` with sample `i` rolled by `shifts[i]`: a field and its masks shifted
-/// together are a draw from the same law when the law has that symmetry.
-fn shifted(v: &Tensor, shifts: &[(i64, i64)]) -> Tensor {
-    let rolled: Vec<Tensor> =
-        shifts.iter().enumerate().map(|(i, &(r, c))| v.narrow(0, i as i64, 1).roll([r, c], [2, 3])).collect();
-    Tensor::cat(&rolled, 0)
 }
 
 /// One optimisation step on the fields `idx` of `f`: the context–query loss, backward,

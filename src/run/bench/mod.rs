@@ -27,7 +27,7 @@ use crate::data::shallow_water::ShallowWaterSpec;
 use crate::data::synth::{generate, grf_oracle_mean, Generator};
 use crate::data::{FieldSet, Pattern, Truth};
 use crate::method::denoiser::GaussianDenoiser;
-use crate::method::ensemble::single_step;
+use crate::method::ensemble::{single_step, Members};
 use crate::method::partition::{GuidanceLoss, PartitionKind};
 use crate::method::{Partition, VpSchedule};
 use crate::run::masks::PartitionStats;
@@ -293,7 +293,7 @@ pub fn exact_ensemble(spec: &GrfSpec, partition: &Partition, set: &FieldSet, k: 
             dims: set.dims,
             in_time: crate::method::partition::InTime::Shared,
         };
-        let est = single_step(&den, &den.schedule, &contexts, &x, &masks, k, &mut rngs)?;
+        let est = single_step(&den, &den.schedule, &contexts, &x, &masks, Members::plain(k), &mut rngs)?;
         out.extend(Vec::<f32>::try_from(est.flatten(0, -1))?);
     }
     Ok(out)

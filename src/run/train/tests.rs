@@ -18,28 +18,6 @@ fn batches_cover_each_epoch_once() {
     assert_eq!(visits, vec![2, 3, 2, 3]);
 }
 
-/// Declared shifts roll each sample by its own multiple of the symmetry, values and masks
-/// alike, and never shift a direction declared 0.
-#[test]
-fn shift_symmetry_rolls_each_sample_by_a_multiple_of_its_step() {
-    let dims = Dims { t: 1, c: 1, h: 8, w: 6 };
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let shifts = random_shifts([4, 0], dims, 64, &mut rng);
-    assert!(shifts.iter().all(|&(r, c)| c == 0 && (r == 0 || r == 4)));
-    assert!(shifts.iter().any(|&(r, _)| r == 4) && shifts.iter().any(|&(r, _)| r == 0));
-    let shifts = random_shifts([1, 3], dims, 64, &mut rng);
-    assert!(shifts.iter().all(|&(r, c)| (0..8).contains(&r) && (c == 0 || c == 3)));
-
-    let v = Tensor::arange(2 * 8 * 6, (Kind::Float, Device::Cpu)).view([2, 1, 8, 6]);
-    let out = shifted(&v, &[(1, 0), (0, 2)]);
-    // Sample 0 moved down one row: its first row is the old last row.
-    assert_eq!(out.double_value(&[0, 0, 0, 0]), v.double_value(&[0, 0, 7, 0]));
-    assert_eq!(out.double_value(&[0, 0, 1, 5]), v.double_value(&[0, 0, 0, 5]));
-    // Sample 1 moved right two columns.
-    assert_eq!(out.double_value(&[1, 0, 3, 2]), v.double_value(&[1, 0, 3, 0]));
-    assert_eq!(out.double_value(&[1, 0, 3, 0]), v.double_value(&[1, 0, 3, 4]));
-}
-
 #[test]
 fn validation_split_is_disjoint_and_nonempty() {
     let (t, v) = split_validation(20, 0.1, 1);

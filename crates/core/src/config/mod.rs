@@ -145,6 +145,10 @@ pub struct TrainConfig {
     /// 32-row grid (its forcing repeats every 8 rows).
     #[serde(skip_serializing_if = "no_shift")]
     pub shift_symmetry: [usize; 2],
+    /// Inference under a declared `shift_symmetry`: each ensemble member's input is rolled by
+    /// a random multiple of it and its prediction rolled back, so the K members also average
+    /// over the shifts the network's strided layers are not equivariant to.
+    pub inference_shifts: bool,
     pub model: UNetConfig,
     pub denoiser: DenoiserConfig,
     pub schedule: VpSchedule,
@@ -176,6 +180,7 @@ impl Default for TrainConfig {
             context_in_time: InTime::default(),
             periodic: false,
             shift_symmetry: [0, 0],
+            inference_shifts: true,
             model: UNetConfig::default(),
             denoiser: DenoiserConfig::default(),
             schedule: VpSchedule::default(),
@@ -213,6 +218,7 @@ impl TrainConfig {
         table.entry("time_low_share").or_insert(toml::Value::Float(0.0));
         table.entry("contexts_per_field").or_insert(toml::Value::Integer(1));
         table.entry("inference_context_ratio").or_insert(toml::Value::Float(0.0));
+        table.entry("inference_shifts").or_insert(toml::Value::Boolean(false));
         if !table.contains_key("score") {
             let none = ScoreConfig { every: 0, ..Default::default() };
             table.insert("score".into(), toml::Value::Table(toml::Table::try_from(none)?));
@@ -250,6 +256,15 @@ impl TrainConfig {
             }
         }
         cfg
+    }
+
+    /// The shift symmetry inference rolls ensemble members by (`[0, 0]`: none).
+    pub fn inference_shift(&self) -> [usize; 2] {
+        if self.inference_shifts {
+            self.shift_symmetry
+        } else {
+            [0, 0]
+        }
     }
 
     /// Refuses fields of `dims` that a periodic network cannot wrap: it pads sides that its
@@ -368,6 +383,24 @@ mod tests {
         assert!(e.contains("8 rows"), "{e}");
         // Saved only when declared, so older runs' configs read back unchanged.
         assert!(!toml::to_string(&TrainConfig::default()).unwrap().contains("shift_symmetry"));
+        // Inference rolls members by the declared shifts unless told not to.
+        assert_eq!(c.inference_shift(), [8, 1]);
+        c.inference_shifts = false;
+        assert_eq!(c.inference_shift(), [0, 0]);
+    }
+
+    /// A run saved before `inference_shifts` existed imputes as it did then: without shifts.
+    #[test]
+    fn runs_saved_before_inference_shifts_keep_plain_members() {
+        let c = TrainConfig { periodic: true, shift_symmetry: [1, 1], ..TrainConfig::default() };
+        let text = toml::to_string(&c).unwrap().replace("inference_shifts = true\n", "");
+        assert!(!text.contains("inference_shifts"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        let old = TrainConfig::load_run(&path).unwrap();
+        assert_eq!(old.inference_shift(), [0, 0]);
+        assert_eq!(c.inference_shift(), [1, 1]);
     }
 
     #[test]
