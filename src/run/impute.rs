@@ -34,6 +34,9 @@ pub struct ImputeOptions {
     /// Pixel partition: the share of the observation kept in each ensemble context, when not
     /// the training one (1 = the whole observation).
     pub context_ratio: Option<f64>,
+    /// The circular shift ensemble members are rolled by, when not the run's declared
+    /// symmetry (`[0, 0]`: none).
+    pub shifts: Option<[usize; 2]>,
     /// Apply the run to fields of another grid size than it was trained on (a convolutional
     /// prior can be meant to transfer); refused otherwise.
     pub other_grid: bool,
@@ -51,6 +54,7 @@ impl Default for ImputeOptions {
             device: None,
             last: false,
             context_ratio: None,
+            shifts: None,
             other_grid: false,
         }
     }
@@ -143,6 +147,13 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         ensure!(r > 0.0 && r <= 1.0, "--context-ratio must be in (0, 1], got {r}");
         run.config.inference_context_ratio = r;
     }
+    if let Some(s) = opts.shifts {
+        ensure!(
+            s == [0, 0] || run.config.periodic,
+            "--shifts needs a periodic run (trained with --periodic): a zero-padded network sees the border, and a shifted field is not one it learned"
+        );
+        (run.config.shift_symmetry, run.config.inference_shifts) = (s, true);
+    }
     run.config = run.config.for_inference();
     // The file is read and written a chunk of fields at a time: memory stays bounded by the
     // chunk, whatever the file size.
@@ -203,7 +214,8 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         .with("samples", s_count)
         .with("seed", opts.seed)
         .with("last_weights", opts.last)
-        .with("inference_context_ratio", run.config.inference_context_ratio);
+        .with("inference_context_ratio", run.config.inference_context_ratio)
+        .with("inference_shifts", run.config.inference_shift());
     writer.add_bytes("provenance", &serde_json::to_vec_pretty(&provenance)?)?;
 
     // Network evaluations per field: K contexts, times the samples and steps of the sampler.

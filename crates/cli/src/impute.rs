@@ -1,5 +1,6 @@
 //! `lacuna impute`.
 
+use crate::parse::parse_shift;
 use anyhow::Result;
 use clap::Args;
 use lacuna::method::Weighting;
@@ -43,6 +44,11 @@ pub struct ImputeArgs {
     /// the run's inference ratio; 1 = the whole observation).
     #[arg(long)]
     context_ratio: Option<f64>,
+    /// Roll each ensemble member's input by a random multiple of this circular shift, and its
+    /// prediction back (the fields' law must be invariant under it; periodic runs only).
+    /// Default: the shift symmetry the run declared, if any; 0,0 turns it off.
+    #[arg(long, value_name = "ROWS,COLS", value_parser = parse_shift)]
+    shifts: Option<[usize; 2]>,
     /// Apply the run to fields of another grid size than it was trained on (refused
     /// otherwise: a convolutional prior may transfer, but it is a choice to make).
     #[arg(long)]
@@ -60,6 +66,7 @@ pub fn run(a: &ImputeArgs, quiet: bool) -> Result<()> {
         device: a.device,
         last: a.last,
         context_ratio: a.context_ratio,
+        shifts: a.shifts,
         other_grid: a.other_grid,
     };
     let s = lacuna::data::netcdf_out::completion_to(&a.out, &a.data, |out| {

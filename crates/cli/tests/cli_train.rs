@@ -48,6 +48,31 @@ fn train_impute_eval_end_to_end() {
     f.ok("eval --pred {d}/oracle.npz --truth {d}/test.npz");
 }
 
+/// A periodic run that declares a shift symmetry rolls its ensemble members by it (the
+/// default) unless `--shifts 0,0`; observations stay pasted back either way, and a
+/// zero-padded run refuses shifts.
+#[test]
+fn impute_rolls_members_by_the_declared_shifts() {
+    let f = fixture();
+    f.train("run", "--periodic --shift-symmetry 1,1");
+    f.ok("impute --run {d}/run --data {d}/test.npz --out {d}/rolled.npz --ensemble 4");
+    f.ok("impute --run {d}/run --data {d}/test.npz --out {d}/plain.npz --ensemble 4 --shifts 0,0");
+    let (rolled, plain) = (read(&f.p("rolled.npz"), "mean").to_f32(), read(&f.p("plain.npz"), "mean").to_f32());
+    let m = read(&f.p("test.npz"), "mask").to_f32();
+    let mut largest = 0f32;
+    for k in 0..m.len() {
+        if m[k] != 0.0 {
+            assert_eq!(rolled[k], plain[k], "observation changed");
+        } else {
+            largest = largest.max((rolled[k] - plain[k]).abs());
+        }
+    }
+    assert!(largest > 1e-6, "rolled members gave the plain ensemble's answer");
+    f.train("flat", "");
+    let e = f.fails("impute --run {d}/flat --data {d}/test.npz --out {d}/x.npz --shifts 1,1");
+    assert!(e.contains("needs a periodic run"), "{e}");
+}
+
 #[test]
 fn train_and_impute_never_read_truth() {
     let f = fixture();

@@ -233,7 +233,7 @@ fn train(
 
 /// Fills the gaps of `values` with the run in `run`; returns `{"mean", "std"?, "samples"?}`.
 #[pyfunction]
-#[pyo3(signature = (run, values, mask, observable=None, ensemble=10, steps=1, samples=0, seed=0, last=false, context_ratio=None, other_grid=false, quiet=false))]
+#[pyo3(signature = (run, values, mask, observable=None, ensemble=10, steps=1, samples=0, seed=0, last=false, context_ratio=None, shifts=None, other_grid=false, quiet=false))]
 #[allow(clippy::too_many_arguments)]
 fn impute<'py>(
     py: Python<'py>,
@@ -247,6 +247,7 @@ fn impute<'py>(
     seed: u64,
     last: bool,
     context_ratio: Option<f64>,
+    shifts: Option<[usize; 2]>,
     other_grid: bool,
     quiet: bool,
 ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
@@ -262,6 +263,7 @@ fn impute<'py>(
             seed,
             last,
             context_ratio,
+            shifts,
             other_grid,
             ..Default::default()
         };

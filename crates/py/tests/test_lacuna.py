@@ -4,6 +4,7 @@ in and out, errors as exceptions, NetCDF completions opened by xarray. Run by `m
 
 import json
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,8 @@ def test_bad_input_raises_python_exceptions(trained, tmp_path):
         run.impute(with_gaps(smooth_fields(2, size=16)), quiet=True)
     with pytest.raises(lacuna.LacunaError, match="nothing is missing|nothing to impute"):
         run.impute(smooth_fields(1), quiet=True)
+    with pytest.raises(lacuna.LacunaError, match="needs a periodic run"):
+        run.impute(with_gaps(smooth_fields(1)), shifts=(1, 1), quiet=True)
     # The process survived all of that and still works.
     assert run.impute(good, ensemble=1, quiet=True).mean.shape == good.shape
 
@@ -208,13 +211,29 @@ def test_ctrl_c_stops_training_cleanly_and_keeps_the_weights(tmp_path):
 
     values = with_gaps(smooth_fields(24))
     out = tmp_path / "interrupted"
-    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
+    done = threading.Event()
+
+    def interrupt_once_training():
+        # Ctrl-C once the loop has logged a step (not after a fixed delay, which a loaded
+        # machine can spend before training starts); give up after a minute.
+        metrics = out / "metrics.jsonl"
+        for _ in range(1200):
+            if done.is_set():
+                return
+            if metrics.exists() and '"loss"' in metrics.read_text():
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=interrupt_once_training, daemon=True)
+    watcher.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            lacuna.train(values, out=out, steps=1_000_000, quiet=True, **TINY)
+            # The budget bounds the test if the interrupt were lost (it then fails, not hangs).
+            lacuna.train(values, out=out, steps=1_000_000, time_budget=300.0, quiet=True, **TINY)
     finally:
-        timer.cancel()
+        done.set()
+        watcher.join()
     # The run stopped after a step and wrote its checkpoint and weights: usable at once.
     steps = [json.loads(l) for l in open(out / "metrics.jsonl") if '"loss"' in l]
     assert 0 < steps[-1]["step"] < 1_000_000

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -163,15 +163,18 @@ class Run:
         observable: Any = None,
         last: bool = False,
         context_ratio: Optional[float] = None,
+        shifts: Optional[Tuple[int, int]] = None,
         other_grid: bool = False,
         quiet: bool = False,
     ):
         """Fills the gaps of ``values`` (NaN, or ``mask`` False): ``steps=1`` is the
         single-step ensemble of ``ensemble`` contexts (the posterior mean); ``steps`` > 1 the
-        multi-step sampler, drawing ``samples`` posterior samples."""
+        multi-step sampler, drawing ``samples`` posterior samples. ``shifts=(rows, cols)``
+        rolls each ensemble member by random multiples of that circular shift (default: the
+        run's declared ``shift_symmetry``; ``(0, 0)`` turns it off)."""
         layout, v, m, ok = _inputs(values, mask, observable)
         out = _lacuna.impute(
-            self.path, v, m, ok, ensemble, steps, samples, seed, last, context_ratio, other_grid, quiet
+            self.path, v, m, ok, ensemble, steps, samples, seed, last, context_ratio, shifts, other_grid, quiet
         )
         return _completion(layout, out)
 
