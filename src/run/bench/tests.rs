@@ -172,6 +172,10 @@ methods = ["pixel", "harmonic"]
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(first.join(f), to).unwrap();
     }
+    // A report on the clone (records, no data files) tabulates every committed record.
+    let reported = run(&suite, &clone, true, true).unwrap();
+    assert_eq!(reported.len(), 2, "{reported:?}");
+    assert_eq!(mse(&reported, "pixel"), mse(&records, "pixel"));
     let continued = run(&suite, &clone, true, false).unwrap();
     assert_eq!(mse(&continued, "pixel"), mse(&records, "pixel"));
     assert!(!clone.join("tiny/seed-0/run-pixel").exists(), "a method with a record is not trained again");
