@@ -23,13 +23,15 @@
 //!
 //! Where the fields' law is declared invariant under circular shifts, every network call rolls
 //! each member's input by a random multiple of the declared step and its prediction back
-//! ([`super::symmetry`]), so members differ by a symmetry as well as by their context and noise.
+//! ([`super::symmetry`]), so members differ by a symmetry as well as by their context and noise;
+//! declared reflections map member k by the group's k-th element and its prediction back.
 
 use super::denoiser::{dims_of, Denoiser};
 use super::mask_tensor;
 use super::partition::Contexts;
 use super::schedule::VpSchedule;
-use super::symmetry::{inverse, random_shifts, shifted};
+use super::symmetry::{inverse, member_reflections, random_shifts, reflected, shifted, unreflected};
+use crate::config::{Reflections, TrainConfig};
 use anyhow::{ensure, Result};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -44,18 +46,26 @@ pub enum Weighting {
     Quadratic,
 }
 
-/// The members of an ensemble at one network call: K per row, and the declared shift
-/// symmetry `[rows, columns]` each member is rolled by (`[0, 0]`: none).
+/// The members of an ensemble at one network call: K per row, the declared shift symmetry
+/// `[rows, columns]` each member is rolled by (`[0, 0]`: none) and the declared reflections
+/// cycled over the members (about index 0 on a `periodic` grid, the centre otherwise).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Members {
     pub k: usize,
     pub shift: [usize; 2],
+    pub reflections: Reflections,
+    pub periodic: bool,
 }
 
 impl Members {
-    /// K members, no shifts.
+    /// K members, no symmetry.
     pub fn plain(k: usize) -> Members {
-        Members { k, shift: [0, 0] }
+        Members { k, shift: [0, 0], reflections: Reflections::None, periodic: false }
+    }
+
+    /// K members under the symmetries a run's config declares for inference.
+    pub fn of(cfg: &TrainConfig, k: usize) -> Members {
+        Members { k, shift: cfg.inference_shift(), reflections: cfg.reflections, periodic: cfg.periodic }
     }
 
     fn with_k(self, k: usize) -> Members {
@@ -91,8 +101,9 @@ fn denoise_chunked(den: &dyn Denoiser, t: &Tensor, ctx: &Tensor, mask: &Tensor) 
 }
 
 /// `den` on the members `ctx` `[B·K, ...]` (K = `members.k` per row of `rngs`, member-major)
-/// with values `x`: `u_φ(t, ctx ⊙ x, ctx)`, each member rolled by a random multiple of the
-/// declared shift drawn from its row's stream, and its prediction rolled back.
+/// with values `x`: `u_φ(t, ctx ⊙ x, ctx)`, each member reflected by its element of the
+/// declared group and rolled by a random multiple of the declared shift drawn from its row's
+/// stream, and its prediction rolled and reflected back.
 fn denoise_members(
     den: &dyn Denoiser,
     t: &Tensor,
@@ -101,15 +112,22 @@ fn denoise_members(
     members: Members,
     rngs: &mut [ChaCha8Rng],
 ) -> Result<Tensor> {
-    let input = ctx * x;
-    if members.shift == [0, 0] {
-        return denoise_chunked(den, t, &input, ctx);
+    let (mut input, mut ctx) = (ctx * x, ctx.shallow_clone());
+    let gs = member_reflections(members.reflections, rngs.len(), members.k);
+    let reflect = members.reflections != Reflections::None;
+    if reflect {
+        (input, ctx) = (reflected(&input, &gs, members.periodic), reflected(&ctx, &gs, members.periodic));
     }
-    let d = dims_of(ctx);
-    let shifts: Vec<(i64, i64)> =
-        rngs.iter_mut().flat_map(|rng| random_shifts(members.shift, d, members.k, rng)).collect();
-    let pred = denoise_chunked(den, t, &shifted(&input, &shifts), &shifted(ctx, &shifts))?;
-    Ok(shifted(&pred, &inverse(&shifts)))
+    let pred = if members.shift == [0, 0] {
+        denoise_chunked(den, t, &input, &ctx)?
+    } else {
+        let d = dims_of(&ctx);
+        let shifts: Vec<(i64, i64)> =
+            rngs.iter_mut().flat_map(|rng| random_shifts(members.shift, d, members.k, rng)).collect();
+        let pred = denoise_chunked(den, t, &shifted(&input, &shifts), &shifted(&ctx, &shifts))?;
+        shifted(&pred, &inverse(&shifts))
+    };
+    Ok(if reflect { unreflected(&pred, &gs, members.periodic) } else { pred })
 }
 
 fn masks_like(masks: &[Vec<u8>], like: &Tensor) -> Tensor {
@@ -323,7 +341,7 @@ mod tests {
         let draw = Contexts { partition: &part, dims, in_time: InTime::Shared };
         let run = |shift| {
             let mut rngs = [ChaCha8Rng::seed_from_u64(4)];
-            let members = Members { k: 400, shift };
+            let members = Members { k: 400, shift, ..Members::plain(400) };
             let out = single_step(&Marker, &VpSchedule::default(), &draw, &u, &masks, members, &mut rngs).unwrap();
             Vec::<f32>::try_from(out.flatten(0, -1)).unwrap()
         };
@@ -341,6 +359,32 @@ mod tests {
             }
         }
         assert!((rolled.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+
+    /// Declared reflections spread the members evenly over the group: a denoiser that marks
+    /// site (0, 0) whatever its input lands, mapped back, on the four corners under the axes
+    /// group about the centre (a quarter each, exactly: member k takes element k mod 4), and
+    /// stays at the origin under a rotation by π about index 0 on a periodic grid.
+    #[test]
+    fn reflected_members_spread_over_the_declared_group() {
+        let dims = Dims { t: 1, c: 1, h: 4, w: 6 };
+        let masks = vec![vec![0u8; 24]];
+        let u = Tensor::zeros([1, 1, 4, 6], (Kind::Float, tch::Device::Cpu));
+        let part = Partition::Pixel { context_ratio: 0.5, query_ratio: None };
+        let draw = Contexts { partition: &part, dims, in_time: InTime::Shared };
+        let run = |reflections, periodic| {
+            let mut rngs = [ChaCha8Rng::seed_from_u64(4)];
+            let members = Members { reflections, periodic, ..Members::plain(8) };
+            let out = single_step(&Marker, &VpSchedule::default(), &draw, &u, &masks, members, &mut rngs).unwrap();
+            Vec::<f32>::try_from(out.flatten(0, -1)).unwrap()
+        };
+        let corners = run(Reflections::Axes, false);
+        for (i, &v) in corners.iter().enumerate() {
+            let want = if [0, 5, 18, 23].contains(&i) { 0.25 } else { 0.0 };
+            assert!((v - want).abs() < 1e-6, "site {i} got {v}: {corners:?}");
+        }
+        let origin = run(Reflections::Rot180, true);
+        assert!((origin[0] - 1.0).abs() < 1e-6 && origin[1..].iter().all(|&v| v == 0.0), "{origin:?}");
     }
 
     #[test]

@@ -10,7 +10,13 @@
 //!
 //! which is the same estimate for an exactly shift-equivariant network, and for a real one
 //! averages over the shifts its strided layers are not equivariant to.
+//!
+//! Declared reflections ([`Reflections`]) act the same way: a random element per training
+//! sample, and member k of an ensemble mapped by the group's k-th element (mod its size),
+//! `û_k = g_k⁻¹ u_φ(δ, g_k(M_ctx^(k) ⊙ u_δ^(k)), g_k M_ctx^(k))`. A network is not equivariant
+//! to them at all, so here the members average over K / |G| genuinely different estimates.
 
+use crate::config::{Reflection, Reflections};
 use crate::data::Dims;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -37,6 +43,89 @@ pub fn shifted(v: &Tensor, shifts: &[(i64, i64)]) -> Tensor {
 /// The inverse shifts of `shifts`.
 pub fn inverse(shifts: &[(i64, i64)]) -> Vec<(i64, i64)> {
     shifts.iter().map(|&(r, c)| (-r, -c)).collect()
+}
+
+/// A uniform element of `group` per sample.
+pub fn random_reflections(group: Reflections, n: usize, rng: &mut ChaCha8Rng) -> Vec<Reflection> {
+    let elements = group.elements();
+    (0..n).map(|_| elements[rng.gen_range(0..elements.len())]).collect()
+}
+
+/// The group's elements cycled over `k` members per row of `rows` rows (member-major):
+/// member j of every row takes element j mod |G|, so each element maps K / |G| members.
+pub fn member_reflections(group: Reflections, rows: usize, k: usize) -> Vec<Reflection> {
+    let elements = group.elements();
+    (0..rows * k).map(|i| elements[(i % k) % elements.len()]).collect()
+}
+
+/// Reverses one axis of the grid: `i → −i mod N` on a periodic grid (about index 0, the
+/// origin of the simulation's coordinates), `i → N − 1 − i` otherwise (about the centre).
+fn flip_axis(v: &Tensor, dim: i64, periodic: bool) -> Tensor {
+    let f = v.flip([dim]);
+    if periodic {
+        f.roll([1], [dim])
+    } else {
+        f
+    }
+}
+
+fn reflect_one(v: &Tensor, g: Reflection, periodic: bool) -> Tensor {
+    let mut y = v.shallow_clone();
+    if g.rows {
+        y = flip_axis(&y, 2, periodic);
+    }
+    if g.cols {
+        y = flip_axis(&y, 3, periodic);
+    }
+    if g.transpose {
+        y = y.transpose(2, 3).contiguous();
+    }
+    y
+}
+
+fn unreflect_one(v: &Tensor, g: Reflection, periodic: bool) -> Tensor {
+    let mut y = v.shallow_clone();
+    if g.transpose {
+        y = y.transpose(2, 3).contiguous();
+    }
+    if g.cols {
+        y = flip_axis(&y, 3, periodic);
+    }
+    if g.rows {
+        y = flip_axis(&y, 2, periodic);
+    }
+    y
+}
+
+/// `f` applied to the samples of `v` `[B, P, H, W]` that share an element of `gs`, one call
+/// per distinct element (not per sample); `f` keeps shapes (a transpose needs H = W).
+fn by_element(v: &Tensor, gs: &[Reflection], f: impl Fn(&Tensor, Reflection) -> Tensor) -> Tensor {
+    let mut distinct: Vec<Reflection> = Vec::new();
+    for &g in gs {
+        if !distinct.contains(&g) {
+            distinct.push(g);
+        }
+    }
+    if let [only] = distinct.as_slice() {
+        return f(v, *only);
+    }
+    let mut out = v.zeros_like();
+    for g in distinct {
+        let rows: Vec<i64> = gs.iter().enumerate().filter(|(_, &h)| h == g).map(|(i, _)| i as i64).collect();
+        let index = Tensor::from_slice(&rows).to_device(v.device());
+        out = out.index_copy(0, &index, &f(&v.index_select(0, &index), g));
+    }
+    out
+}
+
+/// `v` `[B, P, H, W]` with sample i reflected by `gs[i]`.
+pub fn reflected(v: &Tensor, gs: &[Reflection], periodic: bool) -> Tensor {
+    by_element(v, gs, |x, g| reflect_one(x, g, periodic))
+}
+
+/// The inverse of [`reflected`] with the same `gs`.
+pub fn unreflected(v: &Tensor, gs: &[Reflection], periodic: bool) -> Tensor {
+    by_element(v, gs, |x, g| unreflect_one(x, g, periodic))
 }
 
 #[cfg(test)]
@@ -67,5 +156,39 @@ mod tests {
         assert_eq!(out.double_value(&[1, 0, 3, 0]), v.double_value(&[1, 0, 3, 4]));
         let back = shifted(&out, &inverse(&[(1, 0), (0, 2)]));
         assert_eq!(back.eq_tensor(&v).all().int64_value(&[]), 1);
+    }
+
+    /// On a periodic grid a reflection fixes index 0 (`i → −i mod N`); off it, the centre.
+    /// Reflecting back restores every sample, whatever mix of elements the batch holds, and
+    /// rot180 is both flips.
+    #[test]
+    fn reflections_fix_the_origin_on_a_torus_and_undo_exactly() {
+        let v = Tensor::arange(3 * 2 * 5 * 5, (Kind::Float, Device::Cpu)).view([3, 2, 5, 5]);
+        let r = |rows, cols, transpose| Reflection { rows, cols, transpose };
+        let gs = [r(true, false, false), r(false, true, true), r(true, true, false)];
+        for periodic in [true, false] {
+            let out = reflected(&v, &gs, periodic);
+            let back = unreflected(&out, &gs, periodic);
+            assert_eq!(back.eq_tensor(&v).all().int64_value(&[]), 1, "periodic {periodic}");
+        }
+        let out = reflected(&v, &gs, true);
+        // Sample 0, rows reversed about row 0: row 1 is old row 4, row 0 stays.
+        assert_eq!(out.double_value(&[0, 1, 1, 3]), v.double_value(&[0, 1, 4, 3]));
+        assert_eq!(out.double_value(&[0, 1, 0, 3]), v.double_value(&[0, 1, 0, 3]));
+        // Sample 1: columns reversed, then transposed: out[i][j] = v[j][−i].
+        assert_eq!(out.double_value(&[1, 0, 2, 3]), v.double_value(&[1, 0, 3, 3]));
+        assert_eq!(out.double_value(&[1, 0, 1, 4]), v.double_value(&[1, 0, 4, 4]));
+        // Sample 2: rotation by π about the origin.
+        assert_eq!(out.double_value(&[2, 0, 1, 2]), v.double_value(&[2, 0, 4, 3]));
+        // About the centre without periodicity.
+        let centre = reflected(&v, &gs, false);
+        assert_eq!(centre.double_value(&[0, 1, 0, 3]), v.double_value(&[0, 1, 4, 3]));
+
+        assert_eq!(Reflections::Rot180.elements(), vec![r(false, false, false), r(true, true, false)]);
+        assert_eq!(Reflections::Dihedral.elements().len(), 8);
+        let members = member_reflections(Reflections::Axes, 2, 6);
+        assert_eq!(members[0], members[4]);
+        assert_eq!(members[1], members[7]);
+        assert_ne!(members[0], members[1]);
     }
 }

@@ -37,6 +37,8 @@ pub struct ImputeOptions {
     /// The circular shift ensemble members are rolled by, when not the run's declared
     /// symmetry (`[0, 0]`: none).
     pub shifts: Option<[usize; 2]>,
+    /// The reflections ensemble members are mapped by, when not the run's declared group.
+    pub reflections: Option<crate::config::Reflections>,
     /// Apply the run to fields of another grid size than it was trained on (a convolutional
     /// prior can be meant to transfer); refused otherwise.
     pub other_grid: bool,
@@ -55,6 +57,7 @@ impl Default for ImputeOptions {
             last: false,
             context_ratio: None,
             shifts: None,
+            reflections: None,
             other_grid: false,
         }
     }
@@ -154,6 +157,9 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         );
         (run.config.shift_symmetry, run.config.inference_shifts) = (s, true);
     }
+    if let Some(r) = opts.reflections {
+        run.config.reflections = r;
+    }
     run.config = run.config.for_inference();
     // The file is read and written a chunk of fields at a time: memory stays bounded by the
     // chunk, whatever the file size.
@@ -187,7 +193,7 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         run.info.dims.h,
         run.info.dims.w
     );
-    run.config.check_periodic_grid(d).with_context(|| data.display().to_string())?;
+    run.config.check_grid(d).with_context(|| data.display().to_string())?;
     let max_batch = max_batch(&run.config.model, d, run.workers.is_some())?;
     let precond = crate::method::precond::Precond::of(&run.config, d);
     let den = NetDenoiser { net: &run.net, precond: &precond, max_batch, workers: run.workers.as_ref() };
@@ -215,7 +221,8 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         .with("seed", opts.seed)
         .with("last_weights", opts.last)
         .with("inference_context_ratio", run.config.inference_context_ratio)
-        .with("inference_shifts", run.config.inference_shift());
+        .with("inference_shifts", run.config.inference_shift())
+        .with("reflections", run.config.reflections);
     writer.add_bytes("provenance", &serde_json::to_vec_pretty(&provenance)?)?;
 
     // Network evaluations per field: K contexts, times the samples and steps of the sampler.
@@ -233,7 +240,7 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         }
     }
     let progress = Progress::new("impute", 0, n, quiet);
-    let members = Members { k: opts.ensemble, shift: run.config.inference_shift() };
+    let members = Members::of(&run.config, opts.ensemble);
     let inf = Inference { ensemble: members, steps: opts.steps, weighting: opts.weighting };
     let (mut done, mut missing) = (0usize, 0usize);
     while let Some(set) = stream.next_chunk(chunk)? {

@@ -370,7 +370,7 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
             Task::Ensemble | Task::Sampler => {
                 let den = NetDenoiser { net: &net, precond: &precond, max_batch, workers: workers.as_ref() };
                 let inf = Inference {
-                    ensemble: Members { k: opts.ensemble, shift: cfg.inference_shift() },
+                    ensemble: Members::of(&cfg, opts.ensemble),
                     steps: opts.sampler_steps,
                     weighting: Weighting::Linear,
                 };

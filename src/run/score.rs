@@ -112,7 +112,7 @@ impl Scorer {
             &icfg.contexts(self.dims),
             &self.u,
             &self.masks,
-            Members { k: self.ensemble, shift: cfg.inference_shift() },
+            Members::of(cfg, self.ensemble),
             &mut rngs,
         )?;
         let mut pred: Vec<f32> = Vec::try_from(out.to_device(Device::Cpu).flatten(0, -1))?;

@@ -13,12 +13,12 @@ use super::checkpoint::{self, LoopState};
 use super::optim::{ema_update, named_vars, AdamW};
 use super::progress::Progress;
 use super::{mix_seed, open_device, resources, RunDir, RunInfo};
-use crate::config::{LrSchedule, TrainConfig};
+use crate::config::{LrSchedule, Reflections, TrainConfig};
 use crate::data::{Dims, FieldSet, Normalizer, Truth};
 use crate::dist::Group;
 use crate::method::mask_tensor;
 use crate::method::schedule::AlphaSigma;
-use crate::method::symmetry::{random_shifts, shifted};
+use crate::method::symmetry::{random_reflections, random_shifts, reflected, shifted};
 use crate::method::Partition;
 use crate::model::UNet;
 use anyhow::{bail, ensure, Context, Result};
@@ -112,6 +112,12 @@ fn batch_loss(
     } else {
         let shifts = random_shifts(cfg.shift_symmetry, f.dims, idx.len(), rng);
         [&x, &ctx, &qry].map(|v| shifted(v, &shifts))
+    };
+    let [x, ctx, qry] = if cfg.reflections == Reflections::None {
+        [x, ctx, qry]
+    } else {
+        let gs = random_reflections(cfg.reflections, idx.len(), rng);
+        [&x, &ctx, &qry].map(|v| reflected(v, &gs, cfg.periodic))
     };
     // t = t_eps + (1 − t_eps) U^p: p = 1 is uniform (the paper); p > 1 spends more steps at low
     // noise, where the single-step ensemble evaluates the model.
@@ -311,7 +317,7 @@ pub fn build_model(cfg: &TrainConfig, dims: Dims, device: Device) -> Result<(Var
     tch::manual_seed(mix_seed(cfg.seed, 5, 0) as i64);
     let vs = VarStore::new(device);
     let zero_output = cfg.denoiser.skip == crate::method::precond::Skip::Fill;
-    cfg.check_periodic_grid(dims)?;
+    cfg.check_grid(dims)?;
     let net = UNet::with_inputs(
         &vs.root(),
         dims.c as i64,

@@ -49,6 +49,13 @@ pub struct ImputeArgs {
     /// Default: the shift symmetry the run declared, if any; 0,0 turns it off.
     #[arg(long, value_name = "ROWS,COLS", value_parser = parse_shift)]
     shifts: Option<[usize; 2]>,
+    /// Map ensemble member k by the k-th reflection of this group (mod its size) and its
+    /// prediction back: the fields' law must be invariant under it (rot180 for Kolmogorov flow
+    /// forced by cos(k y); dihedral for an isotropic law on a square). On a periodic run a
+    /// reflection fixes index 0, otherwise the centre. Default: the run's declared group; none
+    /// turns it off.
+    #[arg(long, value_enum)]
+    reflections: Option<lacuna::config::Reflections>,
     /// Apply the run to fields of another grid size than it was trained on (refused
     /// otherwise: a convolutional prior may transfer, but it is a choice to make).
     #[arg(long)]
@@ -67,6 +74,7 @@ pub fn run(a: &ImputeArgs, quiet: bool) -> Result<()> {
         last: a.last,
         context_ratio: a.context_ratio,
         shifts: a.shifts,
+        reflections: a.reflections,
         other_grid: a.other_grid,
     };
     let s = lacuna::data::netcdf_out::completion_to(&a.out, &a.data, |out| {

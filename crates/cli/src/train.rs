@@ -80,6 +80,11 @@ pub struct TrainArgs {
     /// in that direction), e.g. 1,1 for a stationary field on a torus.
     #[arg(long, value_name = "ROWS,COLS", value_parser = parse_shift)]
     shift_symmetry: Option<[usize; 2]>,
+    /// Reflections the fields' law is invariant under (scalar fields): each training sample
+    /// is reflected by a random element, and ensemble members are spread over the group.
+    /// rot180 for Kolmogorov flow forced by cos(k y), dihedral for an isotropic field.
+    #[arg(long, value_enum)]
+    reflections: Option<lacuna::config::Reflections>,
     #[arg(long)]
     steps: Option<usize>,
     #[arg(long)]
@@ -116,7 +121,7 @@ pub struct TrainArgs {
     /// --time-budget may extend it, --device move it).
     #[arg(long, conflicts_with_all = [
         "config", "partition", "context_ratio", "query_ratio", "grid", "drop_blocks", "prior", "rho",
-        "guidance", "guidance_loss", "draws", "guide_below", "context_in_time", "snapshot_model", "periodic", "shift_symmetry", "batch", "seed",
+        "guidance", "guidance_loss", "draws", "guide_below", "context_in_time", "snapshot_model", "periodic", "shift_symmetry", "reflections", "batch", "seed",
         "score_every", "score_data", "patience",
     ])]
     resume: bool,
@@ -230,6 +235,7 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     cfg.periodic |= a.periodic;
     set_if_given!(cfg.shift_symmetry, a.shift_symmetry);
+    set_if_given!(cfg.reflections, a.reflections);
     set_if_given!(cfg.batch, a.batch);
     set_if_given!(cfg.seed, a.seed);
     set_if_given!(cfg.score.every, a.score_every);

@@ -149,6 +149,13 @@ pub struct TrainConfig {
     /// a random multiple of it and its prediction rolled back, so the K members also average
     /// over the shifts the network's strided layers are not equivariant to.
     pub inference_shifts: bool,
+    /// Reflections of the grid under which the fields' law is invariant, declared by the user
+    /// (see [`Reflections`]): each training sample is reflected by a random one, and at
+    /// inference ensemble member k by the k-th (mod the group's size), its prediction reflected
+    /// back (`impute --reflections` changes the inference group alone). Scalar fields only: a
+    /// velocity component changes sign under a reflection.
+    #[serde(skip_serializing_if = "Reflections::is_none")]
+    pub reflections: Reflections,
     pub model: UNetConfig,
     pub denoiser: DenoiserConfig,
     pub schedule: VpSchedule,
@@ -181,11 +188,57 @@ impl Default for TrainConfig {
             periodic: false,
             shift_symmetry: [0, 0],
             inference_shifts: true,
+            reflections: Reflections::None,
             model: UNetConfig::default(),
             denoiser: DenoiserConfig::default(),
             schedule: VpSchedule::default(),
             optim: OptimConfig::default(),
             score: ScoreConfig::default(),
+        }
+    }
+}
+
+/// A group of reflections of the grid, each a map of grid indices: `rows` is `i → −i`, `cols`
+/// `j → −j` (on a periodic grid modulo its side, so about index 0; otherwise about the centre,
+/// `i → H − 1 − i`), `transpose` swaps rows and columns (square grids).
+///
+/// ```text
+/// rot180   = {id, rows∘cols}                        rotation by π: Kolmogorov flow forced by cos(k y)
+/// axes     = {id, rows, cols, rows∘cols}            a law symmetric about both axes
+/// dihedral = axes ∪ transpose∘axes                  an isotropic law (all 8 symmetries of the square)
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Reflections {
+    #[default]
+    None,
+    Rot180,
+    Axes,
+    Dihedral,
+}
+
+/// One element of a [`Reflections`] group: flip rows, then columns, then transpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reflection {
+    pub rows: bool,
+    pub cols: bool,
+    pub transpose: bool,
+}
+
+impl Reflections {
+    fn is_none(&self) -> bool {
+        *self == Reflections::None
+    }
+
+    /// The group's elements, the identity first.
+    pub fn elements(self) -> Vec<Reflection> {
+        let r = |rows, cols, transpose| Reflection { rows, cols, transpose };
+        let axes = [r(false, false, false), r(true, false, false), r(false, true, false), r(true, true, false)];
+        match self {
+            Reflections::None => vec![axes[0]],
+            Reflections::Rot180 => vec![axes[0], axes[3]],
+            Reflections::Axes => axes.to_vec(),
+            Reflections::Dihedral => axes.iter().flat_map(|&a| [a, Reflection { transpose: true, ..a }]).collect(),
         }
     }
 }
@@ -267,9 +320,10 @@ impl TrainConfig {
         }
     }
 
-    /// Refuses fields of `dims` that a periodic network cannot wrap: it pads sides that its
-    /// strides do not divide with zeros, which would break the torus.
-    pub fn check_periodic_grid(&self, dims: Dims) -> Result<()> {
+    /// Refuses fields of `dims` the declared symmetries cannot act on: shifts that do not
+    /// divide the sides, a transpose of a non-square grid, and sides a periodic network's
+    /// strides do not divide (it would pad them with zeros, which breaks the torus).
+    pub fn check_grid(&self, dims: Dims) -> Result<()> {
         for (step, side, name) in
             [(self.shift_symmetry[0], dims.h, "rows"), (self.shift_symmetry[1], dims.w, "columns")]
         {
@@ -278,6 +332,12 @@ impl TrainConfig {
                 "shift_symmetry: a shift by {step} {name} does not divide the grid's {side} {name}"
             );
         }
+        ensure!(
+            dims.h == dims.w || !self.reflections.elements().iter().any(|g| g.transpose),
+            "reflections = \"dihedral\" transposes the grid, which needs square fields; these are {}×{}",
+            dims.h,
+            dims.w
+        );
         if self.periodic {
             let mult = 1usize << (self.model.mults.len() - 1);
             ensure!(
@@ -378,8 +438,8 @@ mod tests {
         c.periodic = true;
         c.validate().unwrap();
         let dims = |h, w| Dims { t: 1, c: 1, h, w };
-        c.check_periodic_grid(dims(32, 32)).unwrap();
-        let e = c.check_periodic_grid(dims(36, 36)).unwrap_err().to_string();
+        c.check_grid(dims(32, 32)).unwrap();
+        let e = c.check_grid(dims(36, 36)).unwrap_err().to_string();
         assert!(e.contains("8 rows"), "{e}");
         // Saved only when declared, so older runs' configs read back unchanged.
         assert!(!toml::to_string(&TrainConfig::default()).unwrap().contains("shift_symmetry"));
@@ -387,6 +447,23 @@ mod tests {
         assert_eq!(c.inference_shift(), [8, 1]);
         c.inference_shifts = false;
         assert_eq!(c.inference_shift(), [0, 0]);
+    }
+
+    /// Reflections are saved only when declared, read back by name, and a transpose is
+    /// refused on a grid that is not square.
+    #[test]
+    fn reflections_round_trip_and_transpose_needs_a_square_grid() {
+        assert!(!toml::to_string(&TrainConfig::default()).unwrap().contains("reflections"));
+        let c: TrainConfig = toml::from_str("reflections = \"rot180\"").unwrap();
+        assert_eq!(c.reflections, Reflections::Rot180);
+        assert!(toml::to_string(&c).unwrap().contains("reflections = \"rot180\""));
+        assert!(toml::from_str::<TrainConfig>("reflections = \"mirror\"").is_err());
+        let dims = |h, w| Dims { t: 1, c: 1, h, w };
+        c.check_grid(dims(32, 16)).unwrap();
+        let d = TrainConfig { reflections: Reflections::Dihedral, ..TrainConfig::default() };
+        d.check_grid(dims(32, 32)).unwrap();
+        let e = d.check_grid(dims(32, 16)).unwrap_err().to_string();
+        assert!(e.contains("square"), "{e}");
     }
 
     /// A run saved before `inference_shifts` existed imputes as it did then: without shifts.
