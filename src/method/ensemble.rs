@@ -113,10 +113,10 @@ fn denoise_members(
     rngs: &mut [ChaCha8Rng],
 ) -> Result<Tensor> {
     let (mut input, mut ctx) = (ctx * x, ctx.shallow_clone());
-    let gs = member_reflections(members.reflections, rngs.len(), members.k);
-    let reflect = members.reflections != Reflections::None;
-    if reflect {
-        (input, ctx) = (reflected(&input, &gs, members.periodic), reflected(&ctx, &gs, members.periodic));
+    let gs = (members.reflections != Reflections::None)
+        .then(|| member_reflections(members.reflections, rngs.len(), members.k));
+    if let Some(gs) = &gs {
+        (input, ctx) = (reflected(&input, gs, members.periodic), reflected(&ctx, gs, members.periodic));
     }
     let pred = if members.shift == [0, 0] {
         denoise_chunked(den, t, &input, &ctx)?
@@ -127,7 +127,10 @@ fn denoise_members(
         let pred = denoise_chunked(den, t, &shifted(&input, &shifts), &shifted(&ctx, &shifts))?;
         shifted(&pred, &inverse(&shifts))
     };
-    Ok(if reflect { unreflected(&pred, &gs, members.periodic) } else { pred })
+    Ok(match &gs {
+        Some(gs) => unreflected(&pred, gs, members.periodic),
+        None => pred,
+    })
 }
 
 fn masks_like(masks: &[Vec<u8>], like: &Tensor) -> Tensor {
@@ -330,21 +333,23 @@ mod tests {
         }
     }
 
-    /// Members rolled by a declared shift put their predictions back where they belong: the
-    /// marker lands on every multiple of the step (about evenly), and nowhere without shifts.
-    #[test]
-    fn shifted_members_average_over_the_declared_shifts() {
+    /// The single-step output of [`Marker`] on one empty 4×6 observation with `members`, flat.
+    fn marked(members: Members) -> Vec<f32> {
         let dims = Dims { t: 1, c: 1, h: 4, w: 6 };
         let masks = vec![vec![0u8; 24]];
         let u = Tensor::zeros([1, 1, 4, 6], (Kind::Float, tch::Device::Cpu));
         let part = Partition::Pixel { context_ratio: 0.5, query_ratio: None };
         let draw = Contexts { partition: &part, dims, in_time: InTime::Shared };
-        let run = |shift| {
-            let mut rngs = [ChaCha8Rng::seed_from_u64(4)];
-            let members = Members { k: 400, shift, ..Members::plain(400) };
-            let out = single_step(&Marker, &VpSchedule::default(), &draw, &u, &masks, members, &mut rngs).unwrap();
-            Vec::<f32>::try_from(out.flatten(0, -1)).unwrap()
-        };
+        let mut rngs = [ChaCha8Rng::seed_from_u64(4)];
+        let out = single_step(&Marker, &VpSchedule::default(), &draw, &u, &masks, members, &mut rngs).unwrap();
+        Vec::<f32>::try_from(out.flatten(0, -1)).unwrap()
+    }
+
+    /// Members rolled by a declared shift put their predictions back where they belong: the
+    /// marker lands on every multiple of the step (about evenly), and nowhere without shifts.
+    #[test]
+    fn shifted_members_average_over_the_declared_shifts() {
+        let run = |shift| marked(Members { shift, ..Members::plain(400) });
         let plain = run([0, 0]);
         assert_eq!(plain[0], 1.0);
         assert!(plain[1..].iter().all(|&v| v == 0.0), "{plain:?}");
@@ -367,17 +372,7 @@ mod tests {
     /// stays at the origin under a rotation by π about index 0 on a periodic grid.
     #[test]
     fn reflected_members_spread_over_the_declared_group() {
-        let dims = Dims { t: 1, c: 1, h: 4, w: 6 };
-        let masks = vec![vec![0u8; 24]];
-        let u = Tensor::zeros([1, 1, 4, 6], (Kind::Float, tch::Device::Cpu));
-        let part = Partition::Pixel { context_ratio: 0.5, query_ratio: None };
-        let draw = Contexts { partition: &part, dims, in_time: InTime::Shared };
-        let run = |reflections, periodic| {
-            let mut rngs = [ChaCha8Rng::seed_from_u64(4)];
-            let members = Members { reflections, periodic, ..Members::plain(8) };
-            let out = single_step(&Marker, &VpSchedule::default(), &draw, &u, &masks, members, &mut rngs).unwrap();
-            Vec::<f32>::try_from(out.flatten(0, -1)).unwrap()
-        };
+        let run = |reflections, periodic| marked(Members { reflections, periodic, ..Members::plain(8) });
         let corners = run(Reflections::Axes, false);
         for (i, &v) in corners.iter().enumerate() {
             let want = if [0, 5, 18, 23].contains(&i) { 0.25 } else { 0.0 };

@@ -83,20 +83,6 @@ fn reflect_one(v: &Tensor, g: Reflection, periodic: bool) -> Tensor {
     y
 }
 
-fn unreflect_one(v: &Tensor, g: Reflection, periodic: bool) -> Tensor {
-    let mut y = v.shallow_clone();
-    if g.transpose {
-        y = y.transpose(2, 3).contiguous();
-    }
-    if g.cols {
-        y = flip_axis(&y, 3, periodic);
-    }
-    if g.rows {
-        y = flip_axis(&y, 2, periodic);
-    }
-    y
-}
-
 /// `f` applied to the samples of `v` `[B, P, H, W]` that share an element of `gs`, one call
 /// per distinct element (not per sample); `f` keeps shapes (a transpose needs H = W).
 fn by_element(v: &Tensor, gs: &[Reflection], f: impl Fn(&Tensor, Reflection) -> Tensor) -> Tensor {
@@ -125,7 +111,19 @@ pub fn reflected(v: &Tensor, gs: &[Reflection], periodic: bool) -> Tensor {
 
 /// The inverse of [`reflected`] with the same `gs`.
 pub fn unreflected(v: &Tensor, gs: &[Reflection], periodic: bool) -> Tensor {
-    by_element(v, gs, |x, g| unreflect_one(x, g, periodic))
+    let inverses: Vec<Reflection> = gs.iter().map(|&g| inverse_reflection(g)).collect();
+    reflected(v, &inverses, periodic)
+}
+
+/// `g⁻¹` for `g = Tᵗ F_c^c F_r^r` (flip rows, then columns, then transpose): flips commute and
+/// are their own inverses, and `F_r T = T F_c`, so `g⁻¹ = F_r^r F_c^c Tᵗ` is `g` with the two
+/// flips swapped when it transposes.
+fn inverse_reflection(g: Reflection) -> Reflection {
+    if g.transpose {
+        Reflection { rows: g.cols, cols: g.rows, transpose: true }
+    } else {
+        g
+    }
 }
 
 #[cfg(test)]
