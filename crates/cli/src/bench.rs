@@ -92,18 +92,18 @@ pub fn run(a: &BenchArgs, quiet: bool) -> Result<()> {
     if let Some(s) = a.steps {
         suite.steps = s;
     }
-    if !a.cases.is_empty() {
-        let wanted: Vec<String> = a.cases.iter().map(|c| c.to_lowercase()).collect();
-        suite.cases.retain(|c| wanted.iter().any(|w| c.name.to_lowercase().contains(w)));
-        anyhow::ensure!(
-            !suite.cases.is_empty(),
-            "no case of suite {} matches --case {}",
-            suite.name,
-            a.cases.join(", ")
-        );
-    }
+    let wanted: Vec<String> = a.cases.iter().map(|c| c.to_lowercase()).collect();
+    let selected =
+        |c: &lacuna::run::bench::Case| wanted.is_empty() || wanted.iter().any(|w| c.name.to_lowercase().contains(w));
+    anyhow::ensure!(
+        suite.cases.iter().any(selected),
+        "no case of suite {} matches --case {}",
+        suite.name,
+        a.cases.join(", ")
+    );
     let started = std::time::Instant::now();
-    lacuna::run::bench::run(&suite, &a.out, quiet, a.report)?;
+    // The other cases are reported from their records, so the tables keep their rows.
+    lacuna::run::bench::run_cases(&suite, &a.out, quiet, a.report, selected)?;
     let md = std::fs::read_to_string(a.out.join("results.md")).context("reading results.md")?;
     println!("{md}");
     println!(

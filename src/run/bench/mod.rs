@@ -304,15 +304,30 @@ pub fn exact_ensemble(spec: &GrfSpec, partition: &Partition, set: &FieldSet, k: 
 /// With `report_only`, nothing is computed: the tables are written from the records already
 /// in `out` (a bench still running, or interrupted, can be reported on).
 pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<Vec<Record>> {
+    run_cases(suite, out, quiet, report_only, |_| true)
+}
+
+/// [`run`] computing only the cases that `selected` accepts (`bench --case`); the others are
+/// reported from their records in `out`, so the tables and `suite.toml` written there still
+/// cover the whole suite and running one case never drops another's rows.
+pub fn run_cases(
+    suite: &Suite,
+    out: &Path,
+    quiet: bool,
+    report_only: bool,
+    selected: impl Fn(&Case) -> bool,
+) -> Result<Vec<Record>> {
     suite.validate()?;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     crate::atomic::write_bytes(&out.join("suite.toml"), toml::to_string(suite)?.as_bytes())?;
     crate::atomic::write_bytes(&out.join(".gitignore"), KEEP_IN_GIT.as_bytes())?;
     let mut records = Vec::new();
-    let total: usize = suite.cases.iter().map(|c| c.methods.len()).sum::<usize>() * suite.seeds;
+    let computed = |c: &Case| !report_only && selected(c);
+    let total: usize = suite.cases.iter().filter(|c| computed(c)).map(|c| c.methods.len()).sum::<usize>() * suite.seeds;
     let mut done = 0;
     let started = std::time::Instant::now();
     for case in &suite.cases {
+        let report_only = !computed(case);
         let pattern = case.pattern()?;
         let file = case.kind == CaseKind::File;
         let gen = if file { None } else { Some(case.generator()?) };
@@ -344,7 +359,6 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<
             // A report reads the records alone: a fresh clone has them (in git) but not the data.
             let test = if report_only { None } else { Some(FieldSet::load(&dir.join("test.npz"), Truth::IfPresent)?) };
             for method in &case.methods {
-                done += 1;
                 let record_path = dir.join(format!("{}.json", slug(method)));
                 if let Ok(text) = std::fs::read_to_string(&record_path) {
                     if let Ok(r) = serde_json::from_str::<Record>(&text) {
@@ -355,6 +369,7 @@ pub fn run(suite: &Suite, out: &Path, quiet: bool, report_only: bool) -> Result<
                 let Some(test) = &test else {
                     continue; // a report: no record, nothing to compute
                 };
+                done += 1;
                 if !quiet {
                     eprintln!(
                         "[{done}/{total}, {}] {} · seed {seed} · {method}",

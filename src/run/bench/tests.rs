@@ -180,3 +180,51 @@ methods = ["pixel", "harmonic"]
     assert_eq!(mse(&continued, "pixel"), mse(&records, "pixel"));
     assert!(!clone.join("tiny/seed-0/run-pixel").exists(), "a method with a record is not trained again");
 }
+
+/// Running one case of a suite (`bench --case`) into an output that holds another case's
+/// records keeps that case's rows in `results.md`/`results.csv` and in the `suite.toml` written
+/// there: it is reported from its records, neither recomputed nor dropped.
+#[test]
+fn running_one_case_keeps_the_other_cases_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite: Suite = toml::from_str(
+        r#"
+name = "t"
+seeds = 1
+steps = 4
+ensemble = 2
+batch = 4
+[[cases]]
+name = "first"
+kind = "grf"
+size = 8
+mask = "pixel:0.5"
+train = 8
+test = 3
+methods = ["harmonic"]
+[[cases]]
+name = "second"
+kind = "grf"
+size = 8
+mask = "pixel:0.3"
+train = 8
+test = 3
+methods = ["biharmonic"]
+"#,
+    )
+    .unwrap();
+    let out = dir.path();
+    let only = |name: &'static str| move |c: &Case| c.name == name;
+    let first = run_cases(&suite, out, true, false, only("first")).unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(!out.join("second/seed-0/test.npz").exists(), "an unselected case makes no data");
+    let both = run_cases(&suite, out, true, false, only("second")).unwrap();
+    assert_eq!(both.iter().map(|r| r.case.as_str()).collect::<Vec<_>>(), ["first", "second"]);
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("## first") && md.contains("| harmonic |"), "{md}");
+    assert!(md.contains("## second") && md.contains("| biharmonic |"), "{md}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let written: Suite = toml::from_str(&std::fs::read_to_string(out.join("suite.toml")).unwrap()).unwrap();
+    assert_eq!(written.cases.len(), 2);
+}
