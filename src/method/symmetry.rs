@@ -32,12 +32,26 @@ pub fn random_shifts(step: [usize; 2], dims: Dims, n: usize, rng: &mut ChaCha8Rn
     (0..n).map(|_| (draw(rng, step[0], dims.h), draw(rng, step[1], dims.w))).collect()
 }
 
-/// `v` `[B, P, H, W]` with sample `i` rolled by `shifts[i]`: a field and its masks shifted
-/// together are a draw from the same law when the law has that symmetry.
+/// `v` `[B, …, H, W]` with sample `i` rolled by `shifts[i]` over its last two axes, `out[y, x]
+/// = v[(y − r) mod H, (x − c) mod W]`: a field and its masks shifted together are a draw from
+/// the same law when the law has that symmetry. One gather over a per-sample index, not a
+/// roll per sample (B·K ensemble members would be B·K narrow-roll pairs and a concatenation).
 pub fn shifted(v: &Tensor, shifts: &[(i64, i64)]) -> Tensor {
-    let rolled: Vec<Tensor> =
-        shifts.iter().enumerate().map(|(i, &(r, c))| v.narrow(0, i as i64, 1).roll([r, c], [2, 3])).collect();
-    Tensor::cat(&rolled, 0)
+    if shifts.iter().all(|&s| s == (0, 0)) {
+        return v.shallow_clone();
+    }
+    let size = v.size();
+    let (h, w) = (size[size.len() - 2], size[size.len() - 1]);
+    let mut index = Vec::with_capacity(shifts.len() * (h * w) as usize);
+    for &(r, c) in shifts {
+        for y in 0..h {
+            let row = (y - r).rem_euclid(h) * w;
+            index.extend((0..w).map(|x| row + (x - c).rem_euclid(w)));
+        }
+    }
+    let flat = v.reshape([shifts.len() as i64, -1, h * w]);
+    let index = Tensor::from_slice(&index).view([shifts.len() as i64, 1, h * w]).to_device(v.device());
+    flat.gather(2, &index.expand(flat.size(), false), false).view(size.as_slice())
 }
 
 /// The inverse shifts of `shifts`.

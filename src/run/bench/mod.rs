@@ -260,7 +260,10 @@ fn oracle_file(case: &Case, test: &FieldSet, dir: &Path) -> Result<PathBuf> {
 /// reused while its configuration is unchanged. Returns its directory, absolute.
 fn fitted_prior(suite: &Suite, train_path: &Path, dir: &Path, seed: usize, quiet: bool) -> Result<PathBuf> {
     let prior_dir = std::path::absolute(dir.join("mask-prior")).context("mask prior path")?;
-    let cfg = super::masks::PriorConfig { steps: suite.prior_steps, seed: seed as u64, ..Default::default() };
+    let mut cfg = super::masks::PriorConfig { steps: suite.prior_steps, seed: seed as u64, ..Default::default() };
+    if let Some(s) = suite.prior_sample_steps {
+        cfg.sample_steps = s;
+    }
     let done = prior_dir.join("bench-fitted.toml");
     let stamp = toml::to_string(&cfg)?;
     if std::fs::read_to_string(&done).ok().as_deref() != Some(stamp.as_str()) {

@@ -17,6 +17,11 @@ pub struct Suite {
     /// case and seed, fitted on the training masks and shared by both methods.
     #[serde(default = "default_prior_steps")]
     pub prior_steps: usize,
+    /// Steps of the mask prior's sampler (draws for contexts and for the guidance rule);
+    /// unset: the prior's default. Masks with long-range structure (per-tile land under real
+    /// clouds) need more: the draws of a short sampler are less correlated than the masks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_sample_steps: Option<usize>,
     /// Training batch of every learned method (samples; a trajectory counts once); unset: the
     /// training default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
