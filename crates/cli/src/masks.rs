@@ -101,6 +101,10 @@ pub struct MasksCompareArgs {
     /// Print the comparison as JSON.
     #[arg(long)]
     json: bool,
+    /// Compare the draws only: skip the partitions' query probabilities and the guidance
+    /// rule's share, which need guided draws (minutes with a long sampler).
+    #[arg(long)]
+    draws_only: bool,
 }
 
 pub fn run(c: &MasksCommand, quiet: bool) -> Result<()> {
@@ -162,6 +166,7 @@ pub fn run(c: &MasksCommand, quiet: bool) -> Result<()> {
                 a.n,
                 (a.guidance.rho, a.guidance.guidance, a.guidance.guidance_loss),
                 a.seed,
+                !a.draws_only,
                 quiet,
             )?;
             if a.json {

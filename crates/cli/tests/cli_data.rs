@@ -178,6 +178,13 @@ fn mask_prior_fits_draws_compares_and_drives_the_prior_partition() {
     let share = json["unguided_share"].as_f64().unwrap();
     assert!((0.1..0.6).contains(&share), "{json}");
     assert_eq!(json["default_guides"].as_bool(), Some(share < lacuna::method::partition::DEFAULT_GUIDE_BELOW));
+    // --draws-only compares the draws and leaves out the partitions' probe.
+    let out = f.ok("masks compare --prior {d}/prior --data {d}/train.npz --n 8 --json --draws-only");
+    let only: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(only["comparison"], json["comparison"], "the same draws are compared");
+    assert!(only.get("unguided_share").is_none() && only.get("guided_query").is_none(), "{only}");
+    let out = f.ok("masks compare --prior {d}/prior --data {d}/train.npz --n 8 --draws-only");
+    assert!(out.contains("two-point correlation") && !out.contains("guided (rho"), "{out}");
     // The guidance loss is a choice of sample and compare too.
     let out = f.ok("masks compare --prior {d}/prior --data {d}/train.npz --n 8 --json --guidance-loss anchors");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();

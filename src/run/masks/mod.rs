@@ -482,7 +482,7 @@ pub use lacuna_core::mask_stats::{
 };
 
 mod report;
-pub use report::{compare_report, sample_to_file, CompareReport, Sampled};
+pub use report::{compare_report, sample_to_file, CompareReport, PartitionProbe, Sampled};
 
 #[cfg(test)]
 mod tests;

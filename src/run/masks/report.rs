@@ -69,6 +69,14 @@ const PROBE_DRAWS: usize = 8;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CompareReport {
     pub comparison: Comparison,
+    /// The partitions' probe; `None` when only the draws were compared (`--draws-only`).
+    #[serde(flatten)]
+    pub partitions: Option<PartitionProbe>,
+}
+
+/// How the two prior partitions split the data's first masks, and what the guidance rule does.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartitionProbe {
     /// Query probabilities over observed entries (smallest, mean, share never queried) of the
     /// unguided intersection and the guided partition, on the first masks of the data.
     pub intersect_query: (f64, f64, f64),
@@ -111,6 +119,9 @@ impl CompareReport {
             c.correlation_max_diff,
             if c.within { "within tolerance" } else { "OUTSIDE tolerance" }
         );
+        let Some(p) = &self.partitions else {
+            return s;
+        };
         let q = |name: &str, (min, mean, zero): (f64, f64, f64)| {
             format!(
                 "{name}: query probability over observed entries min {min:.3}, mean {mean:.3}, never queried {:.1}%\n",
@@ -119,31 +130,30 @@ impl CompareReport {
         };
         s += &format!(
             "\npartitions on the first {} masks, {} guided draws and {} splits each:\n",
-            self.query_masks, PROBE_DRAWS, self.splits
+            p.query_masks, PROBE_DRAWS, p.splits
         );
-        s += &q("  intersection (unguided)", self.intersect_query);
-        s += &q(
-            &format!("  guided (rho {}, w_g {}, loss {:?})", self.rho, self.weight, self.guidance_loss),
-            self.guided_query,
-        );
+        s += &q("  intersection (unguided)", p.intersect_query);
+        s += &q(&format!("  guided (rho {}, w_g {}, loss {:?})", p.rho, p.weight, p.guidance_loss), p.guided_query);
         s += &format!(
             "\nunguided contexts M̂ ⊙ M keep {:.1}% of the observed sites: the default --partition prior (guide below {:.0}%) {}\n",
-            100.0 * self.unguided_share,
+            100.0 * p.unguided_share,
             100.0 * DEFAULT_GUIDE_BELOW,
-            if self.default_guides { "guides" } else { "trains the unguided intersection" }
+            if p.default_guides { "guides" } else { "trains the unguided intersection" }
         );
         s
     }
 }
 
-/// `lacuna masks compare`: `n` unguided draws against the masks of `data`, and the query
-/// probabilities of the two prior partitions on the data's first masks.
+/// `lacuna masks compare`: `n` unguided draws against the masks of `data`, and (with
+/// `partitions`) the query probabilities of the two prior partitions on the data's first
+/// masks, which need guided draws: far dearer than the comparison with a long sampler.
 pub fn compare_report(
     prior_dir: &Path,
     data: &Path,
     n: usize,
     (rho, weight, loss): (f64, Option<f64>, GuidanceLoss),
     seed: u64,
+    partitions: bool,
     quiet: bool,
 ) -> Result<CompareReport> {
     ensure!(n >= 1, "--n must be at least 1");
@@ -153,6 +163,9 @@ pub fn compare_report(
     let mut rngs: Vec<ChaCha8Rng> = (0..n).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(seed, 16, i as u64))).collect();
     let generated = prior.draw(&mut rngs, None)?;
     let comparison = compare(&real, &generated, d.h, d.w);
+    if !partitions {
+        return Ok(CompareReport { comparison, partitions: None });
+    }
     let (query_masks, splits) = (real.len().min(32), 200);
     let probe = &real[..query_masks];
     let part = |rho: Option<f64>| Partition::Prior {
@@ -170,10 +183,9 @@ pub fn compare_report(
     prepare(&guided, Some(&prior), probe, d, PROBE_DRAWS, seed, quiet)?;
     let Partition::Prior { bank, .. } = &unguided else { unreachable!("built as a prior partition") };
     let unguided_share = super::unguided_share(bank, &prior, &real, d, seed)?;
-    Ok(CompareReport {
+    let probe = PartitionProbe {
         unguided_share,
         default_guides: unguided_share < DEFAULT_GUIDE_BELOW,
-        comparison,
         intersect_query: query_probabilities(&unguided, probe, d, splits, seed)?,
         guided_query: query_probabilities(&guided, probe, d, splits, seed)?,
         rho,
@@ -181,5 +193,6 @@ pub fn compare_report(
         guidance_loss: loss,
         query_masks,
         splits,
-    })
+    };
+    Ok(CompareReport { comparison, partitions: Some(probe) })
 }
