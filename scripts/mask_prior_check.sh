@@ -10,6 +10,8 @@
 #
 # Any other bench with Work II rows: name its directory and cases (their slugs), e.g.
 #   bash scripts/mask_prior_check.sh bench-ostia ostia-sst-16-32-tiles-under-infrared-clouds
+# DRAWS_ONLY=1 skips the partitions' query probabilities (guided draws: minutes with a long
+# sampler) and checks the draws alone.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${LACUNA_BIN:-$root/target/release/lacuna}"
@@ -22,6 +24,6 @@ for case in "${cases[@]}"; do
     dir="$BENCH/$case/seed-0"
     [ -f "$dir/mask-prior/prior.safetensors" ] || { echo "$dir: no fitted prior; run the bench first" >&2; exit 2; }
     echo "## $case: prior fitted on train.npz masks, compared with test.npz masks"
-    "$BIN" --quiet masks compare --prior "$dir/mask-prior" --data "$dir/test.npz" --n 256 --check || status=1
+    "$BIN" --quiet masks compare --prior "$dir/mask-prior" --data "$dir/test.npz" --n 256 --check ${DRAWS_ONLY:+--draws-only} || status=1
 done
 exit $status
