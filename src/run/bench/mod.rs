@@ -220,7 +220,13 @@ fn run_method(
         let iopts = ImputeOptions { ensemble: k, seed: seed as u64, last: suite.curves > 0, ..Default::default() };
         impute(&run_dir, &test_path, &pred, &iopts, true)?;
         let seconds = started.elapsed().as_secs_f64();
-        return Ok((score(&pred, test)?, seconds, Some(training_partition_stats(&cfg, &train_path, seed)?)));
+        // The partition the run trained, as its saved config records it: the guidance rule
+        // may have made a `prior` method the unguided intersection.
+        let mut trained = TrainConfig::load_run(&super::RunDir(run_dir.clone()).config())?;
+        if let Partition::Prior { prior, .. } = &mut trained.partition {
+            *prior = run_dir.join(&*prior); // saved relative to the run (its copy of the prior)
+        }
+        return Ok((score(&pred, test)?, seconds, Some(training_partition_stats(&trained, &train_path, seed)?)));
     }
     // Baseline names are the `lacuna baseline` command's.
     let baseline = <Baseline as clap::ValueEnum>::from_str(&spec.name, false).ok();

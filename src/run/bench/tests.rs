@@ -228,3 +228,37 @@ methods = ["biharmonic"]
     let written: Suite = toml::from_str(&std::fs::read_to_string(out.join("suite.toml")).unwrap()).unwrap();
     assert_eq!(written.cases.len(), 2);
 }
+
+/// Where the guidance rule makes a `prior` method the unguided intersection (dense masks), its
+/// record's context share and query balance are the intersection's, measured on the partition
+/// the run trained, not the guided one the method named.
+#[test]
+fn a_prior_method_reports_the_partition_its_run_trained() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite: Suite = toml::from_str(
+        r#"
+name = "t"
+seeds = 1
+steps = 3
+ensemble = 2
+batch = 4
+prior_steps = 3
+prior_sample_steps = 2
+[[cases]]
+name = "dense"
+kind = "grf"
+size = 8
+mask = "pixel:0.7"
+train = 8
+test = 2
+methods = ["prior", "intersect"]
+"#,
+    )
+    .unwrap();
+    let records = run(&suite, dir.path(), true, false).unwrap();
+    let stats = |m: &str| records.iter().find(|r| r.method == m).unwrap().partition.unwrap();
+    let trained = TrainConfig::load_run(&dir.path().join("dense/seed-0/run-prior/config.toml")).unwrap();
+    assert!(matches!(trained.partition, Partition::Prior { rho: None, .. }), "the rule chose the intersection");
+    assert_eq!(stats("prior").context_share, stats("intersect").context_share);
+    assert_eq!(stats("prior").query_min, stats("intersect").query_min);
+}
