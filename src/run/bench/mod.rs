@@ -162,6 +162,9 @@ fn run_method(
         if suite.curves > 0 {
             cfg.score.every = suite.curves;
             cfg.score.data = Some(std::path::absolute(&test_path)?);
+            // All of them: the curves then end where the table does, on the fields its
+            // baseline lines were scored on (a subset can be far easier than the rest).
+            cfg.score.fields = test.n;
             if case.kind == CaseKind::Grf {
                 cfg.score.oracle = Some(std::path::absolute(oracle_file(case, test, dir)?)?);
             }

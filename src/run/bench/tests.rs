@@ -100,6 +100,7 @@ methods = ["pixel", "pixel:published", "oracle", "harmonic"]
     }
     let published = TrainConfig::load_run(&dir.path().join("rough/seed-0/run-pixel-published/config.toml")).unwrap();
     assert_eq!(published.denoiser, crate::method::precond::DenoiserConfig::legacy());
+    assert_eq!(published.score.fields, 4, "curves score every test field, those of the baseline lines");
 }
 
 /// A bench's output, committed to git, is enough to continue it elsewhere: a clone holds
