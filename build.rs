@@ -7,8 +7,9 @@
 //    on the `lacuna` binary only, because otherwise the linker drops libtorch_cuda (nothing
 //    references it directly) and the binary never sees a GPU. These flags must not go in global
 //    RUSTFLAGS: applied to proc-macro dylibs they crash rustc.
-// 2. The engine's C++ shim over c10d (`src/dist/c10d_shim.cpp`), compiled against the same torch
-//    headers and flags as torch-sys's own wrapper (C++17, the wheel's CXX11 ABI).
+// 2. The engine's C++ pieces, compiled against the same torch headers and flags as torch-sys's
+//    own wrapper (C++17, the wheel's CXX11 ABI): the shim over c10d (`src/dist/c10d_shim.cpp`)
+//    and the circular pad op (`src/model/circular_pad.cpp`).
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
@@ -25,15 +26,16 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=-Wl,--as-needed");
     }
     if package == "lacuna" {
-        compile_c10d_shim(&lib);
+        compile_shim(&lib);
     }
 }
 
-fn compile_c10d_shim(lib: &std::path::Path) {
+fn compile_shim(lib: &std::path::Path) {
     let root = lib.parent().expect("libtorch lib directory has a parent");
     let include = root.join("include");
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
-    for f in ["src/dist/c10d_shim.cpp", "src/dist/gloo_decls"] {
+    let sources = ["src/dist/c10d_shim.cpp", "src/model/circular_pad.cpp"];
+    for f in sources.iter().chain(&["src/dist/gloo_decls", "src/ffi/guarded.h"]) {
         println!("cargo:rerun-if-changed={f}");
     }
     cc::Build::new()
@@ -41,6 +43,7 @@ fn compile_c10d_shim(lib: &std::path::Path) {
         .pic(true)
         .warnings(false)
         .include("src/dist/gloo_decls")
+        .include("src/ffi")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")
@@ -48,8 +51,8 @@ fn compile_c10d_shim(lib: &std::path::Path) {
         .flag("-DGLOG_USE_GLOG_EXPORT")
         // ProcessGroupGloo.hpp declares its class only when c10d was built with Gloo, as the wheel's was.
         .define("USE_C10D_GLOO", None)
-        .file("src/dist/c10d_shim.cpp")
-        .compile("lacuna_c10d");
+        .files(sources)
+        .compile("lacuna_shim");
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-lib=dylib=torch_cpu");
     println!("cargo:rustc-link-lib=dylib=c10");

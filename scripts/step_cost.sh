@@ -5,12 +5,13 @@
 # one after another on the fields of a curves bench (docs/results.md §0). Prints the seconds
 # per step over the whole run and from step 50 on (past the first steps' start-up).
 # Run it with nothing else on the machine.
-#   usage: [STEPS=N] scripts/step_cost.sh FIELDS_DIR [OUT_DIR] ["CONFIGS"]
-#          (FIELDS_DIR holds train.npz; CONFIGS default "published defaults periodic")
+#   usage: [STEPS=N] [LACUNA=BINARY] scripts/step_cost.sh FIELDS_DIR [OUT_DIR] ["CONFIGS"]
+#          (FIELDS_DIR holds train.npz; CONFIGS default "published defaults periodic";
+#          LACUNA: another build to time, e.g. a copy of an older commit's, instead of this one's)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-make -C "$root" --no-print-directory build >/dev/null
-L="$root/target/release/lacuna"
+if [ -z "${LACUNA:-}" ]; then make -C "$root" --no-print-directory build >/dev/null; fi
+L="${LACUNA:-$root/target/release/lacuna}"
 fields="$1"
 out="${2:-step-cost}"
 configs="${3:-published defaults periodic}"

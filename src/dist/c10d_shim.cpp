@@ -7,8 +7,9 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "guarded.h"
+
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -19,27 +20,7 @@ struct lacuna_pg {
 
 namespace {
 
-char* copy_message(const std::string& s) {
-  char* out = static_cast<char*>(std::malloc(s.size() + 1));
-  if (out != nullptr) std::memcpy(out, s.c_str(), s.size() + 1);
-  return out;
-}
-
-// Runs `f`, turning an exception into a message; returns whether `f` succeeded.
-template <typename F>
-bool guarded(char** err, F&& f) {
-  try {
-    f();
-    return true;
-  } catch (const c10::Error& e) {
-    *err = copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    *err = copy_message(e.what());
-  } catch (...) {
-    *err = copy_message("unknown C++ exception in c10d");
-  }
-  return false;
-}
+using lacuna::guarded;
 
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
