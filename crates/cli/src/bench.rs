@@ -25,6 +25,10 @@ pub struct BenchArgs {
     /// Override the suite's training steps per learned method.
     #[arg(long)]
     steps: Option<usize>,
+    /// Override the suite's training-time budget per learned method, in minutes (the steps
+    /// then only cap it; cases with their own `minutes` keep theirs).
+    #[arg(long)]
+    minutes: Option<f64>,
     /// Run only the cases whose name contains this text (repeatable; case-insensitive).
     #[arg(long = "case", value_name = "TEXT")]
     cases: Vec<String>,
@@ -91,6 +95,9 @@ pub fn run(a: &BenchArgs, quiet: bool) -> Result<()> {
     }
     if let Some(s) = a.steps {
         suite.steps = s;
+    }
+    if a.minutes.is_some() {
+        suite.minutes = a.minutes;
     }
     let wanted: Vec<String> = a.cases.iter().map(|c| c.to_lowercase()).collect();
     let selected =

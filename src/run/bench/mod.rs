@@ -93,21 +93,26 @@ fn training_partition_stats(cfg: &TrainConfig, train_path: &Path, seed: usize) -
 }
 
 /// Training seconds of the case's `:published` method in `dir` (the same case and seed),
-/// for `published_time` suites.
+/// for `published_time` suites: the last training clock its run logged, or, where the run is
+/// gone (a clone continuing from committed records), the one its record kept.
 fn published_seconds(case: &Case, dir: &Path) -> Result<f64> {
-    let published = case
+    let (method, published) = case
         .methods
         .iter()
-        .filter_map(|m| m.parse::<MethodSpec>().ok())
-        .find(|m| m.published)
+        .filter_map(|m| Some((m, m.parse::<MethodSpec>().ok()?)))
+        .find(|(_, m)| m.published)
         .with_context(|| format!("case {:?}: published_time needs a `:published` method", case.name))?;
     let run = dir.join(slug(&published.run_name()));
-    // The last logged training clock of that run.
-    let seconds = std::fs::read_to_string(run.join("metrics.jsonl")).ok().and_then(|text| {
+    let logged = std::fs::read_to_string(run.join("metrics.jsonl")).ok().and_then(|text| {
         text.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get("seconds")?.as_f64())
             .next_back()
     });
+    let recorded = || {
+        let text = std::fs::read_to_string(dir.join(format!("{}.json", slug(method)))).ok()?;
+        serde_json::from_str::<Record>(&text).ok()?.training_seconds
+    };
+    let seconds = logged.or_else(recorded);
     seconds.filter(|s| s.is_finite() && *s > 0.0).with_context(|| {
         format!(
             "case {:?}: published_time: {} has no training time yet; list the `:published` method before the others",
@@ -117,7 +122,32 @@ fn published_seconds(case: &Case, dir: &Path) -> Result<f64> {
     })
 }
 
-/// Runs `method` of `case` for one seed in `dir`; returns its metrics and seconds.
+/// What one method of one case and seed gave.
+struct Outcome {
+    metrics: Metrics,
+    /// Wall-clock seconds, training and imputation.
+    seconds: f64,
+    /// Learned methods: the training partition's context share and query balance.
+    partition: Option<PartitionStats>,
+    /// Learned methods: the training steps the run took (fewer than asked under a time budget).
+    steps: Option<usize>,
+    /// Learned methods: the training clock at the end of the run (no imputation, no set-up).
+    training_seconds: Option<f64>,
+}
+
+impl Outcome {
+    fn unlearned(metrics: Metrics, started: std::time::Instant) -> Outcome {
+        Outcome {
+            metrics,
+            seconds: started.elapsed().as_secs_f64(),
+            partition: None,
+            steps: None,
+            training_seconds: None,
+        }
+    }
+}
+
+/// Runs `method` of `case` for one seed in `dir`.
 #[allow(clippy::too_many_arguments)]
 fn run_method(
     suite: &Suite,
@@ -128,7 +158,7 @@ fn run_method(
     pattern: &Pattern,
     test: &FieldSet,
     quiet: bool,
-) -> Result<(Metrics, f64, Option<PartitionStats>)> {
+) -> Result<Outcome> {
     let (train_path, test_path) = (dir.join("train.npz"), dir.join("test.npz"));
     let pred = dir.join(format!("pred-{}.npz", slug(method)));
     let started = std::time::Instant::now();
@@ -171,6 +201,10 @@ fn run_method(
         }
         if let Some(b) = suite.batch {
             cfg.batch = b;
+        }
+        if let Some(minutes) = case.minutes.or(suite.minutes) {
+            // The budget decides; the step count only caps it.
+            cfg.time_budget = Some(60.0 * minutes);
         }
         if !spec.published {
             cfg.periodic = case.periodic;
@@ -229,14 +263,21 @@ fn run_method(
         if let Partition::Prior { prior, .. } = &mut trained.partition {
             *prior = run_dir.join(&*prior); // saved relative to the run (its copy of the prior)
         }
-        return Ok((score(&pred, test)?, seconds, Some(training_partition_stats(&trained, &train_path, seed)?)));
+        let state = super::checkpoint::state(&super::RunDir(run_dir.clone()).checkpoint())?;
+        return Ok(Outcome {
+            metrics: score(&pred, test)?,
+            seconds,
+            partition: Some(training_partition_stats(&trained, &train_path, seed)?),
+            steps: Some(state.step),
+            training_seconds: Some(state.seconds),
+        });
     }
     // Baseline names are the `lacuna baseline` command's.
     let baseline = <Baseline as clap::ValueEnum>::from_str(&spec.name, false).ok();
     if let Some(b) = baseline {
         let opts = BaselineOptions { seed: seed as u64, periodic: case.periodic, ..Default::default() };
         baseline::run(b, &test_path, Some(&train_path), &pred, &opts)?;
-        return Ok((score(&pred, test)?, started.elapsed().as_secs_f64(), None));
+        return Ok(Outcome::unlearned(score(&pred, test)?, started));
     }
     ensure!(case.kind == CaseKind::Grf, "method {method:?} needs GRF data (it uses the true covariance)");
     let grf = case.grf_spec();
@@ -249,7 +290,7 @@ fn run_method(
         (_, Some(partition)) => exact_ensemble(&grf, partition, test, k, seed as u64)?,
         _ => bail!("unknown method {method:?}; methods: {}", method_names()),
     };
-    Ok((field_metrics(&mean, truth, &test.mask, test.dims.h, test.dims.w), started.elapsed().as_secs_f64(), None))
+    Ok(Outcome::unlearned(field_metrics(&mean, truth, &test.mask, test.dims.h, test.dims.w), started))
 }
 
 /// The Bayes oracle's completion of a GRF case's test fields (an imputation file with `mean`),
@@ -389,14 +430,17 @@ pub fn run_cases(
                         case.name
                     );
                 }
-                let (metrics, seconds, partition) =
+                let Outcome { metrics, seconds, partition, steps, training_seconds } =
                     run_method(suite, case, method, seed, &dir, &pattern, test, true)
                         .with_context(|| format!("{} · seed {seed} · {method}", case.name))?;
                 let inputs = [dir.join("train.npz"), dir.join("test.npz")];
                 let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).filter(|p| p.exists()).collect();
-                let provenance = crate::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &inputs)?
+                let mut provenance = crate::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &inputs)?
                     .with("steps", case.steps.unwrap_or(suite.steps))
                     .with("ensemble", suite.ensemble);
+                if let Some(minutes) = case.minutes.or(suite.minutes) {
+                    provenance = provenance.with("minutes", minutes);
+                }
                 let r = Record {
                     case: case.name.clone(),
                     method: method.clone(),
@@ -404,6 +448,8 @@ pub fn run_cases(
                     metrics,
                     seconds,
                     partition,
+                    steps,
+                    training_seconds,
                     provenance: Some(provenance),
                 };
                 crate::atomic::write_bytes(&record_path, serde_json::to_string_pretty(&r)?.as_bytes())?;

@@ -14,6 +14,13 @@ pub struct Record {
     /// Context share and query balance of a learned method's training partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<crate::run::masks::PartitionStats>,
+    /// Learned methods: the training steps the run took (records of older versions have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    /// Learned methods: the run's training clock at its end, seconds (what a `published_time`
+    /// method's budget is taken from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_seconds: Option<f64>,
     /// What made the record, when, from which data (records of older versions have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<crate::provenance::Provenance>,
@@ -57,13 +64,13 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 /// `results.csv` (one line per run) and `results.md` (per case: mean ± std over seeds).
 pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()> {
     let mut csv = String::from(
-        "case,method,seed,mse_missing,mse_field,nmse_missing,rel_l2_missing,spectrum_log_error,crps_missing,spread_skill,seconds,context_share,query_min,query_mean\n",
+        "case,method,seed,mse_missing,mse_field,nmse_missing,rel_l2_missing,spectrum_log_error,crps_missing,spread_skill,seconds,context_share,query_min,query_mean,steps\n",
     );
     for r in records {
         let m = &r.metrics;
         let opt = |v: Option<f64>| v.map(|x| format!("{x:.6e}")).unwrap_or_default();
         csv += &format!(
-            "{},{},{},{:.6e},{:.6e},{:.6e},{:.6e},{:.4},{},{},{:.1},{},{},{}\n",
+            "{},{},{},{:.6e},{:.6e},{:.6e},{:.6e},{:.4},{},{},{:.1},{},{},{},{}\n",
             r.case,
             r.method,
             r.seed,
@@ -78,14 +85,21 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
             opt(r.partition.map(|p| p.context_share)),
             opt(r.partition.map(|p| p.query_min)),
             opt(r.partition.map(|p| p.query_mean)),
+            r.steps.map(|s| s.to_string()).unwrap_or_default(),
         );
     }
     crate::atomic::write_bytes(&out.join("results.csv"), csv.as_bytes())?;
+    let budget = |minutes: Option<f64>| minutes.map(|m| format!(" or {m} minutes of training")).unwrap_or_default();
     let mut md = format!(
-        "# Bench `{}`: {} seed(s), {} training steps per learned method, K = {}\n\n\
+        "# Bench `{}`: {} seed(s), {} training steps{} per learned method, K = {}\n\n\
          MSE on the missing entries (mean ± std over seeds); whole-field MSE with observations pasted\n\
-         (the paper's metric); power-spectrum log error; seconds per seed (train + impute).\n",
-        suite.name, suite.seeds, suite.steps, suite.ensemble
+         (the paper's metric); power-spectrum log error; seconds per seed (train + impute), with\n\
+         the training steps taken where a time budget decided them.\n",
+        suite.name,
+        suite.seeds,
+        suite.steps,
+        budget(suite.minutes),
+        suite.ensemble
     );
     for case in &suite.cases {
         let what = match (&case.data, case.kind) {
@@ -115,7 +129,15 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
                 case.kind, case.size, case.size, case.mask, case.train, case.test
             ),
         };
-        let steps = case.steps.map(|s| format!(" {s} training steps per learned method.")).unwrap_or_default();
+        let steps = match (case.steps, case.minutes) {
+            (None, None) => String::new(),
+            (steps, minutes) => format!(
+                " {} training steps{} per learned method.",
+                steps.unwrap_or(suite.steps),
+                budget(minutes.or(suite.minutes))
+            ),
+        };
+        let timed = case.minutes.or(suite.minutes).is_some() || suite.published_time;
         md += &format!("\n## {}\n\n{what}.{steps} Panels: `{}.png`.\n\n", case.name, slug(&case.name));
         let case_records = || records.iter().filter(|r| r.case == case.name);
         let with_partitions = case_records().any(|r| r.partition.is_some());
@@ -134,6 +156,9 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
             let (fm, fs) = mean_std(&rs.iter().map(|r| r.metrics.mse_field).collect::<Vec<_>>());
             let (sm, _) = mean_std(&rs.iter().map(|r| r.metrics.spectrum_log_error).collect::<Vec<_>>());
             let (tm, _) = mean_std(&rs.iter().map(|r| r.seconds).collect::<Vec<_>>());
+            let steps: Vec<String> = rs.iter().filter_map(|r| r.steps).map(|s| s.to_string()).collect();
+            let taken =
+                if timed && !steps.is_empty() { format!(" ({} steps)", steps.join(", ")) } else { String::new() };
             let pm = |m: f64, s: f64| if rs.len() > 1 { format!("{m:.4} ± {s:.4}") } else { format!("{m:.4}") };
             let parts: Vec<_> = rs.iter().filter_map(|r| r.partition).collect();
             let partition = match (with_partitions, parts.is_empty()) {
@@ -154,7 +179,7 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
             rows.insert(
                 order,
                 format!(
-                    "| {method} | {} | {} | {sm:.3}{partition} | {tm:.0} | {} |\n",
+                    "| {method} | {} | {} | {sm:.3}{partition} | {tm:.0}{taken} | {} |\n",
                     pm(mm, ms),
                     pm(fm, fs),
                     rs.len()

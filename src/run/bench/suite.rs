@@ -9,8 +9,14 @@ use super::*;
 pub struct Suite {
     pub name: String,
     pub seeds: usize,
-    /// Training steps of every learned method.
+    /// Training steps of every learned method (a cap when `minutes` is set).
     pub steps: usize,
+    /// A training-time budget for every learned method, in minutes: each trains until its
+    /// `steps` or this much time, whichever comes first, its learning-rate schedule running
+    /// over whichever is nearer its end. Unset: steps alone. A budget in time states the same
+    /// effort on any machine; the records say how many steps it bought.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<f64>,
     /// K of the single-step ensemble.
     pub ensemble: usize,
     /// Work II methods (`prior`, `intersect`): fitting steps of the mask prior, one prior per
@@ -136,6 +142,9 @@ pub struct Case {
     /// costs more per step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<usize>,
+    /// This case's training-time budget in minutes, when not the suite's `minutes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<f64>,
 }
 
 fn one() -> usize {
@@ -239,8 +248,11 @@ impl Suite {
     pub fn validate(&self) -> Result<()> {
         ensure!(self.seeds >= 1 && self.steps >= 1 && self.ensemble >= 1, "a suite needs seeds, steps and K ≥ 1");
         ensure!(self.guided_draws != Some(0), "guided_draws must be at least 1");
+        let positive = |m: Option<f64>| m.is_none_or(|m| m.is_finite() && m > 0.0);
+        ensure!(positive(self.minutes), "minutes must be a positive number");
         for case in &self.cases {
             ensure!(case.steps != Some(0), "case {:?}: steps must be at least 1", case.name);
+            ensure!(positive(case.minutes), "case {:?}: minutes must be a positive number", case.name);
         }
         for case in &self.cases {
             let pattern = case.pattern().with_context(|| format!("case {:?}", case.name))?;

@@ -263,3 +263,86 @@ methods = ["prior", "intersect"]
     assert_eq!(stats("prior").context_share, stats("intersect").context_share);
     assert_eq!(stats("prior").query_min, stats("intersect").query_min);
 }
+
+/// A suite's time budget (`minutes`) stops every learned method by the clock, well before its
+/// step cap here, and the records, the CSV and the table say how many steps it bought.
+#[test]
+fn a_time_budget_stops_learned_methods_and_the_tables_say_how_many_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite: Suite = toml::from_str(
+        r#"
+name = "t"
+seeds = 1
+steps = 100000
+minutes = 0.002
+ensemble = 2
+batch = 4
+[[cases]]
+name = "timed"
+kind = "grf"
+size = 8
+mask = "pixel:0.5"
+train = 16
+test = 4
+methods = ["pixel", "harmonic"]
+"#,
+    )
+    .unwrap();
+    suite.validate().unwrap();
+    run(&suite, dir.path(), true, false).unwrap();
+    let record: Record =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("timed/seed-0/pixel.json")).unwrap()).unwrap();
+    let steps = record.steps.expect("a learned record says its steps");
+    assert!((1..100000).contains(&steps), "stopped by the 0.12 s budget, not the cap: {steps}");
+    let cfg = TrainConfig::load_run(&dir.path().join("timed/seed-0/run-pixel/config.toml")).unwrap();
+    assert!((cfg.time_budget.unwrap() - 0.12).abs() < 1e-9, "{:?}", cfg.time_budget);
+    let md = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+    assert!(md.contains("or 0.002 minutes of training"), "{md}");
+    assert!(md.contains(&format!("({steps} steps)")), "{md}");
+    let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
+    let pixel = csv.lines().find(|l| l.starts_with("timed,pixel,")).unwrap();
+    assert!(pixel.ends_with(&format!(",{steps}")), "{pixel}");
+    assert!(csv.lines().find(|l| l.starts_with("timed,harmonic,")).unwrap().ends_with(','), "{csv}");
+
+    let mut bad = suite.clone();
+    bad.cases[0].minutes = Some(0.0);
+    assert!(bad.validate().unwrap_err().to_string().contains("minutes must be a positive number"));
+}
+
+/// In a `published_time` suite continued from committed records (the published run's
+/// directory is not in git), the other methods take their budget from the published record.
+#[test]
+fn equal_time_methods_take_the_published_budget_from_its_record_when_the_run_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite: Suite = toml::from_str(
+        r#"
+name = "t"
+seeds = 1
+steps = 4
+ensemble = 2
+batch = 4
+published_time = true
+[[cases]]
+name = "equal"
+kind = "grf"
+size = 8
+mask = "pixel:0.5"
+train = 12
+test = 3
+methods = ["pixel:published", "pixel"]
+"#,
+    )
+    .unwrap();
+    run(&suite, dir.path(), true, false).unwrap();
+    let seed = dir.path().join("equal/seed-0");
+    let record: Record =
+        serde_json::from_str(&std::fs::read_to_string(seed.join("pixel-published.json")).unwrap()).unwrap();
+    let published = record.training_seconds.expect("a learned record keeps its training clock");
+    assert!(published > 0.0);
+    std::fs::remove_dir_all(seed.join("run-pixel-published")).unwrap();
+    std::fs::remove_dir_all(seed.join("run-pixel")).unwrap();
+    std::fs::remove_file(seed.join("pixel.json")).unwrap();
+    run(&suite, dir.path(), true, false).unwrap();
+    let cfg = TrainConfig::load_run(&seed.join("run-pixel/config.toml")).unwrap();
+    assert_eq!(cfg.time_budget, Some(published), "the budget is the recorded training clock");
+}
