@@ -202,7 +202,7 @@ fn run_method(
         if let Some(b) = suite.batch {
             cfg.batch = b;
         }
-        if let Some(minutes) = case.minutes.or(suite.minutes) {
+        if let Some(minutes) = suite.minutes(case) {
             // The budget decides; the step count only caps it.
             cfg.time_budget = Some(60.0 * minutes);
         }
@@ -438,7 +438,7 @@ pub fn run_cases(
                 let mut provenance = crate::provenance::Provenance::now(env!("CARGO_PKG_VERSION"), &inputs)?
                     .with("steps", case.steps.unwrap_or(suite.steps))
                     .with("ensemble", suite.ensemble);
-                if let Some(minutes) = case.minutes.or(suite.minutes) {
+                if let Some(minutes) = suite.minutes(case) {
                     provenance = provenance.with("minutes", minutes);
                 }
                 let r = Record {

@@ -131,13 +131,13 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
         };
         let steps = match (case.steps, case.minutes) {
             (None, None) => String::new(),
-            (steps, minutes) => format!(
+            (steps, _) => format!(
                 " {} training steps{} per learned method.",
                 steps.unwrap_or(suite.steps),
-                budget(minutes.or(suite.minutes))
+                budget(suite.minutes(case))
             ),
         };
-        let timed = case.minutes.or(suite.minutes).is_some() || suite.published_time;
+        let timed = suite.minutes(case).is_some() || suite.published_time;
         md += &format!("\n## {}\n\n{what}.{steps} Panels: `{}.png`.\n\n", case.name, slug(&case.name));
         let case_records = || records.iter().filter(|r| r.case == case.name);
         let with_partitions = case_records().any(|r| r.partition.is_some());

@@ -244,6 +244,11 @@ impl Suite {
         toml::from_str(text).with_context(|| format!("the built-in suite {name}"))
     }
 
+    /// The training-time budget of `case`'s learned methods, minutes: its own or the suite's.
+    pub fn minutes(&self, case: &Case) -> Option<f64> {
+        case.minutes.or(self.minutes)
+    }
+
     /// Checks every case and method before any work starts.
     pub fn validate(&self) -> Result<()> {
         ensure!(self.seeds >= 1 && self.steps >= 1 && self.ensemble >= 1, "a suite needs seeds, steps and K ≥ 1");
