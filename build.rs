@@ -8,8 +8,9 @@
 //    references it directly) and the binary never sees a GPU. These flags must not go in global
 //    RUSTFLAGS: applied to proc-macro dylibs they crash rustc.
 // 2. The engine's C++ pieces, compiled against the same torch headers and flags as torch-sys's
-//    own wrapper (C++17, the wheel's CXX11 ABI): the shim over c10d (`src/dist/c10d_shim.cpp`)
-//    and the circular pad op (`src/model/circular_pad.cpp`).
+//    own wrapper (C++17, the wheel's CXX11 ABI): the shim over c10d (`src/dist/c10d_shim.cpp`),
+//    the circular pad op (`src/model/circular_pad.cpp`) and the autocast switch
+//    (`src/model/autocast.cpp`).
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
@@ -34,7 +35,7 @@ fn compile_shim(lib: &std::path::Path) {
     let root = lib.parent().expect("libtorch lib directory has a parent");
     let include = root.join("include");
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
-    let sources = ["src/dist/c10d_shim.cpp", "src/model/circular_pad.cpp"];
+    let sources = ["src/dist/c10d_shim.cpp", "src/model/circular_pad.cpp", "src/model/autocast.cpp"];
     for f in sources.iter().chain(&["src/dist/gloo_decls", "src/ffi/guarded.h"]) {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Training seconds for STEPS steps (default 300; batch 16, no scoring) of the published recipe,
 # today's defaults without and with `periodic` (and, when asked, `shift`: periodic with the
-# Kolmogorov shift symmetry 8,1; `nofill`: that without the fill's sweeps and CG iterations),
+# Kolmogorov shift symmetry 8,1; `nofill`: that without the fill's sweeps and CG iterations;
+# `bf16`: periodic with the network's forward in bfloat16 autocast, `bf16zero` the same unpadded),
 # one after another on the fields of a curves bench (docs/results.md §0). Prints the seconds
 # per step over the whole run and from step 50 on (past the first steps' start-up).
 # Run it with nothing else on the machine.
@@ -33,6 +34,8 @@ printf 'time_low_share = 0.5\n' > "$out/defaults.toml"
 printf 'time_low_share = 0.5\nperiodic = true\n' > "$out/periodic.toml"
 printf 'time_low_share = 0.5\nperiodic = true\nshift_symmetry = [8, 1]\n' > "$out/shift.toml"
 printf 'time_low_share = 0.5\nperiodic = true\nshift_symmetry = [8, 1]\n[denoiser]\nfill_sweeps = 0\nfill_cg = 0\n' > "$out/nofill.toml"
+printf 'time_low_share = 0.5\nperiodic = true\n[model]\nprecision = "bfloat16"\n' > "$out/bf16.toml"
+printf 'time_low_share = 0.5\n[model]\nprecision = "bfloat16"\n' > "$out/bf16zero.toml"
 for c in $configs; do
   rm -rf "$out/run-$c"
   $L --quiet train --data "$fields/train.npz" --out "$out/run-$c" --config "$out/$c.toml" \

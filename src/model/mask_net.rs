@@ -2,6 +2,7 @@
 //! its input the flow's observed-class probability (centred to [−1, 1]) and its output the
 //! logit of ê_1. The context-mask input the U-Net has for fields is held at 1 (every site seen).
 
+use super::unet::Precision;
 use super::{UNet, UNetConfig};
 use anyhow::Result;
 use tch::{nn, Kind, Tensor};
@@ -11,8 +12,14 @@ pub struct MaskNet {
 }
 
 impl MaskNet {
+    /// `precision = "auto"` (priors saved before the setting existed) means float32 here:
+    /// mixed precision was measured on the field network only.
     pub fn new(p: &nn::Path, config: &UNetConfig) -> Result<MaskNet> {
-        Ok(MaskNet { net: UNet::new(p, 1, config, false)? })
+        let mut config = config.clone();
+        if config.precision == Precision::Auto {
+            config.precision = Precision::Float32;
+        }
+        Ok(MaskNet { net: UNet::new(p, 1, &config, false)? })
     }
 
     /// The default size: small, the mask distribution is simpler than the fields.
@@ -23,6 +30,8 @@ impl MaskNet {
             res_blocks: 1,
             attention: false,
             heads: 1,
+            // Mixed precision was measured on the field network only.
+            precision: Precision::Float32,
             ..Default::default()
         }
     }

@@ -1,5 +1,6 @@
 //! Networks: the field denoiser (U-Net) and the mask-prior network of Work II.
 
+pub mod autocast;
 pub mod circular_pad;
 pub mod mask_net;
 pub mod resources;

@@ -14,12 +14,13 @@
 //! starting at zero (so training starts from the per-frame network). Without it the network is
 //! the *snapshot* model, applied frame by frame.
 
+use super::autocast::{cpu_has_amx_bf16, Autocast};
 use super::circular_pad::circular_pad;
 use anyhow::{ensure, Context, Result};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
-pub use crate::config::network::UNetConfig;
+pub use crate::config::network::{Precision, UNetConfig};
 
 fn groups(ch: i64) -> i64 {
     [8, 4, 2, 1].into_iter().find(|g| ch % g == 0).unwrap_or(1)
@@ -162,6 +163,8 @@ impl FrameAttention {
 #[derive(Debug)]
 pub struct UNet {
     config: UNetConfig,
+    /// The forward pass runs in bfloat16 autocast (`config.precision`, `auto` resolved).
+    bf16: bool,
     /// Circular padding (a periodic domain).
     periodic: bool,
     out_channels: i64,
@@ -245,8 +248,14 @@ impl UNet {
             let us = (l > 0).then(|| conv3(&upp / "upsample", ch, ch, 1, periodic));
             up.push((blocks, us));
         }
+        let bf16 = match config.precision {
+            Precision::Float32 => false,
+            Precision::Bfloat16 => true,
+            Precision::Auto => p.device() == Device::Cpu && cpu_has_amx_bf16(),
+        };
         let mut net = UNet {
             config: config.clone(),
+            bf16,
             periodic,
             out_channels: channels,
             inputs,
@@ -288,7 +297,10 @@ impl UNet {
 
     /// The network itself: output `[B, T·C, H, W]` for noise conditions `cond` `[B]` and inputs
     /// `[B, T·inputs·C, H, W]`, grouped per frame as the denoiser parameterisation assembles them.
+    /// In bfloat16 arithmetic ([`UNet::precision`]) the body runs in an autocast region and
+    /// the output returns to float32.
     pub fn forward_raw(&self, cond: &Tensor, input: &Tensor) -> Tensor {
+        let _autocast = self.bf16.then(|| Autocast::bf16(self.device).expect("libtorch's autocast switch"));
         let (b, in_planes, h, w) = input.size4().expect("4-D input");
         let frames = in_planes / (self.inputs * self.out_channels);
         let planes = frames * self.out_channels;
@@ -339,7 +351,16 @@ impl UNet {
             }
         }
         let out = h_.apply(&self.norm_out).silu().apply(&self.conv_out);
-        out.narrow(2, 0, h).narrow(3, 0, w).reshape([b, planes, h, w])
+        out.narrow(2, 0, h).narrow(3, 0, w).reshape([b, planes, h, w]).to_kind(Kind::Float)
+    }
+
+    /// The arithmetic the forward pass runs in (`auto` resolved for this machine).
+    pub fn precision(&self) -> Precision {
+        if self.bf16 {
+            Precision::Bfloat16
+        } else {
+            Precision::Float32
+        }
     }
 
     /// Whether the network attends over frames.

@@ -285,11 +285,13 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
     ensure!(opts.reference.exists(), "{}: reference script not found (pass --reference)", opts.reference.display());
     std::fs::create_dir_all(&opts.work).with_context(|| format!("{}: cannot create", opts.work.display()))?;
     let device = super::open_device(&opts.device)?;
-    // The PyTorch reference is the published network: time it with the same parameterisation.
+    // The PyTorch reference is the published network: time it with the same parameterisation
+    // and arithmetic (float32; `auto` would be bfloat16 on an AMX CPU).
     let cfg = TrainConfig {
         batch: opts.batch,
         device: opts.device,
         denoiser: crate::method::precond::DenoiserConfig::legacy(),
+        model: crate::config::UNetConfig { precision: crate::config::Precision::Float32, ..Default::default() },
         ..TrainConfig::default()
     };
     let precond = Precond::of(&cfg, d_of(opts));

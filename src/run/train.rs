@@ -13,7 +13,7 @@ use super::checkpoint::{self, LoopState};
 use super::optim::{ema_update, named_vars, AdamW};
 use super::progress::Progress;
 use super::{mix_seed, open_device, resources, RunDir, RunInfo};
-use crate::config::{LrSchedule, Reflections, TrainConfig};
+use crate::config::{LrSchedule, Precision, Reflections, TrainConfig};
 use crate::data::{Dims, FieldSet, Normalizer, Truth};
 use crate::dist::Group;
 use crate::method::mask_tensor;
@@ -535,6 +535,20 @@ fn train_locked(
         });
         LoopState { lr: cfg.optim.lr, ..Default::default() }
     };
+    // `auto` arithmetic depends on the machine: say which one this run trains in.
+    if leader {
+        let precision = serde_json::to_value(net.precision())?;
+        append_metrics(&run.metrics(), serde_json::json!({"step": state.step, "precision": precision}))?;
+        if !quiet && net.precision() == Precision::Bfloat16 {
+            eprintln!(
+                "network arithmetic: bfloat16 mixed precision (float32 weights){}",
+                match cfg.model.precision {
+                    Precision::Auto => "; this CPU has AMX-BF16 (--precision float32 to turn it off)",
+                    _ => "",
+                }
+            );
+        }
+    }
     // Every rank starts from rank 0's weights (and, on resume, its step).
     let params: Vec<Tensor> = opt.params.iter().map(|(_, p)| p.shallow_clone()).collect();
     group.sync_from_leader(&params).context("sharing rank 0's weights")?;

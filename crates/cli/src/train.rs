@@ -94,6 +94,10 @@ pub struct TrainArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long)]
     device: Option<lacuna::config::Device>,
+    /// The network's arithmetic: float32, or bfloat16 mixed precision (float32 weights;
+    /// fast on CPUs with AMX or AVX-512 BF16 and on GPUs, slow on CPUs without them).
+    #[arg(long, value_enum)]
+    precision: Option<lacuna::config::Precision>,
     /// Stop after this much training time (`90s`, `30m`, `1h30m`; a bare number is seconds);
     /// the learning rate decays over it. Training ends at --steps or the budget, whichever
     /// comes first.
@@ -253,10 +257,11 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     Ok(cfg)
 }
 
-/// The settings a resumed run may change too: its length and where it runs.
+/// The settings a resumed run may change too: its length, where it runs and its arithmetic.
 fn extend(cfg: &mut TrainConfig, a: &TrainArgs) {
     set_if_given!(cfg.steps, a.steps);
     set_if_given!(cfg.device, a.device);
+    set_if_given!(cfg.model.precision, a.precision);
     if a.time_budget.is_some() {
         cfg.time_budget = a.time_budget;
     }

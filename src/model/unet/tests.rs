@@ -81,7 +81,9 @@ fn only_the_space_time_network_mixes_frames() {
 #[test]
 fn channels_last_weights_compute_the_same_function() {
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = UNet::new(&vs.root(), 1, &UNetConfig::default(), false).unwrap();
+    // Float32: the tolerance is float32's (bfloat16 kernels differ by memory order).
+    let cfg = UNetConfig { precision: Precision::Float32, ..Default::default() };
+    let net = UNet::new(&vs.root(), 1, &cfg, false).unwrap();
     let x = Tensor::randn([4, 1, 16, 16], (Kind::Float, Device::Cpu));
     let m = x.rand_like().lt(0.5).to_kind(Kind::Float);
     let t = Tensor::rand([4], (Kind::Float, Device::Cpu));
@@ -140,4 +142,44 @@ fn a_periodic_network_commutes_with_shifts_of_the_torus() {
             assert!(diff > 1e-3, "a zero-padded network should see the border");
         }
     }
+}
+
+/// In bfloat16 arithmetic the network computes the same function as in float32 to bfloat16's
+/// resolution, returns float32, and passes float32 gradients to its float32 weights.
+#[test]
+fn bfloat16_forward_matches_float32_and_keeps_float32_weights() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let exact_cfg = UNetConfig { channels: 8, mults: vec![1, 2], precision: Precision::Float32, ..Default::default() };
+    let exact = UNet::with_inputs(&vs.root(), 1, 3, &exact_cfg, false, true).unwrap();
+    // The same weights (the same var store) under the other arithmetic.
+    let low_cfg = UNetConfig { precision: Precision::Bfloat16, ..exact_cfg.clone() };
+    let vs_low = nn::VarStore::new(Device::Cpu);
+    let low = UNet::with_inputs(&vs_low.root(), 1, 3, &low_cfg, false, true).unwrap();
+    tch::no_grad(|| {
+        let src = vs.variables();
+        for (name, mut v) in vs_low.variables() {
+            // Zero-initialised output layers would make the comparison trivial.
+            v.copy_(&(src[&name].randn_like() * 0.2));
+        }
+        for (name, mut v) in vs.variables() {
+            v.copy_(&vs_low.variables()[&name]);
+        }
+    });
+    assert_eq!((exact.precision(), low.precision()), (Precision::Float32, Precision::Bfloat16));
+    let x = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+    let c = Tensor::rand([2], (Kind::Float, Device::Cpu));
+    let (y, y_low) = tch::no_grad(|| (exact.forward_raw(&c, &x), low.forward_raw(&c, &x)));
+    assert_eq!(y_low.kind(), Kind::Float);
+    let rel = ((&y_low - &y).norm() / y.norm()).double_value(&[]);
+    assert!(rel > 0.0 && rel < 0.05, "relative gap {rel}");
+    low.forward_raw(&c, &x).square().mean(Kind::Float).backward();
+    for (name, v) in vs_low.variables() {
+        assert_eq!(v.grad().kind(), Kind::Float, "{name}");
+        assert!(v.grad().isfinite().all().int64_value(&[]) == 1, "{name}");
+    }
+    // `auto` is bfloat16 exactly where the CPU has AMX-BF16.
+    let auto_cfg = UNetConfig { precision: Precision::Auto, ..exact_cfg };
+    let auto = UNet::with_inputs(&nn::VarStore::new(Device::Cpu).root(), 1, 3, &auto_cfg, false, true).unwrap();
+    let expected = if crate::model::autocast::cpu_has_amx_bf16() { Precision::Bfloat16 } else { Precision::Float32 };
+    assert_eq!(auto.precision(), expected);
 }

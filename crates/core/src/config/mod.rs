@@ -7,7 +7,7 @@ pub mod schedule;
 
 pub use denoiser::{DenoiserConfig, NoiseCond, Skip};
 pub use device::Device;
-pub use network::UNetConfig;
+pub use network::{Precision, UNetConfig};
 pub use schedule::VpSchedule;
 
 use crate::data::Dims;
@@ -258,7 +258,7 @@ impl TrainConfig {
 
     /// A run's saved config. Runs saved before a setting existed trained without it, so a
     /// missing `[denoiser]` table means the published parameterisation and missing recipe
-    /// keys their old values, not today's defaults.
+    /// keys (the network's `precision` among them) their old values, not today's defaults.
     pub fn load_run(path: &Path) -> Result<TrainConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read the run's config", path.display()))?;
@@ -272,6 +272,9 @@ impl TrainConfig {
         table.entry("contexts_per_field").or_insert(toml::Value::Integer(1));
         table.entry("inference_context_ratio").or_insert(toml::Value::Float(0.0));
         table.entry("inference_shifts").or_insert(toml::Value::Boolean(false));
+        if let toml::Value::Table(model) = table.entry("model").or_insert(toml::Value::Table(Default::default())) {
+            model.entry("precision").or_insert(toml::Value::String("float32".into()));
+        }
         if !table.contains_key("score") {
             let none = ScoreConfig { every: 0, ..Default::default() };
             table.insert("score".into(), toml::Value::Table(toml::Table::try_from(none)?));
@@ -284,7 +287,7 @@ impl TrainConfig {
 
     /// The published recipe (the paper's parameterisation and this project's defaults before
     /// the learning-efficiency work): raw network, `1000·t`, pixel contexts at 0.7 in training
-    /// and at inference, no held-out scoring.
+    /// and at inference, no held-out scoring, float32 arithmetic.
     pub fn published() -> TrainConfig {
         TrainConfig {
             steps: 2000,
@@ -295,6 +298,7 @@ impl TrainConfig {
             contexts_per_field: 1,
             score: ScoreConfig { every: 0, ..Default::default() },
             optim: OptimConfig { lr: 1e-3, ..Default::default() },
+            model: UNetConfig { precision: Precision::Float32, ..Default::default() },
             ..TrainConfig::default()
         }
     }
@@ -478,6 +482,27 @@ mod tests {
         let old = TrainConfig::load_run(&path).unwrap();
         assert_eq!(old.inference_shift(), [0, 0]);
         assert_eq!(c.inference_shift(), [1, 1]);
+    }
+
+    /// A run saved before `model.precision` existed trained in float32, and keeps doing so
+    /// wherever it runs; a new run says `auto`, the published recipe float32.
+    #[test]
+    fn runs_saved_before_precision_keep_float32() {
+        let c = TrainConfig::default();
+        assert_eq!(c.model.precision, Precision::Auto);
+        assert_eq!(TrainConfig::published().model.precision, Precision::Float32);
+        let text = toml::to_string(&c).unwrap().replace("precision = \"auto\"\n", "");
+        assert!(!text.contains("precision"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(TrainConfig::load_run(&path).unwrap().model.precision, Precision::Float32);
+        // Without a [model] table at all, too.
+        let bare = dir.path().join("bare.toml");
+        std::fs::write(&bare, "steps = 5\n").unwrap();
+        assert_eq!(TrainConfig::load_run(&bare).unwrap().model.precision, Precision::Float32);
+        std::fs::write(&path, toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(TrainConfig::load_run(&path).unwrap().model.precision, Precision::Auto);
     }
 
     #[test]
