@@ -10,6 +10,7 @@ pub use lacuna_core::{atomic, chart, config, data, linalg, memory, plot, provena
 
 pub mod baseline;
 pub mod dist;
+mod ffi;
 pub mod method;
 pub mod model;
 pub mod run;

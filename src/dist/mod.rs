@@ -11,7 +11,7 @@
 //! gradient of the global loss, the one a single process computes.
 
 use anyhow::{bail, ensure, Context, Result};
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, CString};
 use std::ptr::NonNull;
 use std::time::Duration;
 use tch::{Kind, Tensor};
@@ -153,13 +153,7 @@ unsafe impl Send for ProcessGroup {}
 
 /// Takes the shim's error message, if any, and frees it.
 fn take_error(err: *mut c_char) -> String {
-    if err.is_null() {
-        return "unknown error".into();
-    }
-    // SAFETY: the shim returns a NUL-terminated malloc'd string, freed right after copying.
-    let msg = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
-    unsafe { ffi::lacuna_c10d_free_error(err) };
-    msg
+    crate::ffi::take_message(err, ffi::lacuna_c10d_free_error).unwrap_or_else(|| "unknown error".into())
 }
 
 impl ProcessGroup {

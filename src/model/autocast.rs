@@ -4,7 +4,7 @@
 //! The region belongs to the thread that opened it, so each CPU worker opens its own.
 
 use anyhow::{bail, Result};
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int};
 use tch::Device;
 
 mod ffi {
@@ -78,13 +78,7 @@ pub fn cpu_has_amx_bf16() -> bool {
 }
 
 fn take_message(err: *mut c_char) -> String {
-    if err.is_null() {
-        return "no message".into();
-    }
-    // SAFETY: a NUL-terminated string from the shim, freed once right after.
-    let m = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
-    unsafe { ffi::lacuna_autocast_free_error(err) };
-    m
+    crate::ffi::take_message(err, ffi::lacuna_autocast_free_error).unwrap_or_else(|| "no message".into())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! the backward of the concatenations (results §0, `scripts/pad_unet_bench.py`).
 //! [`circular_pad_reference`] is the same map from concatenations, kept for the tests.
 
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int};
 use tch::Tensor;
 
 mod ffi {
@@ -35,14 +35,8 @@ pub fn circular_pad(x: &Tensor) -> Tensor {
     // `Tensor` owns (freed by tch's `at_free`); on failure `err` is a malloc'd C string freed here.
     let rc: c_int = unsafe { ffi::lacuna_circular_pad(x.as_ptr(), &mut out, &mut err) };
     if rc != 0 || out.is_null() {
-        let message = if err.is_null() {
-            "circular pad failed".to_string()
-        } else {
-            // SAFETY: a NUL-terminated string from the shim, freed once right after.
-            let m = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
-            unsafe { ffi::lacuna_circular_pad_free_error(err) };
-            m
-        };
+        let message = crate::ffi::take_message(err, ffi::lacuna_circular_pad_free_error)
+            .unwrap_or_else(|| "circular pad failed".into());
         panic!("circular pad of a tensor of shape {:?}: {message}", x.size());
     }
     // SAFETY: see above.
