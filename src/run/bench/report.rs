@@ -35,7 +35,9 @@ pub(super) fn write_case_curves(case: &Case, seed: usize, dir: &Path, records: &
         let spec: MethodSpec = method.parse()?;
         let run_dir = dir.join(slug(&spec.run_name()));
         let learned = LEARNED.contains(&spec.name.as_str()) && spec.name != "oracle";
-        if learned && run_dir.join("metrics.jsonl").exists() {
+        // A run stopped before its first held-out score has no curve yet: it is left out, not
+        // an error, so a report (or a bench of another case) works beside an interrupted run.
+        if learned && crate::run::curves::read_curve(&run_dir).is_ok() {
             if !runs.iter().any(|(_, d): &(String, PathBuf)| d == &run_dir) {
                 runs.push((method.clone(), run_dir));
             }

@@ -346,3 +346,47 @@ methods = ["pixel:published", "pixel"]
     let cfg = TrainConfig::load_run(&seed.join("run-pixel/config.toml")).unwrap();
     assert_eq!(cfg.time_budget, Some(published), "the budget is the recorded training clock");
 }
+
+/// A learned run stopped before its first held-out score (its `metrics.jsonl` has only the
+/// loss lines) has no curve yet: a report over it, or a bench of another case, tabulates the
+/// records there are and draws the runs that have scores, instead of failing on that run.
+#[test]
+fn a_report_beside_a_run_stopped_before_its_first_score_leaves_that_run_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite: Suite = toml::from_str(
+        r#"
+name = "t"
+seeds = 1
+steps = 6
+ensemble = 2
+batch = 4
+curves = 3
+[[cases]]
+name = "partial"
+kind = "grf"
+size = 8
+mask = "pixel:0.5"
+train = 12
+test = 3
+methods = ["pixel", "pixel:published", "harmonic"]
+"#,
+    )
+    .unwrap();
+    run(&suite, dir.path(), true, false).unwrap();
+    let seed = dir.path().join("partial/seed-0");
+    // The published run as if stopped at step 2: no record, no scored line yet.
+    std::fs::remove_file(seed.join("pixel-published.json")).unwrap();
+    let metrics = seed.join("run-pixel-published/metrics.jsonl");
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let unscored: String = text.lines().filter(|l| !l.contains("score_mse")).map(|l| format!("{l}\n")).collect();
+    assert!(unscored.len() < text.len(), "the run had scores to remove");
+    std::fs::write(&metrics, unscored).unwrap();
+
+    let reported = run(&suite, dir.path(), true, true).unwrap();
+    let mut methods: Vec<&str> = reported.iter().map(|r| r.method.as_str()).collect();
+    methods.sort();
+    assert_eq!(methods, ["harmonic", "pixel"]);
+    let csv = std::fs::read_to_string(dir.path().join("curves-partial-seed-0.csv")).unwrap();
+    assert!(csv.lines().any(|l| l.starts_with("pixel,")), "{csv}");
+    assert!(!csv.lines().any(|l| l.starts_with("pixel:published,")), "the unscored run is left out: {csv}");
+}
