@@ -431,7 +431,7 @@ pub fn run_cases(
                     );
                 }
                 let Outcome { metrics, seconds, partition, steps, training_seconds } =
-                    run_method(suite, case, method, seed, &dir, &pattern, test, true)
+                    run_method(suite, case, method, seed, &dir, &pattern, test, quiet)
                         .with_context(|| format!("{} · seed {seed} · {method}", case.name))?;
                 let inputs = [dir.join("train.npz"), dir.join("test.npz")];
                 let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).filter(|p| p.exists()).collect();
