@@ -132,6 +132,20 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<DemoRepor
             learned: false,
         });
     }
+    // Both demo kinds are simulated on a torus, a symmetry their user would declare (on sides
+    // the network's strides divide), and so are the shifts their laws are invariant under: any
+    // shift of a stationary GRF; any column shift of Kolmogorov flow, and row shifts by its
+    // forcing's period. The classical methods are told the same periodicity (their stencils,
+    // lags and covariances wrap around), so the comparison is on equal knowledge.
+    let periodic = opts.size.is_multiple_of(1 << (crate::model::UNetConfig::default().mults.len() - 1));
+    let shift_symmetry = match (periodic, opts.data) {
+        (false, _) => [0, 0],
+        (true, DemoData::Grf) => [1, 1],
+        (true, DemoData::Kolmogorov) => {
+            let k = KolmogorovSpec::default().forcing_wavenumber;
+            [if opts.size.is_multiple_of(k) { opts.size / k } else { 0 }, 1]
+        }
+    };
     // Classical interpolation, as a scientist would run it.
     let mut classical: Vec<(String, PathBuf, f64)> = Vec::new();
     for (b, label) in
@@ -144,7 +158,7 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<DemoRepor
             &test_path,
             Some(&train_path),
             &pred,
-            &BaselineOptions { seed: opts.seed, ..Default::default() },
+            &BaselineOptions { seed: opts.seed, periodic, ..Default::default() },
         )?;
         let m = score(&pred)?;
         let secs = started.elapsed().as_secs_f64();
@@ -157,19 +171,6 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<DemoRepor
         methods.push(("MissDiff (context = query = M)", Partition::MissDiff));
     }
     let mut learned_preds = Vec::new();
-    // Both demo kinds are simulated on a torus, a symmetry their user would declare (on sides
-    // the network's strides divide), and so are the shifts their laws are invariant under: any
-    // shift of a stationary GRF; any column shift of Kolmogorov flow, and row shifts by its
-    // forcing's period.
-    let periodic = opts.size.is_multiple_of(1 << (crate::model::UNetConfig::default().mults.len() - 1));
-    let shift_symmetry = match (periodic, opts.data) {
-        (false, _) => [0, 0],
-        (true, DemoData::Grf) => [1, 1],
-        (true, DemoData::Kolmogorov) => {
-            let k = KolmogorovSpec::default().forcing_wavenumber;
-            [if opts.size.is_multiple_of(k) { opts.size / k } else { 0 }, 1]
-        }
-    };
     for (label, partition) in methods {
         let run_dir = out_dir.join(format!("run-{}", partition.name()));
         if run_dir.exists() {

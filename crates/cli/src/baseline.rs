@@ -29,7 +29,8 @@ pub struct BaselineArgs {
     neighbours: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// fill: the fields are periodic in both directions (the interpolant wraps around).
+    /// The fields are periodic in both directions (simulated on a torus): fill, harmonic,
+    /// biharmonic and kriging wrap around (kriging's lags and covariance, the others' stencils).
     #[arg(long)]
     periodic: bool,
 }

@@ -48,7 +48,8 @@ pub struct BaselineOptions {
     /// Moving-neighbourhood size for kriging fields with many observations.
     pub neighbours: usize,
     pub seed: u64,
-    /// `fill`: the fields are periodic (the interpolant's neighbours wrap around).
+    /// The fields are periodic (simulated on a torus): `fill`, `harmonic`, `biharmonic`,
+    /// `krige` and `krige-trend` wrap around (see their modules).
     pub periodic: bool,
     /// `fill`: the engine's interpolant (a tensor function; the engine's `baseline::run` sets
     /// it), so that this crate needs no tensor library.
@@ -107,9 +108,9 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
             DenoiserConfig::default(),
             opts.fill.context("the fill baseline needs the engine's interpolant (lacuna::baseline::run)")?,
         ),
-        Baseline::Krige => Fitted::Krige(krige::fit_set(&load_train()?, opts.neighbours)?, false),
+        Baseline::Krige => Fitted::Krige(krige::fit_set(&load_train()?, opts.neighbours, opts.periodic)?, false),
         Baseline::KrigeTrend => {
-            Fitted::Krige(krige::fit_set(&krige::detrended(&load_train()?), opts.neighbours)?, true)
+            Fitted::Krige(krige::fit_set(&krige::detrended(&load_train()?), opts.neighbours, opts.periodic)?, true)
         }
         Baseline::EmGaussian => {
             let t = load_train()?;
@@ -126,7 +127,8 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
                 // Per plane: each frame of a trajectory on its own (the spec's per-frame baselines).
                 (0..dims.planes())
                     .flat_map(|c| {
-                        m.fill(&x[c * sites..(c + 1) * sites], &known[c * sites..(c + 1) * sites], dims.h, dims.w)
+                        let r = c * sites..(c + 1) * sites;
+                        m.fill_with(&x[r.clone()], &known[r], dims.h, dims.w, opts.periodic)
                     })
                     .collect(),
                 None,
@@ -144,7 +146,8 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
                     let (x, known) = (&x[r.clone()], &known[r]);
                     let plane = if *trend { krige::Plane::fit(x, known, dims.h, dims.w) } else { krige::Plane::ZERO };
                     let resid = plane.remove(x, dims.w);
-                    let (m, v) = krige::krige_channel(model, &resid, known, dims.h, dims.w, opts.neighbours)?;
+                    let grid = krige::Grid { h: dims.h, w: dims.w, periodic: opts.periodic };
+                    let (m, v) = krige::krige_channel(model, &resid, known, grid, opts.neighbours)?;
                     // Observations exactly as given (the plane round trip rounds).
                     let restored = plane.restore(&m, dims.w);
                     mean.extend(

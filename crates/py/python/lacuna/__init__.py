@@ -235,6 +235,8 @@ def baseline(
 ):
     """Completes ``values`` with a classical method (``nearest``, ``biharmonic``, ``krige``,
     ``em-gaussian``, ...); the methods that learn from data read ``train`` (NaN = missing).
+    ``periodic``: the fields wrap around (simulated on a torus); ``fill``, ``harmonic``,
+    ``biharmonic`` and the kriging methods then wrap too.
     Returns a :class:`Completion` (``std`` for the probabilistic ones)."""
     layout, v, m, ok = _inputs(values, mask, observable)
     tv = tm = None
