@@ -5,6 +5,7 @@ pub mod ensemble;
 pub mod mask_prior;
 pub mod net_denoiser;
 pub use lacuna_core::partition;
+pub mod kriging;
 pub mod precond;
 pub mod schedule;
 pub mod symmetry;

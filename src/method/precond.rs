@@ -23,10 +23,14 @@
 //! depends on the context only, so `x̂0` is still a function of the context and the framework's
 //! theory (the loss never sees the query's values as input) holds unchanged.
 
+use super::kriging::Kriging;
 use super::schedule::{AlphaSigma, VpSchedule};
+use anyhow::{Context, Result};
+use lacuna_core::baseline::krige::CovModel;
+use std::sync::Arc;
 use tch::{Kind, Tensor};
 
-pub use crate::config::denoiser::{DenoiserConfig, NoiseCond, Skip};
+pub use crate::config::denoiser::{DenoiserConfig, Interpolant, NoiseCond, Skip};
 
 /// A configured denoiser parameterisation over a schedule. `raw` is the network:
 /// `raw(noise_cond [B], input [B, T·inputs·C, H, W]) → [B, T·C, H, W]`, its input planes
@@ -39,16 +43,52 @@ pub struct Precond {
     pub channels: i64,
     /// The fields wrap around in both space directions (the fill's neighbours do too).
     pub periodic: bool,
+    /// The fitted kriging interpolant (`Interpolant::Krige` only).
+    pub kriging: Option<Arc<Kriging>>,
 }
 
 impl Precond {
-    /// The parameterisation a run's config asks for, for samples of `dims`.
-    pub fn of(cfg: &crate::config::TrainConfig, dims: crate::data::Dims) -> Precond {
-        Precond {
+    /// The parameterisation a run's config asks for, for samples of `dims`;
+    /// `covariance` is the run's fitted covariance per channel, which `Interpolant::Krige` needs.
+    pub fn of(
+        cfg: &crate::config::TrainConfig,
+        dims: crate::data::Dims,
+        covariance: Option<&[CovModel]>,
+    ) -> Result<Precond> {
+        let kriging = match cfg.denoiser.interpolant {
+            Interpolant::Fill => None,
+            Interpolant::Krige => {
+                let models = covariance.context(
+                    "denoiser.interpolant = \"krige\" but the run has no fitted covariance (covariance.json)",
+                )?;
+                anyhow::ensure!(
+                    models.len() == dims.c,
+                    "the run's covariance has {} channel(s), the fields {}",
+                    models.len(),
+                    dims.c
+                );
+                Some(Arc::new(Kriging::new(models, dims.h, dims.w, cfg.periodic)?))
+            }
+        };
+        Ok(Precond {
             config: cfg.denoiser.clone(),
             schedule: cfg.schedule,
             channels: dims.c as i64,
             periodic: cfg.periodic,
+            kriging,
+        })
+    }
+
+    /// The interpolant of the context `context = M_ctx ⊙ x_t` at noise levels (α, σ) `[B, 1, 1, 1]`:
+    /// the fill of `α x_t`, or the kriging mean from `x_t / α` with noise variance (σ/α)².
+    fn interpolant(&self, context: &Tensor, mask: &Tensor, alpha: &Tensor, sigma: &Tensor) -> Tensor {
+        let c = &self.config;
+        match &self.kriging {
+            Some(k) => {
+                let noise = (sigma / alpha).square().view([-1]);
+                k.predict(&(context / alpha), mask, &noise)
+            }
+            None => fill(&(context * alpha), mask, c.fill_sweeps, c.fill_cg, self.periodic),
         }
     }
 
@@ -67,7 +107,7 @@ impl Precond {
             NoiseCond::LogSigma => (&sigma / &alpha).log().view([-1]) * 250.0,
         };
         let c = &self.config;
-        let fill = c.needs_fill().then(|| fill(&(context * &alpha), mask, c.fill_sweeps, c.fill_cg, self.periodic));
+        let fill = c.needs_fill().then(|| self.interpolant(context, mask, &alpha, &sigma));
         let mut planes = vec![mask.shallow_clone(), context.shallow_clone()];
         if self.config.fill_input {
             planes.push(fill.as_ref().map(Tensor::shallow_clone).unwrap_or_else(|| context.zeros_like()));
@@ -202,8 +242,13 @@ mod tests {
     #[test]
     fn without_skip_the_denoiser_is_the_raw_network() {
         let (x, m, t) = fields();
-        let p =
-            Precond { config: DenoiserConfig::legacy(), schedule: VpSchedule::default(), channels: 2, periodic: false };
+        let p = Precond {
+            config: DenoiserConfig::legacy(),
+            schedule: VpSchedule::default(),
+            channels: 2,
+            periodic: false,
+            kriging: None,
+        };
         let raw = |c: &Tensor, input: &Tensor| {
             // A fixed nonlinear function of everything the network sees.
             (input.narrow(1, 0, 2) * 0.5 + input.narrow(1, 2, 2).tanh()) * c.view([-1, 1, 1, 1]) / 1000.0
@@ -220,7 +265,7 @@ mod tests {
         let (x, m, t) = fields();
         let config = DenoiserConfig { fill_sweeps: 3, fill_cg: 4, ..Default::default() };
         let sched = VpSchedule::default();
-        let p = Precond { config, schedule: sched, channels: 2, periodic: false };
+        let p = Precond { config, schedule: sched, channels: 2, periodic: false, kriging: None };
         let ctx = &x * &m;
         let seen = std::cell::RefCell::new(None);
         let raw = |_: &Tensor, input: &Tensor| {
@@ -235,6 +280,33 @@ mod tests {
         assert!((&got - &want).abs().max().double_value(&[]) < 1e-6);
         let fed = seen.borrow_mut().take().unwrap();
         assert!((fed - f).abs().max().double_value(&[]) < 1e-6);
+    }
+
+    /// With the kriging interpolant the skip off the context (and the third input plane) is the
+    /// kriging mean of `x_t / α` with noise variance (σ/α)²; on the context still α x_t.
+    #[test]
+    fn the_kriging_skip_is_the_kriging_mean_of_the_rescaled_context() {
+        let (x, m, t) = fields();
+        let models = [CovModel { mean: 0.0, smoothness: 1.5, variance: 1.0, length_scale: 2.0, nugget: 0.0 }; 2];
+        let config = DenoiserConfig { interpolant: Interpolant::Krige, ..Default::default() };
+        let sched = VpSchedule::default();
+        let cfg = crate::config::TrainConfig { denoiser: config, periodic: true, ..Default::default() };
+        let dims = crate::data::Dims { t: 1, c: 2, h: 12, w: 10 };
+        let p = Precond::of(&cfg, dims, Some(&models)).unwrap();
+        let ctx = &x * &m;
+        let seen = std::cell::RefCell::new(None);
+        let raw = |_: &Tensor, input: &Tensor| {
+            *seen.borrow_mut() = Some(input.narrow(1, 4, 2));
+            input.narrow(1, 0, 2).zeros_like()
+        };
+        let got = p.denoise(raw, &t, &ctx, &m);
+        let (a, s) = sched.alpha_sigma(&t);
+        let k = Kriging::new(&models, 12, 10, true).unwrap().predict(&(&ctx / &a), &m, &(&s / &a).square().view([-1]));
+        let want = &m * (&ctx * &a) + (1.0 - &m) * &k;
+        assert!((&got - &want).abs().max().double_value(&[]) < 1e-5);
+        assert!((seen.borrow_mut().take().unwrap() - k).abs().max().double_value(&[]) < 1e-6);
+        // Without the run's covariance the parameterisation is refused, not silently the fill.
+        assert!(Precond::of(&cfg, dims, None).is_err());
     }
 
     #[test]

@@ -38,6 +38,10 @@ impl RunDir {
     pub fn norm(&self) -> PathBuf {
         self.0.join("norm.json")
     }
+    /// The kriging interpolant's fitted covariance per channel (`denoiser.interpolant = "krige"`).
+    pub fn covariance(&self) -> PathBuf {
+        self.0.join("covariance.json")
+    }
     pub fn info(&self) -> PathBuf {
         self.0.join("run.json")
     }

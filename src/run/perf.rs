@@ -253,6 +253,7 @@ fn check_same_function(reference: &Reference, net: &UNet) -> Result<(f64, f64)> 
         schedule: Default::default(),
         channels: opts.channels as i64,
         periodic: false,
+        kriging: None,
     };
     let dev = net.device();
     let ours = tch::no_grad(|| {
@@ -294,7 +295,7 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
         model: crate::config::UNetConfig { precision: crate::config::Precision::Float32, ..Default::default() },
         ..TrainConfig::default()
     };
-    let precond = Precond::of(&cfg, d_of(opts));
+    let precond = Precond::of(&cfg, d_of(opts), None)?;
     // The reference draws pixel contexts; time ours with the same partition.
     let Partition::Pixel { context_ratio, .. } = cfg.partition else {
         bail!("internal: perf times the pixel partition")
@@ -357,6 +358,7 @@ pub fn run(opts: &PerfOptions, quiet: bool) -> Result<PerfReport> {
                     optimisation_step(
                         &tnet,
                         &cfg,
+                        &precond,
                         &mut opt,
                         &ema,
                         &fields,

@@ -100,10 +100,15 @@ impl Scorer {
     }
 
     /// Missing-entry MSE (data units) of `net`'s single-step ensemble.
-    pub fn score(&self, net: &UNet, cfg: &TrainConfig, norm: &Normalizer) -> Result<f64> {
-        let precond = crate::method::precond::Precond::of(cfg, self.dims);
+    pub fn score(
+        &self,
+        net: &UNet,
+        cfg: &TrainConfig,
+        precond: &crate::method::precond::Precond,
+        norm: &Normalizer,
+    ) -> Result<f64> {
         let icfg = cfg.for_inference();
-        let den = NetDenoiser { net, precond: &precond, max_batch: 64, workers: None };
+        let den = NetDenoiser { net, precond, max_batch: 64, workers: None };
         let mut rngs: Vec<ChaCha8Rng> =
             (0..self.masks.len()).map(|i| ChaCha8Rng::seed_from_u64(mix_seed(self.seed, 9, i as u64))).collect();
         let out = ensemble::single_step(

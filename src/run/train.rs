@@ -17,6 +17,7 @@ use crate::config::{LrSchedule, Precision, Reflections, TrainConfig};
 use crate::data::{Dims, FieldSet, Normalizer, Truth};
 use crate::dist::Group;
 use crate::method::mask_tensor;
+use crate::method::precond::{Interpolant, Precond};
 use crate::method::schedule::AlphaSigma;
 use crate::method::symmetry::{random_reflections, random_shifts, reflected, shifted};
 use crate::method::Partition;
@@ -89,6 +90,7 @@ impl Fields {
 fn batch_loss(
     net: &UNet,
     cfg: &TrainConfig,
+    precond: &Precond,
     f: &Fields,
     idx: &[usize],
     visits: Option<&[usize]>,
@@ -96,7 +98,6 @@ fn batch_loss(
     shard: (usize, usize),
 ) -> Result<Tensor> {
     let (schedule, contexts) = (&cfg.schedule, cfg.contexts(f.dims));
-    let precond = crate::method::precond::Precond::of(cfg, f.dims);
     let device = f.values.device();
     let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
     let x = f.values.index_select(0, &index);
@@ -148,6 +149,7 @@ fn batch_loss(
 pub(crate) fn optimisation_step(
     net: &UNet,
     cfg: &TrainConfig,
+    precond: &Precond,
     opt: &mut AdamW,
     ema: &[(String, Tensor)],
     f: &Fields,
@@ -162,7 +164,7 @@ pub(crate) fn optimisation_step(
     opt.zero_grad();
     let shard = group.shard(idx.len());
     let loss_v = resources::torch(&format!("training step {step}"), || -> Result<f64> {
-        let loss = batch_loss(net, cfg, f, idx, visits, &mut rng, shard)?;
+        let loss = batch_loss(net, cfg, precond, f, idx, visits, &mut rng, shard)?;
         loss.backward();
         Ok(loss.double_value(&[]))
     })??;
@@ -252,7 +254,7 @@ fn guided_contexts_seen(cfg: &TrainConfig, f: &Fields, steps: usize) -> Option<(
 }
 
 /// Validation loss with the EMA weights and a fixed random stream (comparable across checks).
-fn validation_loss(net: &UNet, cfg: &TrainConfig, f: &Fields) -> Result<f64> {
+fn validation_loss(net: &UNet, cfg: &TrainConfig, precond: &Precond, f: &Fields) -> Result<f64> {
     let n = f.masks.len().min(512);
     let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(cfg.seed, 2, 0));
     tch::manual_seed(mix_seed(cfg.seed, 2, 1) as i64);
@@ -261,7 +263,7 @@ fn validation_loss(net: &UNet, cfg: &TrainConfig, f: &Fields) -> Result<f64> {
     let mut count = 0.0;
     tch::no_grad(|| -> Result<()> {
         for chunk in idx.chunks(cfg.batch.max(1)) {
-            total += batch_loss(net, cfg, f, chunk, None, &mut rng, (0, chunk.len()))?.double_value(&[])
+            total += batch_loss(net, cfg, precond, f, chunk, None, &mut rng, (0, chunk.len()))?.double_value(&[])
                 * chunk.len() as f64;
             count += chunk.len() as f64;
         }
@@ -503,6 +505,8 @@ fn train_locked(
     };
     norm.apply(&mut train_set);
     norm.apply(&mut val_set);
+    let covariance = interpolant_covariance(cfg, &train_set, run, resume, leader, quiet)?;
+    let precond = Precond::of(cfg, set.dims, covariance.as_deref())?;
     // What the weights files carry besides the tensors: enough to use them without the run.
     let weights_meta = if leader { weights_metadata(cfg, &norm, run)? } else { Default::default() };
 
@@ -604,7 +608,7 @@ fn train_locked(
         let (idx, visits) = batch_fields(cfg, step, train_set.n);
         let clock = std::time::Instant::now();
         let (loss_v, grad_norm) =
-            optimisation_step(&net, cfg, &mut opt, &ema, &train_f, &idx, Some(&visits), step, lr, group)?;
+            optimisation_step(&net, cfg, &precond, &mut opt, &ema, &train_f, &idx, Some(&visits), step, lr, group)?;
         state.seconds += clock.elapsed().as_secs_f64();
         state.step = step;
         last_loss = loss_v;
@@ -632,7 +636,7 @@ fn train_locked(
         }
         if let Some(vf) = &val_f {
             if step % cfg.val_every == 0 || last {
-                let v = resources::torch("validation", || validation_loss(&ema_net, cfg, vf))??;
+                let v = resources::torch("validation", || validation_loss(&ema_net, cfg, &precond, vf))??;
                 let improved = state.best_val.is_none_or(|b| v < b * (1.0 - 1e-4));
                 if improved {
                     state.best_val = Some(v);
@@ -652,7 +656,7 @@ fn train_locked(
         }
         if let Some(sc) = &scorer {
             if step % cfg.score.every == 0 || last {
-                let mse = resources::torch("scoring", || sc.score(&ema_net, cfg, &norm))??;
+                let mse = resources::torch("scoring", || sc.score(&ema_net, cfg, &precond, &norm))??;
                 if !mse.is_finite() {
                     bail!("the held-out score became {mse} at step {step}; the best weights so far are kept");
                 }
@@ -743,6 +747,10 @@ fn weights_metadata(
     if let Ok(info) = std::fs::read_to_string(run.info()) {
         meta.insert("run".to_string(), info);
     }
+    // The kriging interpolant's covariance (`interpolant = "krige"`): the network's third input.
+    if let Ok(covariance) = std::fs::read_to_string(run.covariance()) {
+        meta.insert("covariance".to_string(), covariance);
+    }
     Ok(meta)
 }
 
@@ -780,6 +788,63 @@ fn scorer(
         set.dims.describe()
     );
     super::score::Scorer::new(&held, cfg, norm, device, cfg.score.oracle.as_deref()).map(Some)
+}
+
+/// The covariance per channel that `Interpolant::Krige` needs, or none: fitted on the normalised
+/// training observations (the kriging baseline's fit, deterministic, so every rank of a group
+/// fits the same) and saved by rank 0 as `covariance.json`; read back on resume.
+fn interpolant_covariance(
+    cfg: &TrainConfig,
+    train: &FieldSet,
+    run: &RunDir,
+    resume: bool,
+    leader: bool,
+    quiet: bool,
+) -> Result<Option<Vec<lacuna_core::baseline::krige::CovModel>>> {
+    let path = run.covariance();
+    if cfg.denoiser.interpolant != Interpolant::Krige {
+        // A fresh run in a directory that held a kriging run must not carry its covariance.
+        if leader && !resume {
+            let _ = std::fs::remove_file(&path);
+        }
+        return Ok(None);
+    }
+    if resume && path.exists() {
+        return load_covariance(&path).map(Some);
+    }
+    let clock = std::time::Instant::now();
+    let models = lacuna_core::baseline::krige::fit_set(train, KRIGE_FIT_NEIGHBOURS, cfg.periodic)
+        .context("fitting the kriging interpolant's covariance to the training observations")?;
+    if leader {
+        crate::atomic::write_bytes(&path, serde_json::to_string_pretty(&models)?.as_bytes())?;
+    }
+    if !quiet {
+        let said: Vec<String> = models
+            .iter()
+            .map(|m| {
+                format!(
+                    "Matérn ν = {}, ℓ = {:.2}, σ² = {:.3}, τ² = {:.4}",
+                    m.smoothness, m.length_scale, m.variance, m.nugget
+                )
+            })
+            .collect();
+        eprintln!(
+            "kriging interpolant: covariance fitted to the training observations in {:.1} s ({})",
+            clock.elapsed().as_secs_f64(),
+            said.join("; ")
+        );
+    }
+    Ok(Some(models))
+}
+
+/// Nearest observed sites per prediction when the covariance fit scores its candidates on
+/// fields with more observations than the kriging baseline solves at once.
+const KRIGE_FIT_NEIGHBOURS: usize = 64;
+
+/// A run's `covariance.json`.
+pub(crate) fn load_covariance(path: &Path) -> Result<Vec<lacuna_core::baseline::krige::CovModel>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a list of covariance models", path.display()))
 }
 
 #[cfg(test)]

@@ -94,6 +94,12 @@ pub struct TrainArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long)]
     device: Option<lacuna::config::Device>,
+    /// The classical interpolant of the context that the denoiser's skip starts from and the
+    /// network sees: `fill` (harmonic/biharmonic blend, no statistics) or `krige` (kriging
+    /// with a covariance fitted to the training observations: the Bayes completion of a
+    /// Gaussian field; grids up to 64×64).
+    #[arg(long, value_enum)]
+    interpolant: Option<lacuna::config::Interpolant>,
     /// The network's arithmetic: float32, or bfloat16 mixed precision (float32 weights;
     /// fast on CPUs with AMX or AVX-512 BF16 and on GPUs, slow on CPUs without them).
     #[arg(long, value_enum)]
@@ -125,7 +131,7 @@ pub struct TrainArgs {
     /// --time-budget may extend it, --device move it).
     #[arg(long, conflicts_with_all = [
         "config", "partition", "context_ratio", "query_ratio", "grid", "drop_blocks", "prior", "rho",
-        "guidance", "guidance_loss", "draws", "guide_below", "context_in_time", "snapshot_model", "periodic", "shift_symmetry", "reflections", "batch", "seed",
+        "guidance", "guidance_loss", "draws", "guide_below", "context_in_time", "snapshot_model", "periodic", "shift_symmetry", "reflections", "interpolant", "batch", "seed",
         "score_every", "score_data", "patience",
     ])]
     resume: bool,
@@ -240,6 +246,7 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     cfg.periodic |= a.periodic;
     set_if_given!(cfg.shift_symmetry, a.shift_symmetry);
     set_if_given!(cfg.reflections, a.reflections);
+    set_if_given!(cfg.denoiser.interpolant, a.interpolant);
     set_if_given!(cfg.batch, a.batch);
     set_if_given!(cfg.seed, a.seed);
     set_if_given!(cfg.score.every, a.score_every);

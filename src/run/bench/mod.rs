@@ -17,7 +17,7 @@ use super::eval::{add_probabilistic, field_metrics, scoring_mask, Metrics};
 use super::impute::{impute, ImputeOptions};
 use super::train::train;
 use crate::baseline::{self, Baseline, BaselineOptions};
-use crate::config::TrainConfig;
+use crate::config::{Interpolant, TrainConfig};
 use crate::data::advection::AdvectionSpec;
 use crate::data::grf::GrfSpec;
 use crate::data::holdout::{holdout, Holdout};
@@ -218,6 +218,9 @@ fn run_method(
                 cfg.val_every = cfg.steps;
                 cfg.checkpoint_every = cfg.steps;
             }
+        }
+        if let Some(i) = spec.interpolant {
+            cfg.denoiser.interpolant = i;
         }
         if spec.snapshot {
             cfg.model.space_time = Some(false);

@@ -346,7 +346,8 @@ pub(super) fn slug(s: &str) -> String {
 /// context ratio, block: blocks dropped, ambient: share kept, prior: ρ), K the ensemble size
 /// (default: the suite's); options: on trajectories `:snapshot` trains the per-frame network
 /// and `:per-frame` draws contexts per frame; `:published` trains the published recipe; on
-/// `prior`, `:anchors` and `:anchors-missing` choose the guidance loss.
+/// `prior`, `:anchors` and `:anchors-missing` choose the guidance loss; `:fill` and `:krige`
+/// choose the denoiser's interpolant (`denoiser.interpolant`) over the default's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MethodSpec {
     pub name: String,
@@ -360,6 +361,8 @@ pub struct MethodSpec {
     pub guidance_loss: Option<GuidanceLoss>,
     /// `prior:guided`: guide whatever the unguided context share (`guide_below = 1`).
     pub always_guide: bool,
+    /// The denoiser's interpolant, when not the default.
+    pub interpolant: Option<Interpolant>,
 }
 
 impl std::str::FromStr for MethodSpec {
@@ -368,9 +371,11 @@ impl std::str::FromStr for MethodSpec {
         let mut parts = s.split(':');
         let head = parts.next().unwrap_or_default();
         let (mut snapshot, mut per_frame, mut published, mut guidance_loss) = (false, false, false, None);
-        let mut always_guide = false;
+        let (mut always_guide, mut interpolant) = (false, None);
         for option in parts {
             match option {
+                "fill" => interpolant = Some(Interpolant::Fill),
+                "krige" => interpolant = Some(Interpolant::Krige),
                 "guided" => always_guide = true,
                 "snapshot" => snapshot = true,
                 "per-frame" => per_frame = true,
@@ -378,7 +383,7 @@ impl std::str::FromStr for MethodSpec {
                 "anchors" => guidance_loss = Some(GuidanceLoss::Anchors),
                 "anchors-missing" => guidance_loss = Some(GuidanceLoss::AnchorsMissing),
                 _ => bail!(
-                    "method {s:?}: unknown option {option:?} (options: snapshot, per-frame, published, anchors, anchors-missing, guided)"
+                    "method {s:?}: unknown option {option:?} (options: snapshot, per-frame, published, anchors, anchors-missing, guided, fill, krige)"
                 ),
             }
         }
@@ -399,7 +404,21 @@ impl std::str::FromStr for MethodSpec {
             (guidance_loss.is_none() && !always_guide) || name == "prior",
             "method {s:?}: :anchors, :anchors-missing and :guided apply to `prior`"
         );
-        Ok(MethodSpec { name: name.to_string(), param, k, snapshot, per_frame, published, guidance_loss, always_guide })
+        ensure!(
+            interpolant.is_none() || !published,
+            "method {s:?}: :published has no interpolant (the raw network); drop :fill / :krige"
+        );
+        Ok(MethodSpec {
+            name: name.to_string(),
+            param,
+            k,
+            snapshot,
+            per_frame,
+            published,
+            guidance_loss,
+            always_guide,
+            interpolant,
+        })
     }
 }
 
@@ -460,6 +479,11 @@ impl MethodSpec {
         }
         if self.always_guide {
             name += "-guided";
+        }
+        match self.interpolant {
+            Some(Interpolant::Fill) => name += "-fill",
+            Some(Interpolant::Krige) => name += "-krige",
+            None => {}
         }
         name
     }

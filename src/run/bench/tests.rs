@@ -12,8 +12,13 @@ fn method_specs_parse_and_map_to_partitions() {
         published: false,
         guidance_loss: None,
         always_guide: false,
+        interpolant: None,
     };
     assert_eq!(m, plain);
+    let m: MethodSpec = "pixel:krige".parse().unwrap();
+    assert_eq!((m.interpolant, m.run_name().as_str()), (Some(Interpolant::Krige), "run-pixel-krige"));
+    assert_eq!("block@2:fill".parse::<MethodSpec>().unwrap().run_name(), "run-block@2-fill");
+    assert!("pixel:published:krige".parse::<MethodSpec>().is_err(), "the published recipe has no interpolant");
     let m: MethodSpec = "prior@0.5:anchors".parse().unwrap();
     assert_eq!(
         (m.param, m.guidance_loss, m.run_name().as_str()),

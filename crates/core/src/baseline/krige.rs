@@ -89,7 +89,7 @@ impl<'a> SiteCov<'a> {
 
 /// The periodised covariance `T` of `model` on an h×w torus, made a valid covariance there
 /// (module docs).
-fn torus_table(model: &CovModel, h: usize, w: usize) -> Vec<f64> {
+pub fn torus_table(model: &CovModel, h: usize, w: usize) -> Vec<f64> {
     use rustfft::num_complex::Complex;
     let (hf, wf) = (h as f64, w as f64);
     let mut t: Vec<Complex<f64>> = (0..h * w)

@@ -11,6 +11,26 @@ pub enum Skip {
     Fill,
 }
 
+/// The classical interpolant of the context that the skip starts from off the context and that
+/// the network sees as an input plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interpolant {
+    /// Push–pull, harmonic sweeps and CG toward biharmonic (`fill_sweeps`, `fill_cg`): no
+    /// statistics, any grid.
+    Fill,
+    /// Kriging with a stationary covariance per channel fitted to the training observations at
+    /// the start of training (saved in the run as `covariance.json`): the best linear predictor,
+    /// on a Gaussian field the Bayes completion. A dense solve per field: grids up to 64×64.
+    Krige,
+}
+
+impl Interpolant {
+    fn saved_before_it_existed() -> Interpolant {
+        Interpolant::Fill
+    }
+}
+
 /// What the time embedding is fed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -26,6 +46,10 @@ pub enum NoiseCond {
 #[serde(default, deny_unknown_fields)]
 pub struct DenoiserConfig {
     pub skip: Skip,
+    /// The context's interpolant under the skip and in the input. Runs saved before the
+    /// setting existed were trained with the fill, whatever today's default.
+    #[serde(default = "Interpolant::saved_before_it_existed")]
+    pub interpolant: Interpolant,
     /// Feed the context's interpolant to the network as one more input plane per channel.
     pub fill_input: bool,
     pub noise_cond: NoiseCond,
@@ -41,6 +65,7 @@ impl Default for DenoiserConfig {
     fn default() -> Self {
         DenoiserConfig {
             skip: Skip::Fill,
+            interpolant: Interpolant::Fill,
             fill_input: true,
             noise_cond: NoiseCond::LogSigma,
             fill_sweeps: 8,
@@ -53,7 +78,14 @@ impl DenoiserConfig {
     /// The published parameterisation (raw network, `1000·t`): runs saved before the
     /// `[denoiser]` table existed used it.
     pub fn legacy() -> Self {
-        DenoiserConfig { skip: Skip::None, fill_input: false, noise_cond: NoiseCond::Time, fill_sweeps: 0, fill_cg: 0 }
+        DenoiserConfig {
+            skip: Skip::None,
+            interpolant: Interpolant::Fill,
+            fill_input: false,
+            noise_cond: NoiseCond::Time,
+            fill_sweeps: 0,
+            fill_cg: 0,
+        }
     }
 
     /// Input planes per field channel: mask, context values and optionally the fill.

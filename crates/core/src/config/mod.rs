@@ -5,7 +5,7 @@ pub mod device;
 pub mod network;
 pub mod schedule;
 
-pub use denoiser::{DenoiserConfig, NoiseCond, Skip};
+pub use denoiser::{DenoiserConfig, Interpolant, NoiseCond, Skip};
 pub use device::Device;
 pub use network::{Precision, UNetConfig};
 pub use schedule::VpSchedule;
