@@ -48,19 +48,27 @@ pub struct Precond {
 }
 
 impl Precond {
-    /// The parameterisation a run's config asks for, for samples of `dims`;
-    /// `covariance` is the run's fitted covariance per channel, which `Interpolant::Krige` needs.
+    /// The parameterisation a run's config asks for, for samples of `dims`. `covariance` is the
+    /// fitted covariance per channel of a run whose interpolant is kriging: `Interpolant::Krige`
+    /// needs it, and under `Interpolant::Auto` its presence is the run's choice of kriging
+    /// (`run::interpolant`).
     pub fn of(
         cfg: &crate::config::TrainConfig,
         dims: crate::data::Dims,
         covariance: Option<&[CovModel]>,
     ) -> Result<Precond> {
-        let kriging = match cfg.denoiser.interpolant {
-            Interpolant::Fill => None,
-            Interpolant::Krige => {
-                let models = covariance.context(
-                    "denoiser.interpolant = \"krige\" but the run has no fitted covariance (covariance.json)",
-                )?;
+        let models =
+            match cfg.denoiser.interpolant {
+                Interpolant::Fill => None,
+                Interpolant::Krige => Some(covariance.context(
+                    "denoiser.interpolant = \"krige\" but the run has no fitted covariance (interpolant.json)",
+                )?),
+                // The run's choice: kriging exactly when it kept a covariance for it.
+                Interpolant::Auto => covariance,
+            };
+        let kriging = match models {
+            None => None,
+            Some(models) => {
                 anyhow::ensure!(
                     models.len() == dims.c,
                     "the run's covariance has {} channel(s), the fields {}",

@@ -81,8 +81,8 @@ pub struct LoadedRun {
     pub workers: Option<crate::model::Workers>,
     /// The mask prior of a Work II run.
     pub prior: Option<super::masks::LoadedPrior>,
-    /// The kriging interpolant's covariance per channel (runs with `interpolant = "krige"`).
-    pub covariance: Option<Vec<lacuna_core::baseline::krige::CovModel>>,
+    /// The interpolant the run chose at its start (`interpolant.json`).
+    pub interpolant: super::interpolant::Chosen,
 }
 
 impl LoadedRun {
@@ -112,11 +112,8 @@ impl LoadedRun {
         crate::model::prefer_channels_last(&vs);
         let workers = cpu_workers(&vs, &net)?;
         let prior = super::masks::open_run_prior(&config.partition, run_dir, Some(&device_name))?;
-        let covariance = match config.denoiser.interpolant {
-            crate::method::precond::Interpolant::Krige => Some(super::train::load_covariance(&run.covariance())?),
-            crate::method::precond::Interpolant::Fill => None,
-        };
-        Ok(LoadedRun { config, norm, info, _vs: vs, net, workers, prior, covariance })
+        let interpolant = super::interpolant::for_run(&config, &run.interpolant())?;
+        Ok(LoadedRun { config, norm, info, _vs: vs, net, workers, prior, interpolant })
     }
 }
 
@@ -201,7 +198,7 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     );
     run.config.check_grid(d).with_context(|| data.display().to_string())?;
     let max_batch = max_batch(&run.config.model, d, run.workers.is_some())?;
-    let precond = crate::method::precond::Precond::of(&run.config, d, run.covariance.as_deref())?;
+    let precond = crate::method::precond::Precond::of(&run.config, d, run.interpolant.kriging_covariance())?;
     let den = NetDenoiser { net: &run.net, precond: &precond, max_batch, workers: run.workers.as_ref() };
     let device = run.net.device();
     let len = d.len();

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod demo;
 pub mod impute;
+pub mod interpolant;
 pub mod masks;
 pub mod optim;
 pub mod perf;
@@ -38,9 +39,10 @@ impl RunDir {
     pub fn norm(&self) -> PathBuf {
         self.0.join("norm.json")
     }
-    /// The kriging interpolant's fitted covariance per channel (`denoiser.interpolant = "krige"`).
-    pub fn covariance(&self) -> PathBuf {
-        self.0.join("covariance.json")
+    /// The interpolant the run chose at its start and its fitted covariance
+    /// (`denoiser.interpolant = "krige"` or `"auto"`; see `run::interpolant`).
+    pub fn interpolant(&self) -> PathBuf {
+        self.0.join("interpolant.json")
     }
     pub fn info(&self) -> PathBuf {
         self.0.join("run.json")

@@ -17,7 +17,7 @@ use crate::config::{LrSchedule, Precision, Reflections, TrainConfig};
 use crate::data::{Dims, FieldSet, Normalizer, Truth};
 use crate::dist::Group;
 use crate::method::mask_tensor;
-use crate::method::precond::{Interpolant, Precond};
+use crate::method::precond::Precond;
 use crate::method::schedule::AlphaSigma;
 use crate::method::symmetry::{random_reflections, random_shifts, reflected, shifted};
 use crate::method::Partition;
@@ -505,8 +505,8 @@ fn train_locked(
     };
     norm.apply(&mut train_set);
     norm.apply(&mut val_set);
-    let covariance = interpolant_covariance(cfg, &train_set, run, resume, leader, quiet)?;
-    let precond = Precond::of(cfg, set.dims, covariance.as_deref())?;
+    let chosen = super::interpolant::for_training(cfg, &train_set, &run.interpolant(), resume, leader, quiet)?;
+    let precond = Precond::of(cfg, set.dims, chosen.kriging_covariance())?;
     // What the weights files carry besides the tensors: enough to use them without the run.
     let weights_meta = if leader { weights_metadata(cfg, &norm, run)? } else { Default::default() };
 
@@ -747,9 +747,9 @@ fn weights_metadata(
     if let Ok(info) = std::fs::read_to_string(run.info()) {
         meta.insert("run".to_string(), info);
     }
-    // The kriging interpolant's covariance (`interpolant = "krige"`): the network's third input.
-    if let Ok(covariance) = std::fs::read_to_string(run.covariance()) {
-        meta.insert("covariance".to_string(), covariance);
+    // The interpolant the run chose and its covariance: what the network's third input is.
+    if let Ok(chosen) = std::fs::read_to_string(run.interpolant()) {
+        meta.insert("interpolant".to_string(), chosen);
     }
     Ok(meta)
 }
@@ -788,63 +788,6 @@ fn scorer(
         set.dims.describe()
     );
     super::score::Scorer::new(&held, cfg, norm, device, cfg.score.oracle.as_deref()).map(Some)
-}
-
-/// The covariance per channel that `Interpolant::Krige` needs, or none: fitted on the normalised
-/// training observations (the kriging baseline's fit, deterministic, so every rank of a group
-/// fits the same) and saved by rank 0 as `covariance.json`; read back on resume.
-fn interpolant_covariance(
-    cfg: &TrainConfig,
-    train: &FieldSet,
-    run: &RunDir,
-    resume: bool,
-    leader: bool,
-    quiet: bool,
-) -> Result<Option<Vec<lacuna_core::baseline::krige::CovModel>>> {
-    let path = run.covariance();
-    if cfg.denoiser.interpolant != Interpolant::Krige {
-        // A fresh run in a directory that held a kriging run must not carry its covariance.
-        if leader && !resume {
-            let _ = std::fs::remove_file(&path);
-        }
-        return Ok(None);
-    }
-    if resume && path.exists() {
-        return load_covariance(&path).map(Some);
-    }
-    let clock = std::time::Instant::now();
-    let models = lacuna_core::baseline::krige::fit_set(train, KRIGE_FIT_NEIGHBOURS, cfg.periodic)
-        .context("fitting the kriging interpolant's covariance to the training observations")?;
-    if leader {
-        crate::atomic::write_bytes(&path, serde_json::to_string_pretty(&models)?.as_bytes())?;
-    }
-    if !quiet {
-        let said: Vec<String> = models
-            .iter()
-            .map(|m| {
-                format!(
-                    "Matérn ν = {}, ℓ = {:.2}, σ² = {:.3}, τ² = {:.4}",
-                    m.smoothness, m.length_scale, m.variance, m.nugget
-                )
-            })
-            .collect();
-        eprintln!(
-            "kriging interpolant: covariance fitted to the training observations in {:.1} s ({})",
-            clock.elapsed().as_secs_f64(),
-            said.join("; ")
-        );
-    }
-    Ok(Some(models))
-}
-
-/// Nearest observed sites per prediction when the covariance fit scores its candidates on
-/// fields with more observations than the kriging baseline solves at once.
-const KRIGE_FIT_NEIGHBOURS: usize = 64;
-
-/// A run's `covariance.json`.
-pub(crate) fn load_covariance(path: &Path) -> Result<Vec<lacuna_core::baseline::krige::CovModel>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a list of covariance models", path.display()))
 }
 
 #[cfg(test)]

@@ -346,8 +346,9 @@ pub(super) fn slug(s: &str) -> String {
 /// context ratio, block: blocks dropped, ambient: share kept, prior: ρ), K the ensemble size
 /// (default: the suite's); options: on trajectories `:snapshot` trains the per-frame network
 /// and `:per-frame` draws contexts per frame; `:published` trains the published recipe; on
-/// `prior`, `:anchors` and `:anchors-missing` choose the guidance loss; `:fill` and `:krige`
-/// choose the denoiser's interpolant (`denoiser.interpolant`) over the default's.
+/// `prior`, `:anchors` and `:anchors-missing` choose the guidance loss; `:fill`, `:krige` and
+/// `:auto-interpolant` choose the denoiser's interpolant (`denoiser.interpolant`) over the
+/// default's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MethodSpec {
     pub name: String,
@@ -376,6 +377,7 @@ impl std::str::FromStr for MethodSpec {
             match option {
                 "fill" => interpolant = Some(Interpolant::Fill),
                 "krige" => interpolant = Some(Interpolant::Krige),
+                "auto-interpolant" => interpolant = Some(Interpolant::Auto),
                 "guided" => always_guide = true,
                 "snapshot" => snapshot = true,
                 "per-frame" => per_frame = true,
@@ -383,7 +385,7 @@ impl std::str::FromStr for MethodSpec {
                 "anchors" => guidance_loss = Some(GuidanceLoss::Anchors),
                 "anchors-missing" => guidance_loss = Some(GuidanceLoss::AnchorsMissing),
                 _ => bail!(
-                    "method {s:?}: unknown option {option:?} (options: snapshot, per-frame, published, anchors, anchors-missing, guided, fill, krige)"
+                    "method {s:?}: unknown option {option:?} (options: snapshot, per-frame, published, anchors, anchors-missing, guided, fill, krige, auto-interpolant)"
                 ),
             }
         }
@@ -483,6 +485,7 @@ impl MethodSpec {
         match self.interpolant {
             Some(Interpolant::Fill) => name += "-fill",
             Some(Interpolant::Krige) => name += "-krige",
+            Some(Interpolant::Auto) => name += "-auto-interpolant",
             None => {}
         }
         name

@@ -137,27 +137,27 @@ fn a_kriging_run_keeps_its_covariance_and_imputes_with_it() {
     cfg.periodic = true;
     let run = dir.path().join("run");
     train(&data, &run, &cfg, false, true).unwrap();
-    let path = RunDir(run.clone()).covariance();
-    let fitted = load_covariance(&path).unwrap();
+    let path = RunDir(run.clone()).interpolant();
+    let chosen = super::super::interpolant::Chosen::load(&path).unwrap();
+    assert_eq!(chosen.interpolant, Interpolant::Krige);
+    let fitted = chosen.covariance.clone().unwrap();
     assert_eq!(fitted.len(), 1, "one model per channel");
     assert!(fitted[0].variance > 0.1 && fitted[0].length_scale > 0.0, "{fitted:?}");
     // The safetensors header: 8 bytes of length, then JSON with `__metadata__`.
     let bytes = std::fs::read(RunDir(run.clone()).model()).unwrap();
     let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
-    let carried = header["__metadata__"]["covariance"].as_str().unwrap_or_default();
+    let carried = header["__metadata__"]["interpolant"].as_str().unwrap_or_default();
     assert!(carried.contains("length_scale"), "the weights carry the covariance: {carried:?}");
 
     // Resumed: the same covariance, not a refit.
-    std::fs::write(
-        &path,
-        serde_json::to_string(&[lacuna_core::baseline::krige::CovModel { length_scale: 1.5, ..fitted[0] }]).unwrap(),
-    )
-    .unwrap();
+    let edited = lacuna_core::baseline::krige::CovModel { length_scale: 1.5, ..fitted[0] };
+    super::super::interpolant::Chosen { covariance: Some(vec![edited]), ..chosen }.save(&path).unwrap();
     let mut longer = TrainConfig::load_run(&RunDir(run.clone()).config()).unwrap();
     longer.steps = 10;
     train(&data, &run, &longer, true, true).unwrap();
-    assert_eq!(load_covariance(&path).unwrap()[0].length_scale, 1.5);
+    let kept = super::super::interpolant::Chosen::load(&path).unwrap();
+    assert_eq!(kept.covariance.unwrap()[0].length_scale, 1.5);
 
     let out = dir.path().join("pred.npz");
     let opts = crate::run::impute::ImputeOptions { ensemble: 2, ..Default::default() };
@@ -165,7 +165,7 @@ fn a_kriging_run_keeps_its_covariance_and_imputes_with_it() {
     assert!(out.exists());
     std::fs::remove_file(&path).unwrap();
     let err = crate::run::impute::impute(&run, &data, &out, &opts, true).unwrap_err();
-    assert!(format!("{err:#}").contains("covariance.json"), "{err:#}");
+    assert!(format!("{err:#}").contains("interpolant.json"), "{err:#}");
 
     // A fill run started in a directory left by a kriging run that never saved weights does
     // not inherit its covariance.

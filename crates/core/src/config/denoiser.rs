@@ -23,6 +23,10 @@ pub enum Interpolant {
     /// the start of training (saved in the run as `covariance.json`): the best linear predictor,
     /// on a Gaussian field the Bayes completion. A dense solve per field: grids up to 64×64.
     Krige,
+    /// Kriging where its dense solve is affordable (grids up to 64×64 whose training fields
+    /// have at most 1200 observed entries each), the fill elsewhere; decided at the start of
+    /// training and kept in the run.
+    Auto,
 }
 
 impl Interpolant {
@@ -65,7 +69,7 @@ impl Default for DenoiserConfig {
     fn default() -> Self {
         DenoiserConfig {
             skip: Skip::Fill,
-            interpolant: Interpolant::Fill,
+            interpolant: Interpolant::Auto,
             fill_input: true,
             noise_cond: NoiseCond::LogSigma,
             fill_sweeps: 8,
