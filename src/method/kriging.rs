@@ -23,6 +23,10 @@ use tch::{Kind, Tensor};
 /// context sites.
 pub const MAX_SITES: usize = 64 * 64;
 
+/// At most this many covariance entries per batch of dense systems (16 M: 128 MB in float64,
+/// as much again for their lag index); planes beyond it are solved in further chunks.
+const MAX_SYSTEM_ENTRIES: i64 = 16 << 20;
+
 /// Added to the diagonal, relative to the variance: keeps the Cholesky of a smooth covariance
 /// on a dense context well-posed without changing the predictor measurably.
 const JITTER: f64 = 1e-6;
@@ -97,27 +101,52 @@ impl Kriging {
     /// variance s² per sample. Planes are grouped per frame, channel `p mod C`. A plane with no
     /// context site is its mean. Float32 out, float64 inside.
     pub fn predict(&self, y: &Tensor, mask: &Tensor, noise: &Tensor) -> Tensor {
-        tch::no_grad(|| self.predict_inner(y, mask, noise))
+        self.predict_in_chunks(y, mask, noise, MAX_SYSTEM_ENTRIES)
     }
 
-    fn predict_inner(&self, y: &Tensor, mask: &Tensor, noise: &Tensor) -> Tensor {
+    /// [`Kriging::predict`], solving at most `max_entries / n²` planes at a time.
+    fn predict_in_chunks(&self, y: &Tensor, mask: &Tensor, noise: &Tensor, max_entries: i64) -> Tensor {
         let (b, p, h, w) = y.size4().expect("kriging input is 4-D");
         assert_eq!((h, w), (self.h, self.w), "kriging interpolant fitted on another grid");
         assert_eq!(p % self.channels, 0, "planes are not a multiple of the fitted channels");
         let (planes, sites, dev) = (b * p, h * w, y.device());
+        tch::no_grad(|| {
+            // Per plane: values, context, noise variance and channel.
+            let y = y.to_kind(Kind::Double).reshape([planes, sites]);
+            let known = mask.reshape([planes, sites]).gt(0.5);
+            let noise = noise.to_kind(Kind::Double).view([b, 1]).expand([b, p], false).reshape([planes]);
+            let chan = Tensor::arange(p, (Kind::Int64, dev)).remainder(self.channels).repeat([b]);
+            let counts = known.sum_dim_intlist([1i64].as_slice(), false, Kind::Int64);
+            let n = counts.max().int64_value(&[]).max(1);
+            // The dense systems of a chunk of planes hold chunk·n² entries (and their lag index):
+            // bounded, so many planes (trajectories, large inference batches) do not exhaust memory.
+            let chunk = (max_entries / (n * n)).clamp(1, planes);
+            let parts: Vec<Tensor> = (0..planes)
+                .step_by(chunk as usize)
+                .map(|start| {
+                    let len = chunk.min(planes - start);
+                    let [y, known, noise, chan, counts] =
+                        [&y, &known, &noise, &chan, &counts].map(|t| t.narrow(0, start, len));
+                    self.predict_planes(&y, &known, &noise, &chan, &counts)
+                })
+                .collect();
+            Tensor::cat(&parts, 0).view([b, p, h, w]).to_kind(Kind::Float)
+        })
+    }
+
+    /// The kriging mean of `N` planes `[N, sites]` (float64 values, bool context), with their
+    /// noise variances, channels and context sizes `[N]`; `[N, h, w]` float64.
+    fn predict_planes(&self, y: &Tensor, known: &Tensor, noise: &Tensor, chan: &Tensor, counts: &Tensor) -> Tensor {
+        let (h, w, dev) = (self.h, self.w, y.device());
+        let planes = y.size()[0];
         let opts = (Kind::Int64, dev);
         let (c, (fh, fw)) = (self.channels, self.fft);
         let per_channel = |v: &[f64], shape: &[i64]| Tensor::from_slice(v).view(shape).to_device(dev);
-        // The channel of every plane, `[B·P]`.
-        let chan = Tensor::arange(p, opts).remainder(c).repeat([b]);
-        let mean = per_channel(&self.mean, &[c]).index_select(0, &chan);
-        let y = y.to_kind(Kind::Double).reshape([planes, sites]);
-        let known = mask.reshape([planes, sites]).gt(0.5);
-        let counts = known.sum_dim_intlist([1i64].as_slice(), false, Kind::Int64);
+        let mean = per_channel(&self.mean, &[c]).index_select(0, chan);
         let n = counts.max().int64_value(&[]);
         let base = mean.view([planes, 1, 1]).expand([planes, h, w], false);
         if n == 0 {
-            return base.view([b, p, h, w]).to_kind(Kind::Float);
+            return base.copy();
         }
         // The context sites of each plane first (stable: ascending site order), padded to n.
         let order = known.to_kind(Kind::Int64).argsort_stable(true, 1, true);
@@ -127,12 +156,11 @@ impl Kriging {
         let dy = ys.unsqueeze(2) - ys.unsqueeze(1) + (h - 1);
         let dx = xs.unsqueeze(2) - xs.unsqueeze(1) + (w - 1);
         let lag = (dy * (2 * w - 1) + dx).view([planes, n * n]);
-        let table = per_channel(&self.lags, &[c, (2 * h - 1) * (2 * w - 1)]).index_select(0, &chan);
+        let table = per_channel(&self.lags, &[c, (2 * h - 1) * (2 * w - 1)]).index_select(0, chan);
         let pair = valid.unsqueeze(2) * valid.unsqueeze(1);
-        let noise = noise.to_kind(Kind::Double).view([b, 1]).expand([b, p], false).reshape([planes]);
         // Padding rows are the identity, so the padded system is still positive definite.
-        let diag: Tensor = (per_channel(&self.nugget, &[c]).index_select(0, &chan) + noise).view([planes, 1]) * &valid
-            + (1.0 - &valid);
+        let diag: Tensor =
+            (per_channel(&self.nugget, &[c]).index_select(0, chan) + noise).view([planes, 1]) * &valid + (1.0 - &valid);
         let k = table.gather(1, &lag, false).view([planes, n, n]) * pair + diag.diag_embed(0, -2, -1);
         let r = (y.gather(1, &idx, false) - mean.view([planes, 1])) * &valid;
         let l = k.linalg_cholesky(false);
@@ -141,15 +169,14 @@ impl Kriging {
         let scattered = Tensor::zeros([planes, fh * fw], (Kind::Double, dev));
         let at = ys * fw + xs;
         let scattered = scattered.scatter_add(1, &at, &weights).view([planes, fh, fw]);
-        let spec = per_channel(&self.grid, &[c, fh, fw])
-            .fft_rfft2(None::<&[i64]>, [-2, -1], "backward")
-            .index_select(0, &chan);
+        let spec =
+            per_channel(&self.grid, &[c, fh, fw]).fft_rfft2(None::<&[i64]>, [-2, -1], "backward").index_select(0, chan);
         let conv = (scattered.fft_rfft2(None::<&[i64]>, [-2, -1], "backward") * spec).fft_irfft2(
             Some([fh, fw].as_slice()),
             [-2, -1],
             "backward",
         );
-        (conv.narrow(1, 0, h).narrow(2, 0, w) + base).view([b, p, h, w]).to_kind(Kind::Float)
+        conv.narrow(1, 0, h).narrow(2, 0, w) + base
     }
 }
 
@@ -223,6 +250,10 @@ mod tests {
             assert!(diff < 1e-5, "periodic {periodic}: batched kriging differs from the dense one by {diff}");
             let empty = got.get(2).get(1);
             assert!((empty - models[1].mean).abs().max().double_value(&[]) < 1e-6);
+            // Solved a few planes at a time (as many planes are), the same numbers.
+            let chunked =
+                k.predict_in_chunks(&y, &mask, &Tensor::from_slice(&noise), 2 * 30 * 30).to_kind(Kind::Double);
+            assert!((chunked - &got).abs().max().double_value(&[]) < 1e-9);
         }
     }
 
