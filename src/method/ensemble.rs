@@ -30,7 +30,7 @@ use super::denoiser::{dims_of, Denoiser};
 use super::mask_tensor;
 use super::partition::Contexts;
 use super::schedule::VpSchedule;
-use super::symmetry::{inverse, member_reflections, random_shifts, reflected, shifted, unreflected};
+use super::symmetry::{inverse, member_reflections, random_shifts, reflected, shifted, unreflected, Holds};
 use crate::config::{Reflections, TrainConfig};
 use anyhow::{ensure, Result};
 use rand::Rng;
@@ -54,18 +54,27 @@ pub struct Members {
     pub k: usize,
     pub shift: [usize; 2],
     pub reflections: Reflections,
+    /// The declared shift symmetry (`shift-reflect` rolls by half its rows), whether or not
+    /// members are rolled by it.
+    pub shift_symmetry: [usize; 2],
     pub periodic: bool,
 }
 
 impl Members {
     /// K members, no symmetry.
     pub fn plain(k: usize) -> Members {
-        Members { k, shift: [0, 0], reflections: Reflections::None, periodic: false }
+        Members { k, shift: [0, 0], reflections: Reflections::None, shift_symmetry: [0, 0], periodic: false }
     }
 
     /// K members under the symmetries a run's config declares for inference.
     pub fn of(cfg: &TrainConfig, k: usize) -> Members {
-        Members { k, shift: cfg.inference_shift(), reflections: cfg.reflections, periodic: cfg.periodic }
+        Members {
+            k,
+            shift: cfg.inference_shift(),
+            reflections: cfg.reflections,
+            shift_symmetry: cfg.shift_symmetry,
+            periodic: cfg.periodic,
+        }
     }
 
     fn with_k(self, k: usize) -> Members {
@@ -114,9 +123,10 @@ fn denoise_members(
 ) -> Result<Tensor> {
     let (mut input, mut ctx) = (ctx * x, ctx.shallow_clone());
     let gs = (members.reflections != Reflections::None)
-        .then(|| member_reflections(members.reflections, rngs.len(), members.k));
+        .then(|| member_reflections(members.reflections, members.shift_symmetry, rngs.len(), members.k));
     if let Some(gs) = &gs {
-        (input, ctx) = (reflected(&input, gs, members.periodic), reflected(&ctx, gs, members.periodic));
+        input = reflected(&input, gs, members.periodic, Holds::Values);
+        ctx = reflected(&ctx, gs, members.periodic, Holds::Masks);
     }
     let pred = if members.shift == [0, 0] {
         denoise_chunked(den, t, &input, &ctx)?
@@ -128,7 +138,7 @@ fn denoise_members(
         shifted(&pred, &inverse(&shifts))
     };
     Ok(match &gs {
-        Some(gs) => unreflected(&pred, gs, members.periodic),
+        Some(gs) => unreflected(&pred, gs, members.periodic, Holds::Values),
         None => pred,
     })
 }

@@ -59,16 +59,29 @@ pub fn inverse(shifts: &[(i64, i64)]) -> Vec<(i64, i64)> {
     shifts.iter().map(|&(r, c)| (-r, -c)).collect()
 }
 
-/// A uniform element of `group` per sample.
-pub fn random_reflections(group: Reflections, n: usize, rng: &mut ChaCha8Rng) -> Vec<Reflection> {
-    let elements = group.elements();
+/// What a tensor holds: a negating element ([`Reflection::negate`]) flips the sign of values
+/// (in normalised units, so about the training mean), never of masks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holds {
+    Values,
+    Masks,
+}
+
+/// A uniform element of `group` per sample, for fields with the declared `shift_symmetry`.
+pub fn random_reflections(
+    group: Reflections,
+    shift_symmetry: [usize; 2],
+    n: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Reflection> {
+    let elements = group.elements(shift_symmetry);
     (0..n).map(|_| elements[rng.gen_range(0..elements.len())]).collect()
 }
 
 /// The group's elements cycled over `k` members per row of `rows` rows (member-major):
 /// member j of every row takes element j mod |G|, so each element maps K / |G| members.
-pub fn member_reflections(group: Reflections, rows: usize, k: usize) -> Vec<Reflection> {
-    let elements = group.elements();
+pub fn member_reflections(group: Reflections, shift_symmetry: [usize; 2], rows: usize, k: usize) -> Vec<Reflection> {
+    let elements = group.elements(shift_symmetry);
     (0..rows * k).map(|i| elements[(i % k) % elements.len()]).collect()
 }
 
@@ -83,7 +96,8 @@ fn flip_axis(v: &Tensor, dim: i64, periodic: bool) -> Tensor {
     }
 }
 
-fn reflect_one(v: &Tensor, g: Reflection, periodic: bool) -> Tensor {
+/// `g` on `v` `[B, P, H, W]`: flips, transpose, row roll, sign.
+fn reflect_one(v: &Tensor, g: Reflection, periodic: bool, holds: Holds) -> Tensor {
     let mut y = v.shallow_clone();
     if g.rows {
         y = flip_axis(&y, 2, periodic);
@@ -94,7 +108,25 @@ fn reflect_one(v: &Tensor, g: Reflection, periodic: bool) -> Tensor {
     if g.transpose {
         y = y.transpose(2, 3).contiguous();
     }
+    if g.roll_rows != 0 {
+        y = y.roll([g.roll_rows as i64], [2]);
+    }
+    if g.negate && holds == Holds::Values {
+        y = -y;
+    }
     y
+}
+
+/// `g⁻¹` on `v`: the sign and the roll undone, then the flips and transpose by their inverse.
+fn unreflect_one(v: &Tensor, g: Reflection, periodic: bool, holds: Holds) -> Tensor {
+    let mut y = v.shallow_clone();
+    if g.negate && holds == Holds::Values {
+        y = -y;
+    }
+    if g.roll_rows != 0 {
+        y = y.roll([-(g.roll_rows as i64)], [2]);
+    }
+    reflect_one(&y, inverse_flips(g), periodic, holds)
 }
 
 /// `f` applied to the samples of `v` `[B, P, H, W]` that share an element of `gs`, one call
@@ -118,25 +150,24 @@ fn by_element(v: &Tensor, gs: &[Reflection], f: impl Fn(&Tensor, Reflection) -> 
     out
 }
 
-/// `v` `[B, P, H, W]` with sample i reflected by `gs[i]`.
-pub fn reflected(v: &Tensor, gs: &[Reflection], periodic: bool) -> Tensor {
-    by_element(v, gs, |x, g| reflect_one(x, g, periodic))
+/// `v` `[B, P, H, W]` with sample i mapped by `gs[i]`.
+pub fn reflected(v: &Tensor, gs: &[Reflection], periodic: bool, holds: Holds) -> Tensor {
+    by_element(v, gs, |x, g| reflect_one(x, g, periodic, holds))
 }
 
 /// The inverse of [`reflected`] with the same `gs`.
-pub fn unreflected(v: &Tensor, gs: &[Reflection], periodic: bool) -> Tensor {
-    let inverses: Vec<Reflection> = gs.iter().map(|&g| inverse_reflection(g)).collect();
-    reflected(v, &inverses, periodic)
+pub fn unreflected(v: &Tensor, gs: &[Reflection], periodic: bool, holds: Holds) -> Tensor {
+    by_element(v, gs, |x, g| unreflect_one(x, g, periodic, holds))
 }
 
-/// `g⁻¹` for `g = Tᵗ F_c^c F_r^r` (flip rows, then columns, then transpose): flips commute and
-/// are their own inverses, and `F_r T = T F_c`, so `g⁻¹ = F_r^r F_c^c Tᵗ` is `g` with the two
-/// flips swapped when it transposes.
-fn inverse_reflection(g: Reflection) -> Reflection {
+/// The inverse of `g`'s flips and transpose, `Tᵗ F_c^c F_r^r` (flip rows, then columns, then
+/// transpose): flips commute and are their own inverses, and `F_r T = T F_c`, so the inverse
+/// `F_r^r F_c^c Tᵗ` is `g` with the two flips swapped when it transposes.
+fn inverse_flips(g: Reflection) -> Reflection {
     if g.transpose {
-        Reflection { rows: g.cols, cols: g.rows, transpose: true }
+        Reflection::flip(g.cols, g.rows, true)
     } else {
-        g
+        Reflection::flip(g.rows, g.cols, false)
     }
 }
 
@@ -176,14 +207,14 @@ mod tests {
     #[test]
     fn reflections_fix_the_origin_on_a_torus_and_undo_exactly() {
         let v = Tensor::arange(3 * 2 * 5 * 5, (Kind::Float, Device::Cpu)).view([3, 2, 5, 5]);
-        let r = |rows, cols, transpose| Reflection { rows, cols, transpose };
+        let r = Reflection::flip;
         let gs = [r(true, false, false), r(false, true, true), r(true, true, false)];
         for periodic in [true, false] {
-            let out = reflected(&v, &gs, periodic);
-            let back = unreflected(&out, &gs, periodic);
+            let out = reflected(&v, &gs, periodic, Holds::Values);
+            let back = unreflected(&out, &gs, periodic, Holds::Values);
             assert_eq!(back.eq_tensor(&v).all().int64_value(&[]), 1, "periodic {periodic}");
         }
-        let out = reflected(&v, &gs, true);
+        let out = reflected(&v, &gs, true, Holds::Values);
         // Sample 0, rows reversed about row 0: row 1 is old row 4, row 0 stays.
         assert_eq!(out.double_value(&[0, 1, 1, 3]), v.double_value(&[0, 1, 4, 3]));
         assert_eq!(out.double_value(&[0, 1, 0, 3]), v.double_value(&[0, 1, 0, 3]));
@@ -193,14 +224,73 @@ mod tests {
         // Sample 2: rotation by π about the origin.
         assert_eq!(out.double_value(&[2, 0, 1, 2]), v.double_value(&[2, 0, 4, 3]));
         // About the centre without periodicity.
-        let centre = reflected(&v, &gs, false);
+        let centre = reflected(&v, &gs, false, Holds::Values);
         assert_eq!(centre.double_value(&[0, 1, 0, 3]), v.double_value(&[0, 1, 4, 3]));
 
-        assert_eq!(Reflections::Rot180.elements(), vec![r(false, false, false), r(true, true, false)]);
-        assert_eq!(Reflections::Dihedral.elements().len(), 8);
-        let members = member_reflections(Reflections::Axes, 2, 6);
+        assert_eq!(Reflections::Rot180.elements([0, 0]), vec![r(false, false, false), r(true, true, false)]);
+        assert_eq!(Reflections::Dihedral.elements([0, 0]).len(), 8);
+        let members = member_reflections(Reflections::Axes, [0, 0], 2, 6);
         assert_eq!(members[0], members[4]);
         assert_eq!(members[1], members[7]);
         assert_ne!(members[0], members[1]);
+    }
+
+    /// A shift-reflect element rolls the rows after its flip and negates values, not masks;
+    /// its inverse undoes both, whatever mix of elements the batch holds.
+    #[test]
+    fn shift_reflect_rolls_negates_values_and_undoes_exactly() {
+        let v = Tensor::arange(4 * 8 * 8, (Kind::Float, Device::Cpu)).view([4, 1, 8, 8]) + 1.0;
+        let gs = Reflections::ShiftReflect.elements([4, 1]);
+        for holds in [Holds::Values, Holds::Masks] {
+            let out = reflected(&v, &gs, true, holds);
+            let back = unreflected(&out, &gs, true, holds);
+            assert_eq!(back.eq_tensor(&v).all().int64_value(&[]), 1, "{holds:?}");
+        }
+        let out = reflected(&v, &gs, true, Holds::Values);
+        // Element 2: out[i][j] = −v[i − 2][−j]; element 3: out[i][j] = −v[−(i − 2)][j].
+        assert_eq!(out.double_value(&[2, 0, 3, 1]), -v.double_value(&[2, 0, 1, 7]));
+        assert_eq!(out.double_value(&[3, 0, 3, 1]), -v.double_value(&[3, 0, 7, 1]));
+        let masks = reflected(&v, &gs, true, Holds::Masks);
+        assert_eq!(masks.double_value(&[2, 0, 3, 1]), v.double_value(&[2, 0, 1, 7]));
+    }
+
+    /// The declared group is the symmetry group of the flow the Kolmogorov generator solves:
+    /// evolving a mapped vorticity equals mapping the evolved one, for every element of
+    /// `shift-reflect` (forcing at wavenumber 4 on 32 rows: period 8), while a plain reflection
+    /// of one axis, or a half-period shift with the sign flipped but no reflection, is not.
+    #[test]
+    fn shift_reflect_commutes_with_the_kolmogorov_dynamics() {
+        use crate::data::kolmogorov::{initial_vorticity, Solver};
+        let n = 32;
+        let mut solver = Solver::new(n, 1e-3, 0.1, 4, 1.0);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let w0 = initial_vorticity(&mut solver, &mut rng);
+        let field = |v: &[f64]| Tensor::from_slice(v).view([1, 1, n as i64, n as i64]);
+        let grid0 = field(&solver.to_grid(&w0));
+        let mut evolve = |start: &Tensor| {
+            let mut w = solver.to_spectral(&Vec::<f64>::try_from(start.flatten(0, -1)).unwrap());
+            for _ in 0..40 {
+                solver.step(&mut w, 0.01);
+            }
+            field(&solver.to_grid(&w))
+        };
+        let later = evolve(&grid0);
+        let scale = later.abs().max().double_value(&[]);
+        let mut gap = |g: Reflection| {
+            let mapped_then_evolved = evolve(&reflected(&grid0, &[g], true, Holds::Values));
+            let evolved_then_mapped = reflected(&later, &[g], true, Holds::Values);
+            (mapped_then_evolved - evolved_then_mapped).abs().max().double_value(&[]) / scale
+        };
+        for g in Reflections::ShiftReflect.elements([8, 1]) {
+            assert!(gap(g) < 1e-9, "{g:?} is not a symmetry: relative gap {}", gap(g));
+        }
+        let not_symmetries = [
+            Reflection::flip(true, false, false),
+            Reflection::flip(false, true, false),
+            Reflection { roll_rows: 4, negate: true, ..Reflection::flip(false, false, false) },
+        ];
+        for g in not_symmetries {
+            assert!(gap(g) > 1e-3, "{g:?} commuted with the dynamics: relative gap {}", gap(g));
+        }
     }
 }

@@ -158,11 +158,17 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
             s == [0, 0] || run.config.periodic,
             "--shifts needs a periodic run (trained with --periodic): a zero-padded network sees the border, and a shifted field is not one it learned"
         );
-        (run.config.shift_symmetry, run.config.inference_shifts) = (s, true);
+        // 0,0 turns the rolled members off but keeps the declared symmetry, which
+        // `shift-reflect` still needs.
+        match s {
+            [0, 0] => run.config.inference_shifts = false,
+            s => (run.config.shift_symmetry, run.config.inference_shifts) = (s, true),
+        }
     }
     if let Some(r) = opts.reflections {
         run.config.reflections = r;
     }
+    run.config.check_shift_reflect().context("--reflections")?;
     run.config = run.config.for_inference();
     // The file is read and written a chunk of fields at a time: memory stays bounded by the
     // chunk, whatever the file size.

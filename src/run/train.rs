@@ -19,7 +19,7 @@ use crate::dist::Group;
 use crate::method::mask_tensor;
 use crate::method::precond::Precond;
 use crate::method::schedule::AlphaSigma;
-use crate::method::symmetry::{random_reflections, random_shifts, reflected, shifted};
+use crate::method::symmetry::{random_reflections, random_shifts, reflected, shifted, Holds};
 use crate::method::Partition;
 use crate::model::UNet;
 use anyhow::{bail, ensure, Context, Result};
@@ -117,8 +117,9 @@ fn batch_loss(
     let [x, ctx, qry] = if cfg.reflections == Reflections::None {
         [x, ctx, qry]
     } else {
-        let gs = random_reflections(cfg.reflections, idx.len(), rng);
-        [&x, &ctx, &qry].map(|v| reflected(v, &gs, cfg.periodic))
+        let gs = random_reflections(cfg.reflections, cfg.shift_symmetry, idx.len(), rng);
+        [(&x, Holds::Values), (&ctx, Holds::Masks), (&qry, Holds::Masks)]
+            .map(|(v, holds)| reflected(v, &gs, cfg.periodic, holds))
     };
     // t = t_eps + (1 − t_eps) U^p: p = 1 is uniform (the paper); p > 1 spends more steps at low
     // noise, where the single-step ensemble evaluates the model.

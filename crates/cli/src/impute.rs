@@ -50,8 +50,9 @@ pub struct ImputeArgs {
     #[arg(long, value_name = "ROWS,COLS", value_parser = parse_shift)]
     shifts: Option<[usize; 2]>,
     /// Map ensemble member k by the k-th reflection of this group (mod its size) and its
-    /// prediction back: the fields' law must be invariant under it (rot180 for Kolmogorov flow
-    /// forced by cos(k y); dihedral for an isotropic law on a square). On a periodic run a
+    /// prediction back: the fields' law must be invariant under it (shift-reflect for
+    /// Kolmogorov flow forced by cos(k y) along the rows, a periodic run with an even row shift
+    /// symmetry; dihedral for an isotropic law on a square). On a periodic run a
     /// reflection fixes index 0, otherwise the centre. Default: the run's declared group; none
     /// turns it off.
     #[arg(long, value_enum)]

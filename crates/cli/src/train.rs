@@ -82,7 +82,9 @@ pub struct TrainArgs {
     shift_symmetry: Option<[usize; 2]>,
     /// Reflections the fields' law is invariant under (scalar fields): each training sample
     /// is reflected by a random element, and ensemble members are spread over the group.
-    /// rot180 for Kolmogorov flow forced by cos(k y), dihedral for an isotropic field.
+    /// shift-reflect for Kolmogorov flow forced by cos(k y) along the rows (the rotation by π
+    /// and ω(x, y) → −ω(−x, y − π/k); needs --periodic and an even row shift symmetry, e.g.
+    /// --shift-symmetry 8,1), dihedral for an isotropic field.
     #[arg(long, value_enum)]
     reflections: Option<lacuna::config::Reflections>,
     #[arg(long)]

@@ -71,6 +71,15 @@ fn impute_rolls_members_by_the_declared_shifts() {
     f.train("flat", "");
     let e = f.fails("impute --run {d}/flat --data {d}/test.npz --out {d}/x.npz --shifts 1,1");
     assert!(e.contains("needs a periodic run"), "{e}");
+    // shift-reflect rolls by half the row shift: an odd one (1) is refused at inference, an
+    // even one trains and imputes, with or without rolled members.
+    let e = f.fails("impute --run {d}/run --data {d}/test.npz --out {d}/x.npz --reflections shift-reflect");
+    assert!(e.contains("shift-reflect") && e.contains("even row shift"), "{e}");
+    let e = f.fails("train --data {d}/train.npz --out {d}/bad --steps 2 --periodic --reflections shift-reflect");
+    assert!(e.contains("shift-reflect"), "{e}");
+    f.train("sr", "--periodic --shift-symmetry 4,1 --reflections shift-reflect");
+    f.ok("impute --run {d}/sr --data {d}/test.npz --out {d}/sr.npz --ensemble 4");
+    f.ok("impute --run {d}/sr --data {d}/test.npz --out {d}/sr0.npz --ensemble 4 --shifts 0,0");
 }
 
 #[test]

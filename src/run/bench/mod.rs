@@ -211,6 +211,9 @@ fn run_method(
             if let Some(s) = case.shift_symmetry {
                 cfg.shift_symmetry = s;
             }
+            if let Some(r) = case.reflections {
+                cfg.reflections = r;
+            }
             if suite.published_time {
                 cfg.time_budget = Some(published_seconds(case, dir)?);
                 // The budget decides; the step count only caps it.

@@ -138,6 +138,11 @@ pub struct Case {
     /// under (training `shift_symmetry`), given to the same methods as `periodic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shift_symmetry: Option<[usize; 2]>,
+    /// Periodic cases: the reflections the fields' law is invariant under (training and
+    /// inference `reflections`, e.g. `shift-reflect` for Kolmogorov flow), given to the same
+    /// methods as `periodic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reflections: Option<crate::config::Reflections>,
     /// Training steps of this case's learned methods, when not the suite's (a larger grid
     /// costs more per step).
     #[serde(default, skip_serializing_if = "Option::is_none")]

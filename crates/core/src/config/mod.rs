@@ -203,26 +203,47 @@ impl Default for TrainConfig {
 /// `i → H − 1 − i`), `transpose` swaps rows and columns (square grids).
 ///
 /// ```text
-/// rot180   = {id, rows∘cols}                        rotation by π: Kolmogorov flow forced by cos(k y)
-/// axes     = {id, rows, cols, rows∘cols}            a law symmetric about both axes
-/// dihedral = axes ∪ transpose∘axes                  an isotropic law (all 8 symmetries of the square)
+/// rot180        = {id, rows∘cols}                   rotation by π: Kolmogorov flow forced by cos(k y)
+/// axes          = {id, rows, cols, rows∘cols}       a law symmetric about both axes
+/// dihedral      = axes ∪ transpose∘axes             an isotropic law (all 8 symmetries of the square)
+/// shift-reflect = rot180 ∪ {−S_{p/2}∘cols, −S_{p/2}∘rows}
 /// ```
+///
+/// `shift-reflect` is the symmetry group of Kolmogorov flow, `∂ω/∂t + u·∇ω = νΔω − αω −
+/// k cos(k y)` on a torus with y along the rows: besides the rotation by π, the shift-reflect
+/// `ω(x, y) → −ω(−x, y − π/k)` and its product with the rotation, `ω(x, y) → −ω(x, π/k − y)`
+/// (a reflection flips the sign of u·∇ω, the half-period shift that of the forcing, and the
+/// sign of ω restores both). `−` negates the values about the training data's mean (0 under
+/// the symmetry, up to sampling), never the masks; `S_{p/2}` rolls the rows by half of `p`,
+/// the declared row shift symmetry (the forcing's period), so this group needs `periodic` and
+/// an even `shift_symmetry[0]`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Reflections {
     #[default]
     None,
     Rot180,
     Axes,
     Dihedral,
+    ShiftReflect,
 }
 
-/// One element of a [`Reflections`] group: flip rows, then columns, then transpose.
+/// One element of a [`Reflections`] group: flip rows, then columns, then transpose, then roll
+/// the rows by `roll_rows` (`out[i] = in[i − roll_rows]`), then negate the values if `negate`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reflection {
     pub rows: bool,
     pub cols: bool,
     pub transpose: bool,
+    pub roll_rows: usize,
+    pub negate: bool,
+}
+
+impl Reflection {
+    /// Flips and a transpose only: no roll, no negation.
+    pub const fn flip(rows: bool, cols: bool, transpose: bool) -> Reflection {
+        Reflection { rows, cols, transpose, roll_rows: 0, negate: false }
+    }
 }
 
 impl Reflections {
@@ -230,15 +251,23 @@ impl Reflections {
         *self == Reflections::None
     }
 
-    /// The group's elements, the identity first.
-    pub fn elements(self) -> Vec<Reflection> {
-        let r = |rows, cols, transpose| Reflection { rows, cols, transpose };
+    /// The group's elements, the identity first, for fields with the declared
+    /// `shift_symmetry` (`shift-reflect` rolls by half its rows; see [`Reflections`]).
+    pub fn elements(self, shift_symmetry: [usize; 2]) -> Vec<Reflection> {
+        let r = Reflection::flip;
         let axes = [r(false, false, false), r(true, false, false), r(false, true, false), r(true, true, false)];
+        let half = shift_symmetry[0] / 2;
         match self {
             Reflections::None => vec![axes[0]],
             Reflections::Rot180 => vec![axes[0], axes[3]],
             Reflections::Axes => axes.to_vec(),
             Reflections::Dihedral => axes.iter().flat_map(|&a| [a, Reflection { transpose: true, ..a }]).collect(),
+            Reflections::ShiftReflect => vec![
+                axes[0],
+                axes[3],
+                Reflection { roll_rows: half, negate: true, ..axes[2] },
+                Reflection { roll_rows: half, negate: true, ..axes[1] },
+            ],
         }
     }
 }
@@ -324,6 +353,19 @@ impl TrainConfig {
         }
     }
 
+    /// `reflections = "shift-reflect"` rolls by half the declared row shift symmetry, which
+    /// must then exist, be even, and act on a periodic grid.
+    pub fn check_shift_reflect(&self) -> Result<()> {
+        ensure!(
+            self.reflections != Reflections::ShiftReflect
+                || (self.periodic && self.shift_symmetry[0] >= 2 && self.shift_symmetry[0].is_multiple_of(2)),
+            "reflections = \"shift-reflect\" shifts by half the forcing's period: it needs periodic = true and an even row shift symmetry (shift_symmetry = [8, 1] for forcing at wavenumber 4 on 32 rows); got periodic = {}, shift_symmetry = {:?}",
+            self.periodic,
+            self.shift_symmetry
+        );
+        Ok(())
+    }
+
     /// Refuses fields of `dims` the declared symmetries cannot act on: shifts that do not
     /// divide the sides, a transpose of a non-square grid, and sides a periodic network's
     /// strides do not divide (it would pad them with zeros, which breaks the torus).
@@ -337,7 +379,7 @@ impl TrainConfig {
             );
         }
         ensure!(
-            dims.h == dims.w || !self.reflections.elements().iter().any(|g| g.transpose),
+            dims.h == dims.w || !self.reflections.elements(self.shift_symmetry).iter().any(|g| g.transpose),
             "reflections = \"dihedral\" transposes the grid, which needs square fields; these are {}×{}",
             dims.h,
             dims.w
@@ -426,6 +468,7 @@ impl TrainConfig {
             self.periodic || self.shift_symmetry == [0, 0],
             "shift_symmetry needs periodic = true (a circular shift is a symmetry of periodic fields only)"
         );
+        self.check_shift_reflect()?;
         self.model.validate()?;
         Ok(())
     }
@@ -468,6 +511,26 @@ mod tests {
         d.check_grid(dims(32, 32)).unwrap();
         let e = d.check_grid(dims(32, 16)).unwrap_err().to_string();
         assert!(e.contains("square"), "{e}");
+    }
+
+    /// `shift-reflect` is read by its kebab-case name, rolls by half the declared row shift,
+    /// and is refused without a periodic grid and an even row shift.
+    #[test]
+    fn shift_reflect_needs_an_even_row_shift_on_a_torus() {
+        let c: TrainConfig =
+            toml::from_str("reflections = \"shift-reflect\"\nperiodic = true\nshift_symmetry = [8, 1]").unwrap();
+        assert_eq!(c.reflections, Reflections::ShiftReflect);
+        c.validate().unwrap();
+        assert!(toml::to_string(&c).unwrap().contains("reflections = \"shift-reflect\""));
+        let g = c.reflections.elements(c.shift_symmetry);
+        assert_eq!(g.len(), 4);
+        assert_eq!(g.iter().filter(|e| e.negate && e.roll_rows == 4).count(), 2);
+        assert!(g[..2].iter().all(|e| !e.negate && e.roll_rows == 0));
+        for (periodic, shift) in [(false, [0, 0]), (true, [0, 1]), (true, [3, 1])] {
+            let bad = TrainConfig { periodic, shift_symmetry: shift, ..c.clone() };
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains("shift-reflect"), "{e}");
+        }
     }
 
     /// A run saved before `inference_shifts` existed imputes as it did then: without shifts.
