@@ -79,7 +79,32 @@ const KEEP_IN_GIT: &str = "\
 !/*.png
 !/curves-*.csv
 !/*/seed-*/*.json
+!/*/case.toml
 ";
+
+/// Refuses to continue a case whose definition (everything but its method list) changed
+/// since its records and data in `case_dir` were made: they are reused by name, so an edited
+/// mask, periodicity or symmetry would otherwise mix rows of two different experiments. The
+/// definition is kept in `case_dir/case.toml` (in git with the records); a directory from
+/// before that file existed adopts the current definition.
+fn keep_case_definition(case: &Case, case_dir: &Path) -> Result<()> {
+    let definition = toml::to_string(&Case { methods: Vec::new(), ..case.clone() })?;
+    let path = case_dir.join("case.toml");
+    if let Ok(kept) = std::fs::read_to_string(&path) {
+        ensure!(
+            kept == definition,
+            "case {:?} changed since the records in {} were made:\n--- then\n{kept}--- now\n{definition}\
+             Its data, runs and records would be reused as they are. Restore the definition, bench into another --out, \
+             or delete {} with the records (and runs) the change invalidates.",
+            case.name,
+            case_dir.display(),
+            path.display()
+        );
+        return Ok(());
+    }
+    std::fs::create_dir_all(case_dir).with_context(|| format!("{}: cannot create", case_dir.display()))?;
+    crate::atomic::write_bytes(&path, definition.as_bytes())
+}
 
 /// Steps between a bench run's checkpoints (at most; shorter runs save once, at the end).
 const BENCH_CHECKPOINT_EVERY: usize = 250;
@@ -391,6 +416,9 @@ pub fn run_cases(
         let file = case.kind == CaseKind::File;
         let gen = if file { None } else { Some(case.generator()?) };
         let source = if file && !report_only { Some(case.load_file()?) } else { None };
+        if !report_only {
+            keep_case_definition(case, &out.join(slug(&case.name)))?;
+        }
         for seed in 0..suite.seeds {
             let dir = out.join(slug(&case.name)).join(format!("seed-{seed}"));
             std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;

@@ -168,6 +168,7 @@ methods = ["pixel", "harmonic"]
             "results.md",
             "suite.toml",
             "tiny.png",
+            "tiny/case.toml",
             "tiny/seed-0/harmonic.json",
             "tiny/seed-0/pixel.json"
         ]
@@ -233,6 +234,29 @@ methods = ["biharmonic"]
     assert_eq!(csv.lines().count(), 3, "{csv}");
     let written: Suite = toml::from_str(&std::fs::read_to_string(out.join("suite.toml")).unwrap()).unwrap();
     assert_eq!(written.cases.len(), 2);
+}
+
+/// A case whose definition changed since its records were made is refused, not continued
+/// from records of another experiment; a longer method list is not a change, and a report
+/// never checks.
+#[test]
+fn a_changed_case_is_refused_rather_than_continued_from_its_old_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = |mask: &str, methods: &str| -> Suite {
+        toml::from_str(&format!(
+            "name = \"t\"\nseeds = 1\nsteps = 4\nensemble = 2\n[[cases]]\nname = \"c\"\nkind = \"grf\"\nsize = 8\n\
+             mask = \"{mask}\"\ntrain = 8\ntest = 3\nmethods = [{methods}]\n"
+        ))
+        .unwrap()
+    };
+    let out = dir.path();
+    run(&suite("pixel:0.5", "\"harmonic\""), out, true, false).unwrap();
+    assert!(out.join("c/case.toml").exists());
+    let more = run(&suite("pixel:0.5", "\"harmonic\", \"biharmonic\""), out, true, false).unwrap();
+    assert_eq!(more.len(), 2);
+    let e = format!("{:#}", run(&suite("pixel:0.3", "\"harmonic\""), out, true, false).unwrap_err());
+    assert!(e.contains("changed since the records") && e.contains("pixel:0.3"), "{e}");
+    run(&suite("pixel:0.3", "\"harmonic\""), out, true, true).unwrap();
 }
 
 /// Where the guidance rule makes a `prior` method the unguided intersection (dense masks), its
