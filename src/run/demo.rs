@@ -150,9 +150,7 @@ pub fn demo(out_dir: &Path, opts: &DemoOptions, quiet: bool) -> Result<DemoRepor
     // shift-reflect (a half forcing period): `shift-reflect`, where that half period is a
     // whole number of rows. The classical methods are equivariant to these already.
     let reflections = match opts.data {
-        DemoData::Kolmogorov if shift_symmetry[0] >= 2 && shift_symmetry[0].is_multiple_of(2) => {
-            Reflections::ShiftReflect
-        }
+        DemoData::Kolmogorov if Reflections::ShiftReflect.fits(periodic, shift_symmetry) => Reflections::ShiftReflect,
         _ => Reflections::None,
     };
     // Classical interpolation, as a scientist would run it.

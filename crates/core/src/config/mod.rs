@@ -251,6 +251,12 @@ impl Reflections {
         *self == Reflections::None
     }
 
+    /// Whether the group can act on fields declared `periodic` with `shift_symmetry`: only
+    /// `shift-reflect` asks anything, a torus and an even row shift to halve.
+    pub fn fits(self, periodic: bool, shift_symmetry: [usize; 2]) -> bool {
+        self != Reflections::ShiftReflect || (periodic && shift_symmetry[0] >= 2 && shift_symmetry[0].is_multiple_of(2))
+    }
+
     /// The group's elements, the identity first, for fields with the declared
     /// `shift_symmetry` (`shift-reflect` rolls by half its rows; see [`Reflections`]).
     pub fn elements(self, shift_symmetry: [usize; 2]) -> Vec<Reflection> {
@@ -357,8 +363,7 @@ impl TrainConfig {
     /// must then exist, be even, and act on a periodic grid.
     pub fn check_shift_reflect(&self) -> Result<()> {
         ensure!(
-            self.reflections != Reflections::ShiftReflect
-                || (self.periodic && self.shift_symmetry[0] >= 2 && self.shift_symmetry[0].is_multiple_of(2)),
+            self.reflections.fits(self.periodic, self.shift_symmetry),
             "reflections = \"shift-reflect\" shifts by half the forcing's period: it needs periodic = true and an even row shift symmetry (shift_symmetry = [8, 1] for forcing at wavenumber 4 on 32 rows); got periodic = {}, shift_symmetry = {:?}",
             self.periodic,
             self.shift_symmetry
