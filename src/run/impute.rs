@@ -145,12 +145,19 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     crate::atomic::refuse_overwriting_inputs(&inputs, &[out])?;
     let mut run = LoadedRun::open(run_dir, opts.device.as_ref(), opts.last)?;
     if let Some(r) = opts.context_ratio {
-        ensure!(
-            matches!(run.config.partition, crate::method::Partition::Pixel { .. }),
-            "--context-ratio applies to runs trained with the pixel partition; this one used {}",
-            run.config.partition.name()
-        );
-        ensure!(r > 0.0 && r <= 1.0, "--context-ratio must be in (0, 1], got {r}");
+        match run.config.partition {
+            crate::method::Partition::Pixel { .. } => {
+                ensure!((0.0..=1.0).contains(&r), "--context-ratio must be in [0, 1] (0: the training ratio), got {r}")
+            }
+            crate::method::Partition::Block { .. } => ensure!(
+                r == 0.0 || r == 1.0,
+                "--context-ratio on a block-partition run is 1 (the whole observation) or 0 (drop blocks as in training), got {r}"
+            ),
+            ref p => anyhow::bail!(
+                "--context-ratio applies to runs trained with the pixel or block partition; this one used {}",
+                p.name()
+            ),
+        }
         run.config.inference_context_ratio = r;
     }
     if let Some(s) = opts.shifts {

@@ -40,8 +40,9 @@ pub struct ImputeArgs {
     /// Use the run's last weights, not the ones with the best held-out score.
     #[arg(long)]
     last: bool,
-    /// Pixel-partition runs: share of the observation kept in each ensemble context (default:
-    /// the run's inference ratio; 1 = the whole observation).
+    /// Share of the observation kept in each ensemble context (default: the run's inference
+    /// ratio; 1 = the whole observation, 0 = the training ratio). Block-partition runs: 1 drops
+    /// no block, 0 drops blocks as in training.
     #[arg(long)]
     context_ratio: Option<f64>,
     /// Roll each ensemble member's input by a random multiple of this circular shift, and its

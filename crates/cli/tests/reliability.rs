@@ -203,6 +203,21 @@ fn block_partition_with_a_grid_finer_than_the_fields_is_refused() {
     assert!(e.contains("100×100 block grid"), "{e}");
 }
 
+/// `impute --context-ratio` on a block run: 1 (the whole observation) or 0 (the training
+/// rule), nothing in between; on a partition without contexts to thin it is refused.
+#[test]
+fn context_ratio_on_a_block_run_is_whole_or_training_and_refused_elsewhere() {
+    let d = data();
+    d.ok("train --data {d}/train.npz --out {d}/block --config {d}/tiny.toml --partition block --grid 2");
+    d.ok("impute --run {d}/block --data {d}/test.npz --out {d}/whole.npz --context-ratio 1");
+    d.ok("impute --run {d}/block --data {d}/test.npz --out {d}/rule.npz --context-ratio 0");
+    let e = d.fails("impute --run {d}/block --data {d}/test.npz --out {d}/half.npz --context-ratio 0.5");
+    assert!(e.contains("block-partition") && e.contains("0.5"), "{e}");
+    d.ok("train --data {d}/train.npz --out {d}/missdiff --config {d}/tiny.toml --partition missdiff");
+    let e = d.fails("impute --run {d}/missdiff --data {d}/test.npz --out {d}/m.npz --context-ratio 1");
+    assert!(e.contains("pixel or block") && e.contains("missdiff"), "{e}");
+}
+
 #[test]
 fn nan_weights_or_zero_std_refuse_imputation_naming_the_file() {
     let d = trained();

@@ -117,7 +117,8 @@ pub struct TrainConfig {
     /// ensemble at inference (and scoring), when not the training `context_ratio`; 1 = the
     /// whole observation, 0 = the training ratio. A denser context than in training is still
     /// one the network has learned from (every ratio in (0, 1) reaches it), and it loses less
-    /// information.
+    /// information. Block partition: 1 = the whole observation (no block dropped at
+    /// inference), any other value the training rule (`drop` more blocks per context).
     pub inference_context_ratio: f64,
     /// Stop after this many seconds of training (the learning-rate schedule then runs over
     /// the budget or the steps, whichever ends first).
@@ -339,13 +340,16 @@ impl TrainConfig {
     }
 
     /// The config inference runs with: the pixel partition's context ratio replaced by
-    /// `inference_context_ratio` unless that is 0.
+    /// `inference_context_ratio` unless that is 0; the block partition drops no block when
+    /// that is 1 (its contexts are then the whole observation).
     pub fn for_inference(&self) -> TrainConfig {
         let mut cfg = self.clone();
-        if let Partition::Pixel { context_ratio, .. } = &mut cfg.partition {
-            if self.inference_context_ratio > 0.0 {
+        match &mut cfg.partition {
+            Partition::Pixel { context_ratio, .. } if self.inference_context_ratio > 0.0 => {
                 *context_ratio = self.inference_context_ratio;
             }
+            Partition::Block { drop, .. } if self.inference_context_ratio >= 1.0 => *drop = 0,
+            _ => {}
         }
         cfg
     }
@@ -535,6 +539,32 @@ mod tests {
             let bad = TrainConfig { periodic, shift_symmetry: shift, ..c.clone() };
             let e = bad.validate().unwrap_err().to_string();
             assert!(e.contains("shift-reflect"), "{e}");
+        }
+    }
+
+    /// Block contexts at inference are the whole observation at ratio 1, and drop a block as
+    /// in training otherwise; a pixel ratio of 1 keeps every observed site too.
+    #[test]
+    fn inference_contexts_at_ratio_one_are_the_whole_observation() {
+        use crate::data::Dims;
+        use rand::SeedableRng;
+        let dims = Dims { c: 1, h: 9, w: 9, t: 1 };
+        let mut m = vec![1u8; 81];
+        m[..3].iter_mut().for_each(|v| *v = 0); // a few missing sites in the first block
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for (partition, ratio, whole) in [
+            (Partition::Block { grid: 3, drop: 1 }, 1.0, true),
+            (Partition::Block { grid: 3, drop: 1 }, 0.0, false),
+            (Partition::Block { grid: 3, drop: 1 }, 0.5, false),
+            (Partition::Pixel { context_ratio: 0.7, query_ratio: None }, 1.0, true),
+            (Partition::Pixel { context_ratio: 0.7, query_ratio: None }, 0.0, false),
+        ] {
+            let c = TrainConfig { partition: partition.clone(), inference_context_ratio: ratio, ..TrainConfig::default() };
+            let inference = c.for_inference();
+            assert_eq!(c.partition, partition, "the training config is left alone");
+            let context = inference.partition.split(&m, dims, &mut rng).unwrap().context;
+            assert!(context.iter().zip(&m).all(|(c, m)| c <= m), "a context lies inside the observation");
+            assert_eq!(context == m, whole, "{partition:?} at ratio {ratio}");
         }
     }
 
