@@ -559,7 +559,8 @@ mod tests {
             (Partition::Pixel { context_ratio: 0.7, query_ratio: None }, 1.0, true),
             (Partition::Pixel { context_ratio: 0.7, query_ratio: None }, 0.0, false),
         ] {
-            let c = TrainConfig { partition: partition.clone(), inference_context_ratio: ratio, ..TrainConfig::default() };
+            let c =
+                TrainConfig { partition: partition.clone(), inference_context_ratio: ratio, ..TrainConfig::default() };
             let inference = c.for_inference();
             assert_eq!(c.partition, partition, "the training config is left alone");
             let context = inference.partition.split(&m, dims, &mut rng).unwrap().context;
