@@ -99,6 +99,22 @@ impl Canvas {
     }
 }
 
+/// The title and its scale (font pixels per 8-pixel glyph column): double size when it fits in
+/// `width` pixels, else single size, else cut to fit with a trailing "..." (a long case name
+/// must not run off the image).
+fn fit_title(title: &str, width: usize) -> (String, i64) {
+    let chars = title.chars().count();
+    if chars * 16 <= width {
+        return (title.to_string(), 2);
+    }
+    let room = width / 8;
+    if chars <= room {
+        return (title.to_string(), 1);
+    }
+    let cut: String = title.chars().take(room.saturating_sub(3)).collect();
+    (format!("{cut}..."), 1)
+}
+
 /// Three significant digits, compact.
 fn label(v: f64) -> String {
     if v == 0.0 {
@@ -145,7 +161,8 @@ impl Chart {
             let l = label(yv);
             cv.text(x0 - 10 - 8 * l.len() as i64, yp - 4, &l, black, 1);
         }
-        cv.text(LEFT as i64, 8, &self.title, black, 2);
+        let (title, scale) = fit_title(&self.title, W - LEFT - 8);
+        cv.text(LEFT as i64, 8, &title, black, scale);
         cv.text((LEFT as f64 + pw / 2.0) as i64 - 4 * self.x_label.len() as i64, y1 + 30, &self.x_label, black, 1);
         cv.text(8, y0 - 16, &self.y_label, black, 1);
         let mut legend_y = y0;
@@ -201,5 +218,15 @@ mod tests {
         assert_eq!(label(0.19329), "0.193");
         assert_eq!(label(10.86), "10.9");
         assert_eq!(label(1234.0), "1234");
+    }
+
+    #[test]
+    fn a_long_title_shrinks_then_is_cut_to_the_width() {
+        assert_eq!(fit_title("GRF 32²", 160), ("GRF 32²".to_string(), 2));
+        let (t, scale) = fit_title(&"x".repeat(15), 160);
+        assert_eq!((t.chars().count(), scale), (15, 1));
+        let (t, scale) = fit_title(&"x".repeat(40), 160);
+        assert_eq!((t.chars().count() * 8, scale), (160, 1));
+        assert!(t.ends_with("..."));
     }
 }
