@@ -19,6 +19,6 @@ fn tensor_fill(x: &[f32], known: &[u8], dims: Dims, cfg: &DenoiserConfig, period
     let shape = [1, dims.planes() as i64, dims.h as i64, dims.w as i64];
     let v = Tensor::from_slice(x).view(shape);
     let m = Tensor::from_slice(known).view(shape).to_kind(Kind::Float);
-    let f = crate::method::precond::fill(&v, &m, cfg.fill_sweeps, cfg.fill_cg, periodic);
+    let f = crate::method::precond::fill(&v, &m, cfg.fill_sweeps, cfg.fill_cg, periodic, cfg.fill_kind);
     Ok(Vec::try_from(f.flatten(0, -1))?)
 }

@@ -144,7 +144,7 @@ fn compare(cfg: &TrainConfig, train: &FieldSet, models: &[CovModel]) -> Result<H
     let c = &cfg.denoiser;
     let mse =
         |pred: &Tensor| ((pred - &values).square() * &hidden).sum(Kind::Double).double_value(&[]) / entries.max(1.0);
-    let fill_mse = mse(&fill(&(&values * &kept), &kept, c.fill_sweeps, c.fill_cg, cfg.periodic));
+    let fill_mse = mse(&fill(&(&values * &kept), &kept, c.fill_sweeps, c.fill_cg, cfg.periodic, c.fill_kind));
     let kriging = Kriging::new(models, d.h, d.w, cfg.periodic)?;
     let krige_mse = mse(&kriging.predict(&values, &kept, &Tensor::zeros([shape[0]], (Kind::Double, tch::Device::Cpu))));
     Ok(HeldOut { fill: fill_mse, krige: krige_mse, entries: entries as usize })

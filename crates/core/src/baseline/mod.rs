@@ -35,8 +35,8 @@ pub enum Baseline {
     /// consistency" baseline).
     Temporal,
     /// The interpolant lacuna's default denoiser starts from (the engine's `method::precond::fill`:
-    /// push–pull, 8 harmonic sweeps, 10 conjugate-gradient iterations toward biharmonic), on
-    /// its own: what the network adds is the learned model's excess over this.
+    /// by default the thin-plate interpolant, iterated from a coarse-to-fine start until
+    /// converged), on its own: what the network adds is the learned model's excess over this.
     Fill,
 }
 

@@ -35,6 +35,21 @@ impl Interpolant {
     }
 }
 
+/// What the fill solves for after its push–pull start (`method::precond::fill`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum FillKind {
+    /// The thin-plate (biharmonic) interpolant, natural borders as the `biharmonic` baseline's,
+    /// iterated until converged from a coarse-to-fine start (session 22).
+    #[default]
+    ThinPlate,
+    /// Sessions 5–21: push–pull, `fill_sweeps` harmonic sweeps, then `fill_cg` conjugate-gradient
+    /// steps on `‖L u‖²` with the in-grid Laplacian — a harmonic/biharmonic blend on scattered
+    /// gaps, far from converged on wide ones (COADS's ship-track gaps: 9.1 °C² against
+    /// thin-plate's 1.64). Runs saved before the setting existed use it.
+    Blend,
+}
+
 /// What the time embedding is fed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -58,11 +73,15 @@ pub struct DenoiserConfig {
     pub fill_input: bool,
     pub noise_cond: NoiseCond,
     /// Relaxation sweeps of the harmonic equation after the push–pull fill (smooths its
-    /// bilinear creases; 0 = push–pull alone).
+    /// bilinear creases; 0 = push–pull alone; `thin-plate` sweeps its coarsest grid only).
     pub fill_sweeps: usize,
-    /// Conjugate-gradient iterations toward the biharmonic (thin-plate) interpolant from the
-    /// harmonic one, stopped early on purpose: a few iterations blend the two (0 = harmonic).
+    /// Most conjugate-gradient iterations toward the biharmonic interpolant; they stop once
+    /// converged (`method::precond::FILL_CG_TOL`), so for `thin-plate` this only caps the cost
+    /// (0 = no CG: push–pull and the sweeps alone).
     pub fill_cg: usize,
+    /// The fill's target: `thin-plate` (converged) or the earlier `blend` (runs saved before
+    /// the setting existed: `TrainConfig::load_run`).
+    pub fill_kind: FillKind,
 }
 
 impl Default for DenoiserConfig {
@@ -73,7 +92,8 @@ impl Default for DenoiserConfig {
             fill_input: true,
             noise_cond: NoiseCond::LogSigma,
             fill_sweeps: 8,
-            fill_cg: 10,
+            fill_cg: 1000,
+            fill_kind: FillKind::ThinPlate,
         }
     }
 }
@@ -89,6 +109,7 @@ impl DenoiserConfig {
             noise_cond: NoiseCond::Time,
             fill_sweeps: 0,
             fill_cg: 0,
+            fill_kind: FillKind::Blend,
         }
     }
 

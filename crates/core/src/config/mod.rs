@@ -5,7 +5,7 @@ pub mod device;
 pub mod network;
 pub mod schedule;
 
-pub use denoiser::{DenoiserConfig, Interpolant, NoiseCond, Skip};
+pub use denoiser::{DenoiserConfig, FillKind, Interpolant, NoiseCond, Skip};
 pub use device::Device;
 pub use network::{Precision, UNetConfig};
 pub use schedule::VpSchedule;
@@ -303,6 +303,9 @@ impl TrainConfig {
         if !table.contains_key("denoiser") {
             let legacy = toml::Table::try_from(DenoiserConfig::legacy())?;
             table.insert("denoiser".into(), toml::Value::Table(legacy));
+        }
+        if let Some(toml::Value::Table(denoiser)) = table.get_mut("denoiser") {
+            denoiser.entry("fill_kind").or_insert(toml::Value::String("blend".into()));
         }
         table.entry("time_low_share").or_insert(toml::Value::Float(0.0));
         table.entry("contexts_per_field").or_insert(toml::Value::Integer(1));
@@ -602,6 +605,26 @@ mod tests {
         assert_eq!(TrainConfig::load_run(&bare).unwrap().model.precision, Precision::Float32);
         std::fs::write(&path, toml::to_string(&c).unwrap()).unwrap();
         assert_eq!(TrainConfig::load_run(&path).unwrap().model.precision, Precision::Auto);
+    }
+
+    /// A run saved before `denoiser.fill_kind` existed filled with the blend, and keeps doing
+    /// so; a new run, and a config file that does not name it, get the thin-plate fill.
+    #[test]
+    fn runs_saved_before_fill_kind_keep_the_blend() {
+        let c = TrainConfig::default();
+        assert_eq!(c.denoiser.fill_kind, FillKind::ThinPlate);
+        let text = toml::to_string(&c).unwrap().replace("fill_kind = \"thin-plate\"\n", "");
+        assert!(!text.contains("fill_kind"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(TrainConfig::load_run(&path).unwrap().denoiser.fill_kind, FillKind::Blend);
+        assert_eq!(TrainConfig::load(&path).unwrap().denoiser.fill_kind, FillKind::ThinPlate);
+        let partial = dir.path().join("partial.toml");
+        std::fs::write(&partial, "[denoiser]\nskip = \"none\"\n").unwrap();
+        assert_eq!(TrainConfig::load(&partial).unwrap().denoiser.fill_kind, FillKind::ThinPlate);
+        std::fs::write(&path, toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(TrainConfig::load_run(&path).unwrap().denoiser.fill_kind, FillKind::ThinPlate);
     }
 
     #[test]
