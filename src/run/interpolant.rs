@@ -200,8 +200,8 @@ mod tests {
     use crate::data::Pattern;
 
     /// `auto` kriges where the dense solve is affordable and records both interpolants' errors
-    /// on about a fifth of the checked fields' observations (kriging far ahead on a smooth
-    /// GRF); `fill` fits nothing; a grid above the dense-solve limit, or fields with more
+    /// on about a fifth of the checked fields' observations (kriging ahead on a smooth GRF);
+    /// `fill` fits nothing; a grid above the dense-solve limit, or fields with more
     /// observations than `AUTO_MAX_CONTEXT`, keep the fill without a fit.
     #[test]
     fn auto_kriges_where_the_dense_solve_is_affordable() {
@@ -212,7 +212,9 @@ mod tests {
         let chosen = choose(&cfg, &set).unwrap();
         let h = chosen.held_out.unwrap();
         assert_eq!(chosen.interpolant, Interpolant::Krige, "{h:?}");
-        assert!(h.krige < 0.8 * h.fill, "kriging should be well ahead on a smooth GRF: {h:?}");
+        // Kriging is the Bayes completion here; the thin-plate fill comes within about 10% of it
+        // on this smooth field (the blend of sessions 5–21 was at least 25% behind).
+        assert!(h.krige < 0.95 * h.fill, "kriging should be ahead on a smooth GRF: {h:?}");
         let checked: Vec<usize> = (0..100).step_by(2).collect();
         let observed =
             checked.iter().flat_map(|&f| &set.mask[f * 1024..(f + 1) * 1024]).filter(|&&m| m != 0).count() as f64;
