@@ -205,13 +205,17 @@ fn coarse_to_fine(v: &Tensor, m: &Tensor, sweeps: usize, cg: usize, periodic: bo
     if h.min(w) < COARSE_BELOW {
         return solve(push_pull(v, m), v, m, sweeps, cg, periodic, FillKind::ThinPlate);
     }
-    let pool = |x: &Tensor| x.avg_pool2d([2, 2], [2, 2], [0, 0], true, false, 1);
-    let (cv, cm) = (pool(v), pool(m));
+    let (cv, cm) = (sum_pool(v), sum_pool(m));
     let coarse_known = cm.gt(0.0).to_kind(Kind::Float);
     let coarse_values = &cv / cm.clamp_min(1e-12) * &coarse_known;
     let coarse = coarse_to_fine(&coarse_values, &coarse_known, sweeps, cg, periodic);
     let start = m * v + (1.0 - m) * coarse.upsample_bilinear2d([h, w], false, None, None);
     solve(start, v, m, 0, cg, periodic, FillKind::ThinPlate)
+}
+
+/// 2×2 sums (average pooling with divisor 1); ceil mode keeps the ragged last row and column.
+fn sum_pool(x: &Tensor) -> Tensor {
+    x.avg_pool2d([2, 2], [2, 2], [0, 0], true, false, 1)
 }
 
 /// Push–pull (Gortler et al. 1996): mask-weighted 2×2 sums down to one pixel, then up,
@@ -224,9 +228,7 @@ fn push_pull(v: &Tensor, m: &Tensor) -> Tensor {
         if lh == 1 && lw == 1 {
             break;
         }
-        // Sum pooling (divisor 1); ceil mode keeps the ragged last row and column.
-        let pool = |x: &Tensor| x.avg_pool2d([2, 2], [2, 2], [0, 0], true, false, 1);
-        let next = (pool(lv), pool(lm));
+        let next = (sum_pool(lv), sum_pool(lm));
         levels.push(next);
     }
     let mut up: Option<Tensor> = None;
@@ -271,11 +273,13 @@ fn solve(
         u = known * exact + &unknown * (neighbours(&u) / &degree);
     }
     if cg > 0 {
-        let energy = match kind {
-            FillKind::ThinPlate => thin_plate(periodic, h, w, &degree, &neighbours),
-            FillKind::Blend => {
-                let lap = |x: &Tensor| &degree * x - neighbours(x);
-                Box::new(move |x: &Tensor| lap(&lap(x))) as Box<dyn Fn(&Tensor) -> Tensor>
+        // On a torus the thin-plate energy is ‖L u‖² (summation by parts leaves no border terms).
+        let lap = |x: &Tensor| &degree * x - neighbours(x);
+        let energy = |x: &Tensor| {
+            if kind == FillKind::ThinPlate && !periodic {
+                thin_plate(x, h, w)
+            } else {
+                lap(&lap(x))
             }
         };
         let op = |x: &Tensor| &unknown * energy(&(&unknown * x));
@@ -307,45 +311,32 @@ fn solve(
 }
 
 /// The operator of the thin-plate energy `Σ (∂xx u)² + (∂yy u)² + 2 (∂xy u)²` (its gradient, up
-/// to a factor 2), as second differences: on a torus `L²` with the graph Laplacian `L` (the
-/// two energies agree there); on a bordered grid the sum of `Dᵀ D` over the second differences
-/// that fit inside it (`[1, −2, 1]` along each axis, `[[1, −1], [−1, 1]]` twice), natural
+/// to a factor 2) on a bordered grid, applied to `x`: the sum of `Dᵀ D` over the second
+/// differences that fit inside it (`[1, −2, 1]` along each axis, `[[1, −1], [−1, 1]]` twice), natural
 /// borders as the `biharmonic` baseline's (`lacuna_core::baseline::inpaint`). `L²` with
-/// in-grid neighbours instead would flatten the fill toward every border.
-fn thin_plate<'a>(
-    periodic: bool,
-    h: i64,
-    w: i64,
-    degree: &'a Tensor,
-    neighbours: &'a impl Fn(&Tensor) -> Tensor,
-) -> Box<dyn Fn(&Tensor) -> Tensor + 'a> {
-    if periodic {
-        let lap = move |x: &Tensor| degree * x - neighbours(x);
-        return Box::new(move |x: &Tensor| lap(&lap(x)));
-    }
+/// in-grid neighbours instead would flatten the fill toward every border; on a torus the two
+/// energies agree and [`solve`] uses `L²`.
+fn thin_plate(x: &Tensor, h: i64, w: i64) -> Tensor {
     // Second differences along the last two axes as slices (cheaper than tiny convolutions):
     // `D` takes the valid part, its adjoint `Dᵀ` pads the pieces back and sums them.
-    Box::new(move |x: &Tensor| {
-        let mut acc = x.zeros_like();
-        if w >= 3 {
-            let d = x.narrow(3, 0, w - 2) - x.narrow(3, 1, w - 2) * 2.0 + x.narrow(3, 2, w - 2);
-            acc += d.constant_pad_nd([0, 2, 0, 0]) - d.constant_pad_nd([1, 1, 0, 0]) * 2.0
-                + d.constant_pad_nd([2, 0, 0, 0]);
-        }
-        if h >= 3 {
-            let d = x.narrow(2, 0, h - 2) - x.narrow(2, 1, h - 2) * 2.0 + x.narrow(2, 2, h - 2);
-            acc += d.constant_pad_nd([0, 0, 0, 2]) - d.constant_pad_nd([0, 0, 1, 1]) * 2.0
-                + d.constant_pad_nd([0, 0, 2, 0]);
-        }
-        if h >= 2 && w >= 2 {
-            let (a, b) = (x.narrow(2, 0, h - 1), x.narrow(2, 1, h - 1));
-            let d =
-                (a.narrow(3, 0, w - 1) - a.narrow(3, 1, w - 1) - b.narrow(3, 0, w - 1) + b.narrow(3, 1, w - 1)) * 2.0;
-            acc += d.constant_pad_nd([0, 1, 0, 1]) - d.constant_pad_nd([1, 0, 0, 1]) - d.constant_pad_nd([0, 1, 1, 0])
-                + d.constant_pad_nd([1, 0, 1, 0]);
-        }
-        acc
-    })
+    let mut acc = x.zeros_like();
+    if w >= 3 {
+        let d = x.narrow(3, 0, w - 2) - x.narrow(3, 1, w - 2) * 2.0 + x.narrow(3, 2, w - 2);
+        acc +=
+            d.constant_pad_nd([0, 2, 0, 0]) - d.constant_pad_nd([1, 1, 0, 0]) * 2.0 + d.constant_pad_nd([2, 0, 0, 0]);
+    }
+    if h >= 3 {
+        let d = x.narrow(2, 0, h - 2) - x.narrow(2, 1, h - 2) * 2.0 + x.narrow(2, 2, h - 2);
+        acc +=
+            d.constant_pad_nd([0, 0, 0, 2]) - d.constant_pad_nd([0, 0, 1, 1]) * 2.0 + d.constant_pad_nd([0, 0, 2, 0]);
+    }
+    if h >= 2 && w >= 2 {
+        let (a, b) = (x.narrow(2, 0, h - 1), x.narrow(2, 1, h - 1));
+        let d = (a.narrow(3, 0, w - 1) - a.narrow(3, 1, w - 1) - b.narrow(3, 0, w - 1) + b.narrow(3, 1, w - 1)) * 2.0;
+        acc += d.constant_pad_nd([0, 1, 0, 1]) - d.constant_pad_nd([1, 0, 0, 1]) - d.constant_pad_nd([0, 1, 1, 0])
+            + d.constant_pad_nd([1, 0, 1, 0]);
+    }
+    acc
 }
 
 #[cfg(test)]
