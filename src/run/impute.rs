@@ -145,20 +145,30 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     crate::atomic::refuse_overwriting_inputs(&inputs, &[out])?;
     let mut run = LoadedRun::open(run_dir, opts.device.as_ref(), opts.last)?;
     if let Some(r) = opts.context_ratio {
+        use crate::method::Partition;
         match run.config.partition {
-            crate::method::Partition::Pixel { .. } => {
+            Partition::Pixel { .. } => {
                 ensure!((0.0..=1.0).contains(&r), "--context-ratio must be in [0, 1] (0: the training ratio), got {r}")
             }
-            crate::method::Partition::Block { .. } => ensure!(
+            Partition::Block { .. } => ensure!(
                 r == 0.0 || r == 1.0,
                 "--context-ratio on a block-partition run is 1 (the whole observation) or 0 (drop blocks as in training), got {r}"
             ),
+            Partition::Prior { .. } => ensure!(
+                r == 0.0 || r == 1.0,
+                "--context-ratio on a Work II run is 1 (the whole observation) or 0 (its intersections with prior draws, as in training), got {r}"
+            ),
             ref p => anyhow::bail!(
-                "--context-ratio applies to runs trained with the pixel or block partition; this one used {}",
+                "--context-ratio applies to runs trained with the pixel, block, prior or intersect partition; this one used {}",
                 p.name()
             ),
         }
         run.config.inference_context_ratio = r;
+        // Work II's whole-observation contexts: every member sees all of M, as a pixel run's
+        // do at ratio 1, and no prior draws are needed.
+        if r == 1.0 && matches!(run.config.partition, Partition::Prior { .. }) {
+            run.config.partition = Partition::Pixel { context_ratio: 1.0, query_ratio: None };
+        }
     }
     if let Some(s) = opts.shifts {
         ensure!(
@@ -237,6 +247,7 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         .with("seed", opts.seed)
         .with("last_weights", opts.last)
         .with("inference_context_ratio", run.config.inference_context_ratio)
+        .with("inference_contexts", inference_contexts(&run.config.partition))
         .with("inference_shifts", run.config.inference_shift())
         .with("reflections", run.config.reflections);
     writer.add_bytes("provenance", &serde_json::to_vec_pretty(&provenance)?)?;
@@ -376,6 +387,17 @@ fn warn_if_other_scale(set: &crate::data::FieldSet, norm: &Normalizer, data: &Pa
                 norm.std[c]
             );
         }
+    }
+}
+
+/// What an imputation's ensemble contexts were, for its provenance: the whole observation, or
+/// the partition's draws.
+fn inference_contexts(partition: &crate::method::Partition) -> &'static str {
+    use crate::method::Partition;
+    match partition {
+        Partition::Pixel { context_ratio, .. } if *context_ratio >= 1.0 => "whole observation",
+        Partition::Block { drop: 0, .. } => "whole observation",
+        p => p.name(),
     }
 }
 

@@ -42,7 +42,8 @@ pub struct ImputeArgs {
     last: bool,
     /// Share of the observation kept in each ensemble context (default: the run's inference
     /// ratio; 1 = the whole observation, 0 = the training ratio). Block-partition runs: 1 drops
-    /// no block, 0 drops blocks as in training.
+    /// no block, 0 drops blocks as in training. Work II runs (prior, intersect): 1 = the whole
+    /// observation, 0 (their default) = intersections with prior draws, as in training.
     #[arg(long)]
     context_ratio: Option<f64>,
     /// Roll each ensemble member's input by a random multiple of this circular shift, and its

@@ -217,3 +217,45 @@ fn a_resumed_run_keeps_the_guidance_choice_it_started_with() {
     assert!(!metrics.contains("guided_contexts"), "the resumed run guided: {metrics}");
     assert!(metrics.contains("\"step\":15"), "{metrics}");
 }
+
+/// `impute --context-ratio 1` on a Work II run gives every ensemble member the whole
+/// observation: the same completion as the run's weights behind a pixel partition at ratio 1,
+/// and not the one its intersections with prior draws give (the default).
+#[test]
+fn work_ii_whole_observation_contexts_are_the_pixel_runs_at_ratio_one() {
+    use crate::data::npy::Npz;
+    use crate::run::impute::{impute, ImputeOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let (data, mut cfg) = small_run(dir.path(), 10);
+    cfg.score.every = 0;
+    let prior = dir.path().join("prior");
+    let pcfg = crate::run::masks::PriorConfig { steps: 5, batch: 8, sample_steps: 2, ..Default::default() };
+    crate::run::masks::fit(&data, &prior, &pcfg, true).unwrap();
+    cfg.partition = crate::method::partition::PartitionKind::Intersect.with_defaults(prior);
+    let run = dir.path().join("run");
+    train(&data, &run, &cfg, false, true).unwrap();
+    // The same weights behind the pixel partition at ratio 1 (the run's files, its config edited).
+    let pixel = dir.path().join("pixel");
+    std::fs::create_dir(&pixel).unwrap();
+    for entry in std::fs::read_dir(&run).unwrap().flatten() {
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), pixel.join(entry.file_name())).unwrap();
+        }
+    }
+    let mut edited = TrainConfig::load_run(&RunDir(run.clone()).config()).unwrap();
+    // A pixel run's inference contexts are the whole observation at inference ratio 1.
+    edited.partition = Partition::Pixel { context_ratio: 0.7, query_ratio: None };
+    edited.inference_context_ratio = 1.0;
+    edited.save(&RunDir(pixel.clone()).config()).unwrap();
+    let complete = |run: &Path, ratio: Option<f64>, name: &str| {
+        let out = dir.path().join(name);
+        let opts = ImputeOptions { ensemble: 3, context_ratio: ratio, ..Default::default() };
+        impute(run, &data, &out, &opts, true).unwrap();
+        Npz::open(&out).unwrap().get("mean").unwrap().unwrap().to_f32()
+    };
+    let whole = complete(&run, Some(1.0), "whole.npz");
+    assert_eq!(whole, complete(&pixel, None, "pixel.npz"));
+    let intersections = complete(&run, None, "intersections.npz");
+    assert_ne!(whole, intersections);
+    assert_eq!(intersections, complete(&run, Some(0.0), "ratio0.npz"));
+}
