@@ -204,7 +204,8 @@ fn block_partition_with_a_grid_finer_than_the_fields_is_refused() {
 }
 
 /// `impute --context-ratio` on a block run: 1 (the whole observation) or 0 (the training
-/// rule), nothing in between; on a partition without contexts to thin it is refused.
+/// rule), nothing in between; on a partition without contexts to thin (MissDiff's context is
+/// all of M already) it is refused.
 #[test]
 fn context_ratio_on_a_block_run_is_whole_or_training_and_refused_elsewhere() {
     let d = data();
@@ -215,7 +216,7 @@ fn context_ratio_on_a_block_run_is_whole_or_training_and_refused_elsewhere() {
     assert!(e.contains("block-partition") && e.contains("0.5"), "{e}");
     d.ok("train --data {d}/train.npz --out {d}/missdiff --config {d}/tiny.toml --partition missdiff");
     let e = d.fails("impute --run {d}/missdiff --data {d}/test.npz --out {d}/m.npz --context-ratio 1");
-    assert!(e.contains("pixel or block") && e.contains("missdiff"), "{e}");
+    assert!(e.contains("pixel, block, prior or intersect") && e.contains("missdiff"), "{e}");
 }
 
 #[test]
