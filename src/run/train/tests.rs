@@ -1,4 +1,5 @@
 use super::*;
+use crate::method::partition::PartitionKind;
 
 #[test]
 fn batches_cover_each_epoch_once() {
@@ -190,19 +191,26 @@ fn cosine_schedule_warms_up_and_decays() {
     assert!(scheduled_lr(&timed, 200, 0.0, 30.0) > scheduled_lr(&timed, 200, 0.0, 50.0));
 }
 
+/// A 10-step Work II run of `kind` on `small_run`'s data, with a 5-step mask prior fitted in
+/// `dir/prior`; no scoring.
+fn small_work_ii_run(dir: &Path, kind: PartitionKind) -> (std::path::PathBuf, TrainConfig) {
+    let (data, mut cfg) = small_run(dir, 10);
+    cfg.score.every = 0;
+    let prior = dir.join("prior");
+    let pcfg = crate::run::masks::PriorConfig { steps: 5, batch: 8, sample_steps: 2, ..Default::default() };
+    crate::run::masks::fit(&data, &prior, &pcfg, true).unwrap();
+    cfg.partition = kind.with_defaults(prior);
+    (data, cfg)
+}
+
 /// The guide-below choice is made once, when a run starts: resumed with the configuration it
 /// was started from (as the bench resumes its runs), a run the rule made unguided stays
 /// unguided (no guided contexts are drawn or logged), though the rule is not re-applied.
 #[test]
 fn a_resumed_run_keeps_the_guidance_choice_it_started_with() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, mut cfg) = small_run(dir.path(), 10);
-    cfg.score.every = 0;
-    let prior = dir.path().join("prior");
-    let pcfg = crate::run::masks::PriorConfig { steps: 5, batch: 8, sample_steps: 2, ..Default::default() };
-    crate::run::masks::fit(&data, &prior, &pcfg, true).unwrap();
+    let (data, mut cfg) = small_work_ii_run(dir.path(), PartitionKind::Prior);
     // Half the sites observed, so an unguided context keeps about half: above 0.05, unguided.
-    cfg.partition = crate::method::partition::PartitionKind::Prior.with_defaults(prior);
     if let Partition::Prior { guide_below, draws, .. } = &mut cfg.partition {
         *guide_below = 0.05;
         *draws = 1;
@@ -226,12 +234,7 @@ fn work_ii_whole_observation_contexts_are_the_pixel_runs_at_ratio_one() {
     use crate::data::npy::Npz;
     use crate::run::impute::{impute, ImputeOptions};
     let dir = tempfile::tempdir().unwrap();
-    let (data, mut cfg) = small_run(dir.path(), 10);
-    cfg.score.every = 0;
-    let prior = dir.path().join("prior");
-    let pcfg = crate::run::masks::PriorConfig { steps: 5, batch: 8, sample_steps: 2, ..Default::default() };
-    crate::run::masks::fit(&data, &prior, &pcfg, true).unwrap();
-    cfg.partition = crate::method::partition::PartitionKind::Intersect.with_defaults(prior);
+    let (data, cfg) = small_work_ii_run(dir.path(), PartitionKind::Intersect);
     let run = dir.path().join("run");
     train(&data, &run, &cfg, false, true).unwrap();
     // The same weights behind the pixel partition at ratio 1 (the run's files, its config edited).
