@@ -158,6 +158,8 @@ struct Outcome {
     steps: Option<usize>,
     /// Learned methods: the training clock at the end of the run (no imputation, no set-up).
     training_seconds: Option<f64>,
+    /// Learned methods whose model another method of the case trained: that run's directory.
+    run: Option<String>,
 }
 
 impl Outcome {
@@ -168,8 +170,138 @@ impl Outcome {
             partition: None,
             steps: None,
             training_seconds: None,
+            run: None,
         }
     }
+}
+
+/// The training partition of a learned (or exact) method, `None` for the others; Work II
+/// methods get the case's mask prior, fitted once per case and seed.
+fn method_partition(
+    suite: &Suite,
+    spec: &MethodSpec,
+    pattern: &Pattern,
+    dir: &Path,
+    seed: usize,
+    quiet: bool,
+) -> Result<Option<Partition>> {
+    let mut partition = spec.partition(pattern)?;
+    if let Some(Partition::Prior { prior, draws, .. }) = &mut partition {
+        *prior = fitted_prior(suite, &dir.join("train.npz"), dir, seed, quiet)?;
+        if let Some(d) = suite.guided_draws {
+            *draws = d;
+        }
+    }
+    Ok(partition)
+}
+
+/// The training configuration of a learned method: today's defaults (or the published recipe)
+/// with the suite's budget, the case's symmetries and the method's options.
+#[allow(clippy::too_many_arguments)]
+fn learned_config(
+    suite: &Suite,
+    case: &Case,
+    spec: &MethodSpec,
+    partition: &Partition,
+    seed: usize,
+    dir: &Path,
+    test: &FieldSet,
+) -> Result<TrainConfig> {
+    let base = if spec.published { TrainConfig::published() } else { TrainConfig::default() };
+    // The published pixel partition keeps its own context ratio unless the method names one.
+    let partition = match (&base.partition, partition, spec.param) {
+        (own @ Partition::Pixel { .. }, Partition::Pixel { .. }, None) if spec.published => own.clone(),
+        _ => partition.clone(),
+    };
+    let steps = case.steps.unwrap_or(suite.steps);
+    let mut cfg = TrainConfig {
+        steps,
+        seed: seed as u64,
+        partition,
+        val_every: steps.max(1),
+        // Often enough that a bench stopped mid-run resumes close to where it was.
+        checkpoint_every: steps.clamp(1, BENCH_CHECKPOINT_EVERY),
+        ..base
+    };
+    if suite.curves > 0 {
+        cfg.score.every = suite.curves;
+        cfg.score.data = Some(std::path::absolute(dir.join("test.npz"))?);
+        // All of them: the curves then end where the table does, on the fields its
+        // baseline lines were scored on (a subset can be far easier than the rest).
+        cfg.score.fields = test.n;
+        if case.kind == CaseKind::Grf {
+            cfg.score.oracle = Some(std::path::absolute(oracle_file(case, test, dir)?)?);
+        }
+    }
+    if let Some(b) = suite.batch {
+        cfg.batch = b;
+    }
+    if let Some(minutes) = suite.minutes(case) {
+        // The budget decides; the step count only caps it.
+        cfg.time_budget = Some(60.0 * minutes);
+    }
+    if !spec.published {
+        cfg.periodic = case.periodic;
+        if let Some(s) = case.shift_symmetry {
+            cfg.shift_symmetry = s;
+        }
+        if let Some(r) = case.reflections {
+            cfg.reflections = r;
+        }
+        if suite.published_time {
+            cfg.time_budget = Some(published_seconds(case, dir)?);
+            // The budget decides; the step count only caps it.
+            cfg.steps = 4 * steps;
+            cfg.val_every = cfg.steps;
+            cfg.checkpoint_every = cfg.steps;
+        }
+    }
+    if let Some(i) = spec.interpolant {
+        cfg.denoiser.interpolant = i;
+    }
+    if spec.snapshot {
+        cfg.model.space_time = Some(false);
+    }
+    if spec.per_frame {
+        cfg.context_in_time = crate::method::partition::InTime::PerFrame;
+    }
+    Ok(cfg)
+}
+
+/// The finished `prior` run that an `intersect` method with configuration `cfg` would repeat:
+/// where the guidance rule made that run the unguided intersection, and its configuration
+/// differs from `cfg` in nothing but the ρ the rule dropped, it trained exactly this model
+/// (about an hour of a real case on 2 cores), so the method imputes with it instead.
+#[allow(clippy::too_many_arguments)]
+fn prior_twin(
+    suite: &Suite,
+    case: &Case,
+    spec: &MethodSpec,
+    cfg: &TrainConfig,
+    seed: usize,
+    dir: &Path,
+    pattern: &Pattern,
+    test: &FieldSet,
+    quiet: bool,
+) -> Result<Option<PathBuf>> {
+    if spec.name != "intersect" || !matches!(cfg.partition, Partition::Prior { rho: None, .. }) {
+        return Ok(None);
+    }
+    let twin = MethodSpec { name: "prior".into(), ..spec.clone() };
+    let twin_dir = dir.join(slug(&twin.run_name()));
+    let Ok(finished) = std::fs::read_to_string(twin_dir.join("bench-trained.toml")) else { return Ok(None) };
+    let Some(partition) = method_partition(suite, &twin, pattern, dir, seed, quiet)? else { return Ok(None) };
+    let twin_cfg = learned_config(suite, case, &twin, &partition, seed, dir, test)?;
+    if finished != toml::to_string(&twin_cfg)? {
+        return Ok(None); // trained with another configuration
+    }
+    let mut unguided = twin_cfg;
+    if let Partition::Prior { rho, .. } = &mut unguided.partition {
+        *rho = None;
+    }
+    let trained = TrainConfig::load_run(&super::RunDir(twin_dir.clone()).config())?;
+    let same = toml::to_string(&unguided)? == toml::to_string(cfg)?;
+    Ok((same && matches!(trained.partition, Partition::Prior { rho: None, .. })).then_some(twin_dir))
 }
 
 /// Runs `method` of `case` for one seed in `dir`.
@@ -189,81 +321,19 @@ fn run_method(
     let started = std::time::Instant::now();
     let spec: MethodSpec = method.parse()?;
     let k = spec.k.unwrap_or(suite.ensemble);
-    let mut partition = spec.partition(pattern)?;
-    if let Some(Partition::Prior { prior, draws, .. }) = &mut partition {
-        *prior = fitted_prior(suite, &train_path, dir, seed, quiet)?;
-        if let Some(d) = suite.guided_draws {
-            *draws = d;
-        }
-    }
+    let partition = method_partition(suite, &spec, pattern, dir, seed, quiet)?;
     if let (Some(partition), false) = (&partition, spec.name.starts_with("exact-")) {
-        let run_dir = dir.join(slug(&spec.run_name()));
-        let base = if spec.published { TrainConfig::published() } else { TrainConfig::default() };
-        // The published pixel partition keeps its own context ratio unless the method names one.
-        let partition = match (&base.partition, partition, spec.param) {
-            (own @ Partition::Pixel { .. }, Partition::Pixel { .. }, None) if spec.published => own.clone(),
-            _ => partition.clone(),
-        };
-        let steps = case.steps.unwrap_or(suite.steps);
-        let mut cfg = TrainConfig {
-            steps,
-            seed: seed as u64,
-            partition,
-            val_every: steps.max(1),
-            // Often enough that a bench stopped mid-run resumes close to where it was.
-            checkpoint_every: steps.clamp(1, BENCH_CHECKPOINT_EVERY),
-            ..base
-        };
-        if suite.curves > 0 {
-            cfg.score.every = suite.curves;
-            cfg.score.data = Some(std::path::absolute(&test_path)?);
-            // All of them: the curves then end where the table does, on the fields its
-            // baseline lines were scored on (a subset can be far easier than the rest).
-            cfg.score.fields = test.n;
-            if case.kind == CaseKind::Grf {
-                cfg.score.oracle = Some(std::path::absolute(oracle_file(case, test, dir)?)?);
-            }
-        }
-        if let Some(b) = suite.batch {
-            cfg.batch = b;
-        }
-        if let Some(minutes) = suite.minutes(case) {
-            // The budget decides; the step count only caps it.
-            cfg.time_budget = Some(60.0 * minutes);
-        }
-        if !spec.published {
-            cfg.periodic = case.periodic;
-            if let Some(s) = case.shift_symmetry {
-                cfg.shift_symmetry = s;
-            }
-            if let Some(r) = case.reflections {
-                cfg.reflections = r;
-            }
-            if suite.published_time {
-                cfg.time_budget = Some(published_seconds(case, dir)?);
-                // The budget decides; the step count only caps it.
-                cfg.steps = 4 * steps;
-                cfg.val_every = cfg.steps;
-                cfg.checkpoint_every = cfg.steps;
-            }
-        }
-        if let Some(i) = spec.interpolant {
-            cfg.denoiser.interpolant = i;
-        }
-        if spec.snapshot {
-            cfg.model.space_time = Some(false);
-        }
-        if spec.per_frame {
-            cfg.context_in_time = crate::method::partition::InTime::PerFrame;
-        }
+        let cfg = learned_config(suite, case, &spec, partition, seed, dir, test)?;
+        let stamp = toml::to_string(&cfg)?;
+        let shared = prior_twin(suite, case, &spec, &cfg, seed, dir, pattern, test, quiet)?;
+        let run_dir = shared.clone().unwrap_or_else(|| dir.join(slug(&spec.run_name())));
         // A finished run is reused (methods differing only in K share it) only if it was
         // trained with exactly this configuration; an unfinished one with the same
         // configuration is resumed from its last checkpoint.
         let done = run_dir.join("bench-trained.toml");
         let begun = run_dir.join("bench-training.toml");
-        let stamp = toml::to_string(&cfg)?;
         let stamped = |path: &Path| std::fs::read_to_string(path).ok().as_deref() == Some(stamp.as_str());
-        if !stamped(&done) {
+        if shared.is_none() && !stamped(&done) {
             let checkpoint = super::RunDir(run_dir.clone()).checkpoint();
             let resume = stamped(&begun) && checkpoint.exists();
             // Stopped after its last checkpoint but before it was marked done: nothing to train.
@@ -301,6 +371,7 @@ fn run_method(
             partition: Some(training_partition_stats(&trained, &train_path, seed)?),
             steps: Some(state.step),
             training_seconds: Some(state.seconds),
+            run: shared.map(|d| d.file_name().unwrap_or_default().to_string_lossy().into_owned()),
         });
     }
     // Baseline names are the `lacuna baseline` command's.
@@ -464,7 +535,7 @@ pub fn run_cases(
                         case.name
                     );
                 }
-                let Outcome { metrics, seconds, partition, steps, training_seconds } =
+                let Outcome { metrics, seconds, partition, steps, training_seconds, run } =
                     run_method(suite, case, method, seed, &dir, &pattern, test, quiet)
                         .with_context(|| format!("{} · seed {seed} · {method}", case.name))?;
                 let inputs = [dir.join("train.npz"), dir.join("test.npz")];
@@ -484,6 +555,7 @@ pub fn run_cases(
                     partition,
                     steps,
                     training_seconds,
+                    run,
                     provenance: Some(provenance),
                 };
                 crate::atomic::write_bytes(&record_path, serde_json::to_string_pretty(&r)?.as_bytes())?;

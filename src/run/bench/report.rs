@@ -21,6 +21,10 @@ pub struct Record {
     /// method's budget is taken from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training_seconds: Option<f64>,
+    /// Learned methods whose model another method of the case trained (an `intersect` that the
+    /// guidance rule made its `prior` run): that run's directory, e.g. `run-prior`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     /// What made the record, when, from which data (records of older versions have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<crate::provenance::Provenance>,
@@ -178,10 +182,17 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
                     )
                 }
             };
+            // A model another method trained (the `prior` run an `intersect` repeats) says so.
+            let shared: Vec<&str> = rs.iter().filter_map(|r| r.run.as_deref()).collect();
+            let label = match shared.first() {
+                None => method.clone(),
+                Some(run) if shared.len() == rs.len() => format!("{method} (the model of `{run}`)"),
+                Some(run) => format!("{method} (the model of `{run}` in {} of {} seeds)", shared.len(), rs.len()),
+            };
             rows.insert(
                 order,
                 format!(
-                    "| {method} | {} | {} | {sm:.3}{partition} | {tm:.0}{taken} | {} |\n",
+                    "| {label} | {} | {} | {sm:.3}{partition} | {tm:.0}{taken} | {} |\n",
                     pm(mm, ms),
                     pm(fm, fs),
                     rs.len()

@@ -261,9 +261,11 @@ fn a_changed_case_is_refused_rather_than_continued_from_its_old_records() {
 
 /// Where the guidance rule makes a `prior` method the unguided intersection (dense masks), its
 /// record's context share and query balance are the intersection's, measured on the partition
-/// the run trained, not the guided one the method named. The prior trains 40 steps: after 3 its
-/// draws kept 40% of the observed sites, near the rule's 30% line, and its training shares
-/// libtorch's global generator with tests running beside it (a flake); after 40, 92%.
+/// the run trained, not the guided one the method named; and the `intersect` method, which
+/// would train that same model, imputes with the `prior` run instead of training it again.
+/// Where the rule guides (sparse masks), `intersect` trains its own. The prior trains 40 steps:
+/// after 3 its draws kept 40% of the observed sites, near the rule's 30% line, and its training
+/// shares libtorch's global generator with tests running beside it (a flake); after 40, 92%.
 #[test]
 fn a_prior_method_reports_the_partition_its_run_trained() {
     let dir = tempfile::tempdir().unwrap();
@@ -284,15 +286,35 @@ mask = "pixel:0.7"
 train = 8
 test = 2
 methods = ["prior", "intersect"]
+[[cases]]
+name = "sparse"
+kind = "grf"
+size = 8
+mask = "pixel:0.15"
+train = 8
+test = 2
+methods = ["prior", "intersect"]
 "#,
     )
     .unwrap();
     let records = run(&suite, dir.path(), true, false).unwrap();
-    let stats = |m: &str| records.iter().find(|r| r.method == m).unwrap().partition.unwrap();
+    let record = |c: &str, m: &str| records.iter().find(|r| r.case == c && r.method == m).unwrap();
+    let stats = |m: &str| record("dense", m).partition.unwrap();
     let trained = TrainConfig::load_run(&dir.path().join("dense/seed-0/run-prior/config.toml")).unwrap();
     assert!(matches!(trained.partition, Partition::Prior { rho: None, .. }), "the rule chose the intersection");
     assert_eq!(stats("prior").context_share, stats("intersect").context_share);
     assert_eq!(stats("prior").query_min, stats("intersect").query_min);
+    // The intersection was trained once: `intersect` imputed with the `prior` run.
+    assert_eq!(record("dense", "intersect").run.as_deref(), Some("run-prior"));
+    assert!(!dir.path().join("dense/seed-0/run-intersect").exists());
+    assert_eq!(record("dense", "intersect").metrics.mse_missing, record("dense", "prior").metrics.mse_missing);
+    let table = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+    assert!(table.contains("| intersect (the model of `run-prior`) |"), "{table}");
+    // Sparse masks: the rule guided the `prior` run, so `intersect` is another model.
+    let guided = TrainConfig::load_run(&dir.path().join("sparse/seed-0/run-prior/config.toml")).unwrap();
+    assert!(matches!(guided.partition, Partition::Prior { rho: Some(_), .. }), "the rule guided");
+    assert_eq!(record("sparse", "intersect").run, None);
+    assert!(dir.path().join("sparse/seed-0/run-intersect/bench-trained.toml").exists());
 }
 
 /// A suite's time budget (`minutes`) stops every learned method by the clock, well before its
