@@ -56,11 +56,49 @@ pub fn write_curves(
     let metrics: Vec<PathBuf> = runs.iter().map(|(_, d)| d.join("metrics.jsonl")).collect();
     let inputs: Vec<&Path> = metrics.iter().map(PathBuf::as_path).collect();
     crate::atomic::refuse_overwriting_inputs(&inputs, &[out, &out.with_extension("csv")])?;
+    let curves = runs.iter().map(|(name, dir)| Ok((name.clone(), read_curve(dir)?))).collect::<Result<Vec<_>>>()?;
+    write_curve_points(&curves, lines, x, title, out)
+}
+
+/// The curves of a CSV that [`write_curves`] wrote, per name in the order of their first row
+/// (the reference lines, rows without a step, are left out). The format is this module's own
+/// (names never hold a comma: they are method names), so a plain split reads it.
+pub fn read_curves_csv(path: &Path) -> Result<Vec<(String, Vec<Point>)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut curves: Vec<(String, Vec<Point>)> = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let bad = || format!("{}: line {}: not `method,step,seconds,mse,ratio`", path.display(), i + 1);
+        let fields: Vec<&str> = line.split(',').collect();
+        let [name, step, seconds, mse, ratio] = fields[..] else { anyhow::bail!(bad()) };
+        if step.is_empty() {
+            continue; // a reference line
+        }
+        let point = Point {
+            step: step.parse().with_context(bad)?,
+            seconds: seconds.parse().with_context(bad)?,
+            mse: mse.parse().with_context(bad)?,
+            ratio: if ratio.is_empty() { None } else { Some(ratio.parse().with_context(bad)?) },
+        };
+        match curves.iter_mut().find(|(n, _)| n == name) {
+            Some((_, points)) => points.push(point),
+            None => curves.push((name.to_string(), vec![point])),
+        }
+    }
+    Ok(curves)
+}
+
+/// [`write_curves`] from curves already read: `out` (PNG) and its `.csv`.
+pub fn write_curve_points(
+    curves: &[(String, Vec<Point>)],
+    lines: &[(String, f64)],
+    x: Axis,
+    title: &str,
+    out: &Path,
+) -> Result<PathBuf> {
     let mut csv = String::from("method,step,seconds,mse,ratio\n");
     let mut series = Vec::new();
-    for (name, dir) in runs {
-        let curve = read_curve(dir)?;
-        for p in &curve {
+    for (name, curve) in curves {
+        for p in curve {
             let ratio = p.ratio.map(|r| r.to_string()).unwrap_or_default();
             writeln!(csv, "{name},{},{},{},{ratio}", p.step, p.seconds, p.mse)?;
         }
@@ -85,4 +123,27 @@ pub fn write_curves(
     let csv_path = out.with_extension("csv");
     crate::atomic::write_bytes(&csv_path, csv.as_bytes())?;
     Ok(csv_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `write_curve_points` writes, `read_curves_csv` reads back, curve by curve; the
+    /// reference lines are not curves.
+    #[test]
+    fn a_written_curve_csv_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |step, seconds, mse, ratio| Point { step, seconds, mse, ratio };
+        let curves = vec![
+            ("pixel".to_string(), vec![p(250, 10.5, 0.25, Some(1.5)), p(500, 21.0, 0.125, Some(1.25))]),
+            ("prior".to_string(), vec![p(250, 12.0, 0.5, None)]),
+        ];
+        let out = dir.path().join("c.png");
+        let csv = write_curve_points(&curves, &[("krige".into(), 0.2)], Axis::Seconds, "t", &out).unwrap();
+        assert_eq!(read_curves_csv(&csv).unwrap(), curves);
+        std::fs::write(&csv, "method,step,seconds,mse,ratio\npixel,250,x,0.1,\n").unwrap();
+        let e = format!("{:#}", read_curves_csv(&csv).unwrap_err());
+        assert!(e.contains("line 2"), "{e}");
+    }
 }

@@ -31,32 +31,48 @@ pub struct Record {
 }
 
 /// The learning curves of one case and seed: every learned method's held-out scores, every
-/// other method's MSE (baselines, oracle, exact denoisers) as a horizontal line.
+/// other method's MSE (baselines, oracle, exact denoisers) as a horizontal line. A learned
+/// method whose run directory is gone (made on another machine, or cleared) but whose record
+/// stands keeps its curve from the CSV written before, so a report or a rerun of one method
+/// does not drop the others' curves.
 pub(super) fn write_case_curves(case: &Case, seed: usize, dir: &Path, records: &[Record], out: &Path) -> Result<()> {
-    let mut runs = Vec::new();
+    use crate::run::curves::{read_curve, read_curves_csv, write_curve_points, Axis};
+    let png = out.join(format!("curves-{}-seed-{seed}.png", slug(&case.name)));
+    let csv = png.with_extension("csv");
+    let before = if csv.exists() { read_curves_csv(&csv)? } else { Vec::new() };
+    let mut curves = Vec::new();
+    let mut read_from = Vec::new();
     let mut lines = Vec::new();
+    let mut fresh = false;
     for method in &case.methods {
         let spec: MethodSpec = method.parse()?;
         let run_dir = dir.join(slug(&spec.run_name()));
         let learned = LEARNED.contains(&spec.name.as_str()) && spec.name != "oracle";
-        // A run stopped before its first held-out score has no curve yet: it is left out, not
-        // an error, so a report (or a bench of another case) works beside an interrupted run.
-        if learned && crate::run::curves::read_curve(&run_dir).is_ok() {
-            if !runs.iter().any(|(_, d): &(String, PathBuf)| d == &run_dir) {
-                runs.push((method.clone(), run_dir));
+        let record = records.iter().find(|r| r.case == case.name && r.seed == seed && &r.method == method);
+        if learned {
+            if record.is_some_and(|r| r.run.is_some()) {
+                continue; // a model another method trained: its curve is that method's
             }
-        } else if !learned {
-            if let Some(r) = records.iter().find(|r| r.case == case.name && r.seed == seed && &r.method == method) {
-                lines.push((method.clone(), r.metrics.mse_missing));
+            // A run stopped before its first held-out score has no curve yet: it is left out, not
+            // an error, so a report (or a bench of another case) works beside an interrupted run.
+            if let Ok(curve) = read_curve(&run_dir) {
+                if !read_from.contains(&run_dir) {
+                    read_from.push(run_dir);
+                    curves.push((method.clone(), curve));
+                    fresh = true;
+                }
+            } else if let (Some((_, kept)), Some(_)) = (before.iter().find(|(name, _)| name == method), record) {
+                curves.push((method.clone(), kept.clone())); // only beside its record
             }
+        } else if let Some(r) = record {
+            lines.push((method.clone(), r.metrics.mse_missing));
         }
     }
-    if runs.is_empty() {
-        return Ok(());
+    if !fresh {
+        return Ok(()); // nothing new: the committed curves stand as they are
     }
-    let png = out.join(format!("curves-{}-seed-{seed}.png", slug(&case.name)));
     let title = format!("{} (seed {seed})", case.name);
-    crate::run::curves::write_curves(&runs, &lines, crate::run::curves::Axis::Seconds, &title, &png)?;
+    write_curve_points(&curves, &lines, Axis::Seconds, &title, &png)?;
     Ok(())
 }
 

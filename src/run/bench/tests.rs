@@ -106,6 +106,18 @@ methods = ["pixel", "pixel:published", "oracle", "harmonic"]
     let published = TrainConfig::load_run(&dir.path().join("rough/seed-0/run-pixel-published/config.toml")).unwrap();
     assert_eq!(published.denoiser, crate::method::precond::DenoiserConfig::legacy());
     assert_eq!(published.score.fields, 4, "curves score every test field, those of the baseline lines");
+    // One method rerun where another's run directory is gone (made elsewhere, or cleared):
+    // that one keeps its curve, read from the CSV beside its record.
+    let seed_dir = dir.path().join("rough/seed-0");
+    std::fs::remove_dir_all(seed_dir.join("run-pixel-published")).unwrap();
+    std::fs::remove_file(seed_dir.join("pixel.json")).unwrap();
+    run(&suite, dir.path(), true, false).unwrap();
+    let again = std::fs::read_to_string(dir.path().join("curves-rough-seed-0.csv")).unwrap();
+    let rows_of = |text: &str, m: &str| text.lines().filter(|l| l.starts_with(&format!("{m},"))).count();
+    assert_eq!(rows_of(&again, "pixel:published"), 2, "{again}");
+    let kept = |text: &str| text.lines().filter(|l| l.starts_with("pixel:published,")).collect::<Vec<_>>().join("\n");
+    assert_eq!(kept(&again), kept(&csv));
+    assert_eq!(rows_of(&again, "pixel"), 2, "{again}");
 }
 
 /// A bench's output, committed to git, is enough to continue it elsewhere: a clone holds
