@@ -17,6 +17,7 @@
 //! around, so a gap at a border is filled from both sides, as the learned model, told the
 //! same, sees it.
 
+use super::Grid;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -85,25 +86,6 @@ fn nearest(v: &[f64], known: &[u8], h: usize, w: usize) -> Vec<f64> {
             best.1
         })
         .collect()
-}
-
-/// The grid of the quadratic problems, and whether it wraps around.
-#[derive(Clone, Copy)]
-struct Grid {
-    h: usize,
-    w: usize,
-    periodic: bool,
-}
-
-impl Grid {
-    /// The site at (r, c): wrapped on a torus, `None` off a bordered grid.
-    fn at(&self, r: i64, c: i64) -> Option<usize> {
-        let (h, w) = (self.h as i64, self.w as i64);
-        if self.periodic {
-            return Some((r.rem_euclid(h) * w + c.rem_euclid(w)) as usize);
-        }
-        (r >= 0 && c >= 0 && r < h && c < w).then(|| (r * w + c) as usize)
-    }
 }
 
 /// Applies the energy's operator: `A x` for the Dirichlet energy (graph Laplacian, 4-neighbour),

@@ -24,6 +24,7 @@
 //! residuals as above, and adds the plane back. Its variance ignores the plane's own
 //! uncertainty (small with hundreds of observations per field).
 
+use super::Grid;
 use crate::data::grf;
 use crate::data::FieldSet;
 use crate::linalg;
@@ -31,37 +32,6 @@ use anyhow::{ensure, Result};
 
 /// Fields beyond this many observed sites are kriged with a moving neighbourhood.
 pub const GLOBAL_MAX: usize = 1200;
-
-/// The h×w grid the sites of a plane lie on (row-major), and whether it wraps around.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Grid {
-    pub h: usize,
-    pub w: usize,
-    pub periodic: bool,
-}
-
-impl Grid {
-    /// A grid with borders.
-    pub fn plane(h: usize, w: usize) -> Grid {
-        Grid { h, w, periodic: false }
-    }
-
-    /// Euclidean distance between sites `i` and `j`; on a torus to the nearest image.
-    fn distance(&self, i: usize, j: usize) -> f64 {
-        let (dy, dx) = self.lag(i, j);
-        (dy * dy + dx * dx).sqrt()
-    }
-
-    /// |offset| from site `j` to site `i` (rows, columns); on a torus the wrapped one.
-    fn lag(&self, i: usize, j: usize) -> (f64, f64) {
-        let (dy, dx) = ((i / self.w).abs_diff(j / self.w), (i % self.w).abs_diff(j % self.w));
-        if self.periodic {
-            (dy.min(self.h - dy) as f64, dx.min(self.w - dx) as f64)
-        } else {
-            (dy as f64, dx as f64)
-        }
-    }
-}
 
 /// The covariance of a model between the sites of a grid (without the nugget); on a torus the
 /// periodised table of the module docs.

@@ -16,6 +16,46 @@ use crate::data::{Dims, FieldSet, Truth};
 use anyhow::{ensure, Context, Result};
 use std::path::Path;
 
+/// The h×w grid the sites of a plane lie on (row-major), and whether it wraps around.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grid {
+    pub h: usize,
+    pub w: usize,
+    pub periodic: bool,
+}
+
+impl Grid {
+    /// The site at (r, c): wrapped on a torus, `None` off a bordered grid.
+    pub(crate) fn at(&self, r: i64, c: i64) -> Option<usize> {
+        let (h, w) = (self.h as i64, self.w as i64);
+        if self.periodic {
+            return Some((r.rem_euclid(h) * w + c.rem_euclid(w)) as usize);
+        }
+        (r >= 0 && c >= 0 && r < h && c < w).then(|| (r * w + c) as usize)
+    }
+
+    /// A grid with borders.
+    pub fn plane(h: usize, w: usize) -> Grid {
+        Grid { h, w, periodic: false }
+    }
+
+    /// Euclidean distance between sites `i` and `j`; on a torus to the nearest image.
+    pub(crate) fn distance(&self, i: usize, j: usize) -> f64 {
+        let (dy, dx) = self.lag(i, j);
+        (dy * dy + dx * dx).sqrt()
+    }
+
+    /// |offset| from site `j` to site `i` (rows, columns); on a torus the wrapped one.
+    pub(crate) fn lag(&self, i: usize, j: usize) -> (f64, f64) {
+        let (dy, dx) = ((i / self.w).abs_diff(j / self.w), (i % self.w).abs_diff(j % self.w));
+        if self.periodic {
+            (dy.min(self.h - dy) as f64, dx.min(self.w - dx) as f64)
+        } else {
+            (dy as f64, dx as f64)
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Baseline {
@@ -146,7 +186,7 @@ pub fn run(method: Baseline, data: &Path, train: Option<&Path>, out: &Path, opts
                     let (x, known) = (&x[r.clone()], &known[r]);
                     let plane = if *trend { krige::Plane::fit(x, known, dims.h, dims.w) } else { krige::Plane::ZERO };
                     let resid = plane.remove(x, dims.w);
-                    let grid = krige::Grid { h: dims.h, w: dims.w, periodic: opts.periodic };
+                    let grid = Grid { h: dims.h, w: dims.w, periodic: opts.periodic };
                     let (m, v) = krige::krige_channel(model, &resid, known, grid, opts.neighbours)?;
                     // Observations exactly as given (the plane round trip rounds).
                     let restored = plane.restore(&m, dims.w);
