@@ -43,7 +43,6 @@ pub(super) fn write_case_curves(case: &Case, seed: usize, dir: &Path, records: &
     let mut curves = Vec::new();
     let mut read_from = Vec::new();
     let mut lines = Vec::new();
-    let mut fresh = false;
     for method in &case.methods {
         let spec: MethodSpec = method.parse()?;
         let run_dir = dir.join(slug(&spec.run_name()));
@@ -59,7 +58,6 @@ pub(super) fn write_case_curves(case: &Case, seed: usize, dir: &Path, records: &
                 if !read_from.contains(&run_dir) {
                     read_from.push(run_dir);
                     curves.push((method.clone(), curve));
-                    fresh = true;
                 }
             } else if let (Some((_, kept)), Some(_)) = (before.iter().find(|(name, _)| name == method), record) {
                 curves.push((method.clone(), kept.clone())); // only beside its record
@@ -68,8 +66,8 @@ pub(super) fn write_case_curves(case: &Case, seed: usize, dir: &Path, records: &
             lines.push((method.clone(), r.metrics.mse_missing));
         }
     }
-    if !fresh {
-        return Ok(()); // nothing new: the committed curves stand as they are
+    if read_from.is_empty() {
+        return Ok(()); // no run directory read: the committed curves stand as they are
     }
     let title = format!("{} (seed {seed})", case.name);
     write_curve_points(&curves, &lines, Axis::Seconds, &title, &png)?;
