@@ -12,7 +12,8 @@ setup:
 build:
 	@$(ENV) && cargo build $(CARGO_FLAGS)
 
-## The demo: generate Gaussian random fields, train on their incomplete observations, impute, score.
+## The demo: simulate Kolmogorov-flow turbulence, train on its incomplete observations, impute,
+## score next to thin-plate inpainting and fitted kriging (`lacuna demo --data grf`: Gaussian fields).
 demo: build
 	./target/release/lacuna demo --out demo-out
 

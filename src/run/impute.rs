@@ -31,9 +31,9 @@ pub struct ImputeOptions {
     pub device: Option<crate::config::Device>,
     /// Use the last weights instead of the best-scoring ones.
     pub last: bool,
-    /// Pixel partition: the share of the observation kept in each ensemble context, when not
-    /// the training one (1 = the whole observation).
-    pub context_ratio: Option<f64>,
+    /// The ensemble's contexts, when not the run's inference default: a share of the
+    /// observation, or chosen on the data (`Contexts::Auto`, the default of Work II runs).
+    pub context_ratio: Option<Contexts>,
     /// The circular shift ensemble members are rolled by, when not the run's declared
     /// symmetry (`[0, 0]`: none).
     pub shifts: Option<[usize; 2]>,
@@ -68,6 +68,32 @@ pub struct ImputeSummary {
     pub fields: usize,
     pub missing_entries: usize,
     pub seconds: f64,
+    /// What `Contexts::Auto` measured and chose.
+    pub contexts: Option<super::context_choice::ContextChoice>,
+}
+
+/// The contexts of the ensemble at inference, when not the run's default.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Contexts {
+    /// Pixel runs: the share of the observation kept in each context (1 = the whole
+    /// observation, 0 = the training ratio). Block and Work II runs: 1 = the whole
+    /// observation, 0 = the training rule (blocks dropped, intersections with prior draws).
+    Ratio(f64),
+    /// Whichever of the whole observation and the training rule completes the data's own
+    /// observed entries better when some are hidden (`context_choice`).
+    Auto,
+}
+
+impl std::str::FromStr for Contexts {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Contexts, String> {
+        match s.trim() {
+            "auto" => Ok(Contexts::Auto),
+            v => v.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)).map(Contexts::Ratio).ok_or_else(|| {
+                format!("{s:?}: expected a share in [0, 1] (1: the whole observation, 0: the training rule) or `auto`")
+            }),
+        }
+    }
 }
 
 /// A trained run loaded for inference.
@@ -144,32 +170,6 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
     inputs.push(data);
     crate::atomic::refuse_overwriting_inputs(&inputs, &[out])?;
     let mut run = LoadedRun::open(run_dir, opts.device.as_ref(), opts.last)?;
-    if let Some(r) = opts.context_ratio {
-        use crate::method::Partition;
-        match run.config.partition {
-            Partition::Pixel { .. } => {
-                ensure!((0.0..=1.0).contains(&r), "--context-ratio must be in [0, 1] (0: the training ratio), got {r}")
-            }
-            Partition::Block { .. } => ensure!(
-                r == 0.0 || r == 1.0,
-                "--context-ratio on a block-partition run is 1 (the whole observation) or 0 (drop blocks as in training), got {r}"
-            ),
-            Partition::Prior { .. } => ensure!(
-                r == 0.0 || r == 1.0,
-                "--context-ratio on a Work II run is 1 (the whole observation) or 0 (its intersections with prior draws, as in training), got {r}"
-            ),
-            ref p => anyhow::bail!(
-                "--context-ratio applies to runs trained with the pixel, block, prior or intersect partition; this one used {}",
-                p.name()
-            ),
-        }
-        run.config.inference_context_ratio = r;
-        // Work II's whole-observation contexts: every member sees all of M, as a pixel run's
-        // do at ratio 1, and no prior draws are needed.
-        if r == 1.0 && matches!(run.config.partition, Partition::Prior { .. }) {
-            run.config.partition = Partition::Pixel { context_ratio: 1.0, query_ratio: None };
-        }
-    }
     if let Some(s) = opts.shifts {
         ensure!(
             s == [0, 0] || run.config.periodic,
@@ -186,7 +186,6 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         run.config.reflections = r;
     }
     run.config.check_shift_reflect().context("--reflections")?;
-    run.config = run.config.for_inference();
     // The file is read and written a chunk of fields at a time: memory stays bounded by the
     // chunk, whatever the file size.
     let mut stream = FieldStream::open(data)?;
@@ -220,6 +219,36 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         run.info.dims.w
     );
     run.config.check_grid(d).with_context(|| data.display().to_string())?;
+    // Work II runs choose by default: their whole-observation contexts won by 16% on OSTIA's
+    // clouds and lost by 7% on COADS's ship tracks, and the choice on hidden observations
+    // picked the better one on both (docs/results.md §8).
+    let contexts = match opts.context_ratio {
+        None if matches!(run.config.partition, crate::method::Partition::Prior { .. }) => Some(Contexts::Auto),
+        c => c,
+    };
+    let chosen = match contexts {
+        None => None,
+        Some(Contexts::Ratio(r)) => {
+            set_context_ratio(&mut run.config, r)?;
+            None
+        }
+        Some(Contexts::Auto) => match super::context_choice::choose(&run, data, opts.ensemble, opts.seed, quiet) {
+            Ok(choice) => {
+                set_context_ratio(&mut run.config, choice.ratio)?;
+                Some(choice)
+            }
+            // Chosen by default, not asked for: fields too sparse to hide anything from keep
+            // the training rule.
+            Err(e) if opts.context_ratio.is_none() => {
+                if !quiet {
+                    eprintln!("impute: keeping the training rule's contexts, the choice could not be measured: {e:#}");
+                }
+                None
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    run.config = run.config.for_inference();
     let max_batch = max_batch(&run.config.model, d, run.workers.is_some())?;
     let precond = crate::method::precond::Precond::of(&run.config, d, run.interpolant.kriging_covariance())?;
     let den = NetDenoiser { net: &run.net, precond: &precond, max_batch, workers: run.workers.as_ref() };
@@ -250,6 +279,10 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         .with("inference_contexts", inference_contexts(&run.config.partition))
         .with("inference_shifts", run.config.inference_shift())
         .with("reflections", run.config.reflections);
+    let provenance = match &chosen {
+        Some(c) => provenance.with("context_choice", c),
+        None => provenance,
+    };
     writer.add_bytes("provenance", &serde_json::to_vec_pretty(&provenance)?)?;
 
     // Network evaluations per field: K contexts, times the samples and steps of the sampler.
@@ -366,7 +399,38 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         bail!("{}: every entry is observed, nothing is missing; there is nothing to impute", data.display());
     }
     writer.finish()?;
-    Ok(ImputeSummary { fields: n, missing_entries: missing, seconds: progress.elapsed() })
+    Ok(ImputeSummary { fields: n, missing_entries: missing, seconds: progress.elapsed(), contexts: chosen })
+}
+
+/// Sets the ensemble's contexts of `cfg` to share `r` of the observation (pixel runs; 0 = the
+/// training ratio), or for block and Work II runs to the whole observation (1) or the training
+/// rule (0).
+pub(super) fn set_context_ratio(cfg: &mut TrainConfig, r: f64) -> Result<()> {
+    use crate::method::Partition;
+    match cfg.partition {
+        Partition::Pixel { .. } => {
+            ensure!((0.0..=1.0).contains(&r), "--context-ratio must be in [0, 1] (0: the training ratio), got {r}")
+        }
+        Partition::Block { .. } => ensure!(
+            r == 0.0 || r == 1.0,
+            "--context-ratio on a block-partition run is 1 (the whole observation) or 0 (drop blocks as in training), got {r}"
+        ),
+        Partition::Prior { .. } => ensure!(
+            r == 0.0 || r == 1.0,
+            "--context-ratio on a Work II run is 1 (the whole observation) or 0 (its intersections with prior draws, as in training), got {r}"
+        ),
+        ref p => bail!(
+            "--context-ratio applies to runs trained with the pixel, block, prior or intersect partition; this one used {}",
+            p.name()
+        ),
+    }
+    cfg.inference_context_ratio = r;
+    // Work II's whole-observation contexts: every member sees all of M, as a pixel run's do at
+    // ratio 1, and no prior draws are needed.
+    if r == 1.0 && matches!(cfg.partition, Partition::Prior { .. }) {
+        cfg.partition = Partition::Pixel { context_ratio: 1.0, query_ratio: None };
+    }
+    Ok(())
 }
 
 /// Warns when the observed values of `set` sit far outside the run's training statistics

@@ -6,6 +6,7 @@ pub use lacuna_core::{curves, eval, figure, lock, progress};
 
 pub mod bench;
 pub mod checkpoint;
+pub mod context_choice;
 pub mod demo;
 pub mod impute;
 pub mod interpolant;

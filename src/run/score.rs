@@ -94,6 +94,11 @@ impl Scorer {
         Ok(Scorer { u, masks, target, scored, dims: d, ensemble: s.ensemble, seed: cfg.seed, oracle_mse, kind })
     }
 
+    /// How many entries a score averages over.
+    pub fn scored(&self) -> usize {
+        self.scored.iter().filter(|&&b| b).count()
+    }
+
     /// The kept (input) masks, for partitions that prepare draws per mask.
     pub fn masks(&self) -> &[Vec<u8>] {
         &self.masks

@@ -43,9 +43,12 @@ pub struct ImputeArgs {
     /// Share of the observation kept in each ensemble context (default: the run's inference
     /// ratio; 1 = the whole observation, 0 = the training ratio). Block-partition runs: 1 drops
     /// no block, 0 drops blocks as in training. Work II runs (prior, intersect): 1 = the whole
-    /// observation, 0 (their default) = intersections with prior draws, as in training.
-    #[arg(long)]
-    context_ratio: Option<f64>,
+    /// observation, 0 = intersections with prior draws, as in training. `auto` (the default of
+    /// Work II runs): whichever of the whole observation and the training rule completes
+    /// observed entries of these fields better when the run's own partition hides some (the
+    /// first 64 fields; no truth read).
+    #[arg(long, value_name = "RATIO|auto")]
+    context_ratio: Option<impute::Contexts>,
     /// Roll each ensemble member's input by a random multiple of this circular shift, and its
     /// prediction back (the fields' law must be invariant under it; periodic runs only).
     /// Default: the shift symmetry the run declared, if any; 0,0 turns it off.

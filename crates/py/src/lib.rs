@@ -231,6 +231,13 @@ fn train(
     }
 }
 
+/// `context_ratio=`: a share of the observation, or `"auto"`.
+#[derive(FromPyObject)]
+enum ContextsArg {
+    Ratio(f64),
+    Named(String),
+}
+
 /// Fills the gaps of `values` with the run in `run`; returns `{"mean", "std"?, "samples"?}`.
 #[pyfunction]
 #[pyo3(signature = (run, values, mask, observable=None, ensemble=10, steps=1, samples=0, seed=0, last=false, context_ratio=None, shifts=None, other_grid=false, quiet=false))]
@@ -246,11 +253,16 @@ fn impute<'py>(
     samples: usize,
     seed: u64,
     last: bool,
-    context_ratio: Option<f64>,
+    context_ratio: Option<ContextsArg>,
     shifts: Option<[usize; 2]>,
     other_grid: bool,
     quiet: bool,
 ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let context_ratio = match context_ratio {
+        None => None,
+        Some(ContextsArg::Ratio(r)) => Some(lacuna::run::impute::Contexts::Ratio(r)),
+        Some(ContextsArg::Named(s)) => Some(s.parse().map_err(LacunaError::new_err)?),
+    };
     let set = field_set(&values, &mask, observable.as_ref()).map_err(|e| LacunaError::new_err(format!("{e:#}")))?;
     let outputs = call(py, move || {
         let tmp = tempfile::tempdir().context("cannot create a temporary directory")?;

@@ -13,6 +13,7 @@
 //! the oracle is the information gap of the partition and K alone (the learned model's excess
 //! over it is model error).
 
+use super::context_choice::ContextChoice;
 use super::eval::{add_probabilistic, field_metrics, scoring_mask, Metrics};
 use super::impute::{impute, ImputeOptions};
 use super::train::train;
@@ -160,6 +161,8 @@ struct Outcome {
     training_seconds: Option<f64>,
     /// Learned methods whose model another method of the case trained: that run's directory.
     run: Option<String>,
+    /// Learned methods whose inference contexts were chosen on the test data (Work II).
+    contexts: Option<ContextChoice>,
 }
 
 impl Outcome {
@@ -171,6 +174,7 @@ impl Outcome {
             steps: None,
             training_seconds: None,
             run: None,
+            contexts: None,
         }
     }
 }
@@ -356,7 +360,7 @@ fn run_method(
         // Curves score on the test fields, so weights chosen by that score would have seen the
         // test: the table then reports the last weights.
         let iopts = ImputeOptions { ensemble: k, seed: seed as u64, last: suite.curves > 0, ..Default::default() };
-        impute(&run_dir, &test_path, &pred, &iopts, true)?;
+        let contexts = impute(&run_dir, &test_path, &pred, &iopts, true)?.contexts;
         let seconds = started.elapsed().as_secs_f64();
         // The partition the run trained, as its saved config records it: the guidance rule
         // may have made a `prior` method the unguided intersection.
@@ -372,6 +376,7 @@ fn run_method(
             steps: Some(state.step),
             training_seconds: Some(state.seconds),
             run: shared.map(|d| d.file_name().unwrap_or_default().to_string_lossy().into_owned()),
+            contexts,
         });
     }
     // Baseline names are the `lacuna baseline` command's.
@@ -535,7 +540,7 @@ pub fn run_cases(
                         case.name
                     );
                 }
-                let Outcome { metrics, seconds, partition, steps, training_seconds, run } =
+                let Outcome { metrics, seconds, partition, steps, training_seconds, run, contexts } =
                     run_method(suite, case, method, seed, &dir, &pattern, test, quiet)
                         .with_context(|| format!("{} · seed {seed} · {method}", case.name))?;
                 let inputs = [dir.join("train.npz"), dir.join("test.npz")];
@@ -556,6 +561,7 @@ pub fn run_cases(
                     steps,
                     training_seconds,
                     run,
+                    contexts,
                     provenance: Some(provenance),
                 };
                 crate::atomic::write_bytes(&record_path, serde_json::to_string_pretty(&r)?.as_bytes())?;

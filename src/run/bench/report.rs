@@ -25,6 +25,10 @@ pub struct Record {
     /// guidance rule made its `prior` run): that run's directory, e.g. `run-prior`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// Learned methods whose inference contexts were chosen on the test data (Work II runs by
+    /// default): what was measured and chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contexts: Option<crate::run::context_choice::ContextChoice>,
     /// What made the record, when, from which data (records of older versions have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<crate::provenance::Provenance>,
@@ -198,11 +202,17 @@ pub fn write_tables(suite: &Suite, records: &[Record], out: &Path) -> Result<()>
             };
             // A model another method trained (the `prior` run an `intersect` repeats) says so.
             let shared: Vec<&str> = rs.iter().filter_map(|r| r.run.as_deref()).collect();
-            let label = match shared.first() {
+            let mut label = match shared.first() {
                 None => method.clone(),
                 Some(run) if shared.len() == rs.len() => format!("{method} (the model of `{run}`)"),
                 Some(run) => format!("{method} (the model of `{run}` in {} of {} seeds)", shared.len(), rs.len()),
             };
+            // Inference contexts chosen on the data: which, per seed when they differ.
+            let mut chosen: Vec<&str> = rs.iter().filter_map(|r| r.contexts.as_ref()).map(|c| c.chosen()).collect();
+            chosen.dedup();
+            if !chosen.is_empty() {
+                label.push_str(&format!(", contexts: {}", chosen.join(" / ")));
+            }
             rows.insert(
                 order,
                 format!(

@@ -320,8 +320,13 @@ methods = ["prior", "intersect"]
     assert_eq!(record("dense", "intersect").run.as_deref(), Some("run-prior"));
     assert!(!dir.path().join("dense/seed-0/run-intersect").exists());
     assert_eq!(record("dense", "intersect").metrics.mse_missing, record("dense", "prior").metrics.mse_missing);
+    // Work II runs choose their inference contexts on the test data; the record and the
+    // table say which (the same for the twin, whose model and data are the same).
+    let chosen = record("dense", "prior").contexts.clone().expect("a Work II method's contexts are chosen");
+    assert_eq!(record("dense", "intersect").contexts.as_ref(), Some(&chosen));
     let table = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
-    assert!(table.contains("| intersect (the model of `run-prior`) |"), "{table}");
+    let label = format!("| intersect (the model of `run-prior`), contexts: {} |", chosen.chosen());
+    assert!(table.contains(&label), "{label} not in {table}");
     // Sparse masks: the rule guided the `prior` run, so `intersect` is another model.
     let guided = TrainConfig::load_run(&dir.path().join("sparse/seed-0/run-prior/config.toml")).unwrap();
     assert!(matches!(guided.partition, Partition::Prior { rho: Some(_), .. }), "the rule guided");

@@ -228,11 +228,11 @@ fn a_resumed_run_keeps_the_guidance_choice_it_started_with() {
 
 /// `impute --context-ratio 1` on a Work II run gives every ensemble member the whole
 /// observation: the same completion as the run's weights behind a pixel partition at ratio 1,
-/// and not the one its intersections with prior draws give (the default).
+/// and not the one its intersections with prior draws give (`--context-ratio 0`).
 #[test]
 fn work_ii_whole_observation_contexts_are_the_pixel_runs_at_ratio_one() {
     use crate::data::npy::Npz;
-    use crate::run::impute::{impute, ImputeOptions};
+    use crate::run::impute::{impute, Contexts, ImputeOptions};
     let dir = tempfile::tempdir().unwrap();
     let (data, cfg) = small_work_ii_run(dir.path(), PartitionKind::Intersect);
     let run = dir.path().join("run");
@@ -252,13 +252,52 @@ fn work_ii_whole_observation_contexts_are_the_pixel_runs_at_ratio_one() {
     edited.save(&RunDir(pixel.clone()).config()).unwrap();
     let complete = |run: &Path, ratio: Option<f64>, name: &str| {
         let out = dir.path().join(name);
-        let opts = ImputeOptions { ensemble: 3, context_ratio: ratio, ..Default::default() };
+        let opts = ImputeOptions { ensemble: 3, context_ratio: ratio.map(Contexts::Ratio), ..Default::default() };
         impute(run, &data, &out, &opts, true).unwrap();
         Npz::open(&out).unwrap().get("mean").unwrap().unwrap().to_f32()
     };
     let whole = complete(&run, Some(1.0), "whole.npz");
     assert_eq!(whole, complete(&pixel, None, "pixel.npz"));
-    let intersections = complete(&run, None, "intersections.npz");
+    let intersections = complete(&run, Some(0.0), "intersections.npz");
     assert_ne!(whole, intersections);
-    assert_eq!(intersections, complete(&run, Some(0.0), "ratio0.npz"));
+    // By default a Work II run chooses between the two on the data (`Contexts::Auto`).
+    let by_default = complete(&run, None, "default.npz");
+    assert!(by_default == whole || by_default == intersections);
+}
+
+/// `impute --context-ratio auto` scores both kinds of context on observed entries it hides,
+/// never on the truth, uses the lower-scoring one for every field, and says what it measured.
+#[test]
+fn auto_contexts_choose_by_hidden_observations_not_truth() {
+    use crate::data::npy::Npz;
+    use crate::data::{FieldSet, Truth};
+    use crate::run::impute::{impute, Contexts, ImputeOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let (data, cfg) = small_work_ii_run(dir.path(), PartitionKind::Intersect);
+    let run = dir.path().join("run");
+    train(&data, &run, &cfg, false, true).unwrap();
+    let complete = |data: &Path, contexts: Contexts, name: &str| {
+        let out = dir.path().join(name);
+        let opts = ImputeOptions { ensemble: 3, context_ratio: Some(contexts), ..Default::default() };
+        let summary = impute(&run, data, &out, &opts, true).unwrap();
+        (summary.contexts, Npz::open(&out).unwrap().get("mean").unwrap().unwrap().to_f32())
+    };
+    let (choice, auto) = complete(&data, Contexts::Auto, "auto.npz");
+    let choice = choice.expect("auto reports its choice");
+    assert!(choice.whole.is_finite() && choice.rule.is_finite() && choice.whole > 0.0 && choice.rule > 0.0);
+    assert_ne!(choice.whole, choice.rule, "the two kinds of context complete differently");
+    assert!(choice.hidden_entries > 0 && choice.fields > 0);
+    assert_eq!(choice.ratio, if choice.whole < choice.rule { 1.0 } else { 0.0 });
+    let (none, explicit) = complete(&data, Contexts::Ratio(choice.ratio), "explicit.npz");
+    assert!(none.is_none());
+    assert_eq!(auto, explicit, "auto imputes with the contexts it chose");
+    // Another truth (the file's `truth` array) changes nothing: only observations are scored.
+    let mut set = FieldSet::load(&data, Truth::IfPresent).unwrap();
+    let truth = set.truth.as_mut().expect("synthetic fields carry their truth");
+    truth.iter_mut().for_each(|v| *v = -3.0 * *v + 5.0);
+    let other = dir.path().join("other-truth.npz");
+    set.save(&other).unwrap();
+    let (again, _) = complete(&other, Contexts::Auto, "auto-other.npz");
+    let again = again.unwrap();
+    assert_eq!((again.whole, again.rule, again.ratio), (choice.whole, choice.rule, choice.ratio));
 }

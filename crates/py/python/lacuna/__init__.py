@@ -162,7 +162,7 @@ class Run:
         *,
         observable: Any = None,
         last: bool = False,
-        context_ratio: Optional[float] = None,
+        context_ratio: "Optional[float | str]" = None,
         shifts: Optional[Tuple[int, int]] = None,
         other_grid: bool = False,
         quiet: bool = False,
@@ -171,7 +171,10 @@ class Run:
         single-step ensemble of ``ensemble`` contexts (the posterior mean); ``steps`` > 1 the
         multi-step sampler, drawing ``samples`` posterior samples. ``shifts=(rows, cols)``
         rolls each ensemble member by random multiples of that circular shift (default: the
-        run's declared ``shift_symmetry``; ``(0, 0)`` turns it off)."""
+        run's declared ``shift_symmetry``; ``(0, 0)`` turns it off). ``context_ratio`` is
+        the share of the observation in each ensemble context (1: the whole observation, 0:
+        the training rule), or ``"auto"``: whichever of the two completes hidden observed
+        entries of ``values`` better (as ``lacuna impute --context-ratio auto``)."""
         layout, v, m, ok = _inputs(values, mask, observable)
         out = _lacuna.impute(
             self.path, v, m, ok, ensemble, steps, samples, seed, last, context_ratio, shifts, other_grid, quiet
