@@ -81,6 +81,11 @@ def test_train_from_nan_gaps_then_impute_keeps_observations(trained):
     again = run.impute(np.nan_to_num(values), mask=observed, ensemble=3, quiet=True)
     assert np.array_equal(again.mean, filled.mean)
 
+    # Contexts chosen on the data are one of the two explicit choices.
+    auto = run.impute(values, ensemble=3, context_ratio="auto", quiet=True)
+    explicit = [run.impute(values, ensemble=3, context_ratio=r, quiet=True).mean for r in (0, 1.0)]
+    assert any(np.array_equal(auto.mean, e) for e in explicit)
+
     scores = lacuna.eval(filled, truth, observed)
     assert scores["missing_entries"] == int((~observed).sum())
     assert scores["mse_missing"] > 0
@@ -139,6 +144,8 @@ def test_bad_input_raises_python_exceptions(trained, tmp_path):
         run.impute(smooth_fields(1), quiet=True)
     with pytest.raises(lacuna.LacunaError, match="needs a periodic run"):
         run.impute(with_gaps(smooth_fields(1)), shifts=(1, 1), quiet=True)
+    with pytest.raises(lacuna.LacunaError, match="auto"):
+        run.impute(good, context_ratio="sometimes", quiet=True)
     # The process survived all of that and still works.
     assert run.impute(good, ensemble=1, quiet=True).mean.shape == good.shape
 
