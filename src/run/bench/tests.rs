@@ -327,6 +327,16 @@ methods = ["prior", "intersect"]
     let table = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
     let label = format!("| intersect (the model of `run-prior`), contexts: {} |", chosen.chosen());
     assert!(table.contains(&label), "{label} not in {table}");
+    // A record removed is made again from the finished run, without training; its seconds
+    // still count that run's training.
+    let metrics = dir.path().join("dense/seed-0/run-prior/metrics.jsonl");
+    let logged = std::fs::read(&metrics).unwrap();
+    std::fs::remove_file(dir.path().join("dense/seed-0/prior.json")).unwrap();
+    let again = run(&suite, dir.path(), true, false).unwrap();
+    let prior = again.iter().find(|r| r.case == "dense" && r.method == "prior").unwrap();
+    assert_eq!(std::fs::read(&metrics).unwrap(), logged, "the finished run was not trained again");
+    assert_eq!(prior.metrics.mse_missing, record("dense", "prior").metrics.mse_missing);
+    assert!(prior.seconds >= prior.training_seconds.unwrap(), "{} s", prior.seconds);
     // Sparse masks: the rule guided the `prior` run, so `intersect` is another model.
     let guided = TrainConfig::load_run(&dir.path().join("sparse/seed-0/run-prior/config.toml")).unwrap();
     assert!(matches!(guided.partition, Partition::Prior { rho: Some(_), .. }), "the rule guided");
