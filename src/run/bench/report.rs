@@ -38,7 +38,7 @@ pub struct Record {
 /// other method's MSE (baselines, oracle, exact denoisers) as a horizontal line. A learned
 /// method whose run directory is gone (made on another machine, or cleared) but whose record
 /// stands keeps its curve from the CSV written before, so a report or a rerun of one method
-/// does not drop the others' curves.
+/// does not drop the others' curves; so do the learned methods a copy of the suite leaves out.
 pub(super) fn write_case_curves(case: &Case, seed: usize, dir: &Path, records: &[Record], out: &Path) -> Result<()> {
     use crate::run::curves::{read_curve, read_curves_csv, write_curve_points, Axis};
     let png = out.join(format!("curves-{}-seed-{seed}.png", slug(&case.name)));
@@ -72,6 +72,14 @@ pub(super) fn write_case_curves(case: &Case, seed: usize, dir: &Path, records: &
     }
     if read_from.is_empty() {
         return Ok(()); // no run directory read: the committed curves stand as they are
+    }
+    // Methods this suite does not name (a copy of it with fewer methods, run to redo one row)
+    // keep their curves while their records stand in the case directory.
+    for (name, kept) in &before {
+        let recorded = dir.join(format!("{}.json", slug(name))).exists();
+        if recorded && !case.methods.contains(name) && !curves.iter().any(|(n, _)| n == name) {
+            curves.push((name.clone(), kept.clone()));
+        }
     }
     let title = format!("{} (seed {seed})", case.name);
     write_curve_points(&curves, &lines, Axis::Seconds, &title, &png)?;

@@ -118,6 +118,19 @@ methods = ["pixel", "pixel:published", "oracle", "harmonic"]
     let kept = |text: &str| text.lines().filter(|l| l.starts_with("pixel:published,")).collect::<Vec<_>>().join("\n");
     assert_eq!(kept(&again), kept(&csv));
     assert_eq!(rows_of(&again, "pixel"), 2, "{again}");
+    // A copy of the suite naming fewer methods (how one row is redone) keeps the curves of
+    // the methods it leaves out while their records stand, and drops them once they are gone.
+    let mut fewer = suite.clone();
+    fewer.cases[0].methods = vec!["pixel".into(), "harmonic".into()];
+    std::fs::remove_file(seed_dir.join("pixel.json")).unwrap();
+    run(&fewer, dir.path(), true, false).unwrap();
+    let third = std::fs::read_to_string(dir.path().join("curves-rough-seed-0.csv")).unwrap();
+    assert_eq!(kept(&third), kept(&csv), "{third}");
+    std::fs::remove_file(seed_dir.join("pixel-published.json")).unwrap();
+    std::fs::remove_file(seed_dir.join("pixel.json")).unwrap();
+    run(&fewer, dir.path(), true, false).unwrap();
+    let fourth = std::fs::read_to_string(dir.path().join("curves-rough-seed-0.csv")).unwrap();
+    assert_eq!(rows_of(&fourth, "pixel:published"), 0, "{fourth}");
 }
 
 /// A bench's output, committed to git, is enough to continue it elsewhere: a clone holds
