@@ -574,23 +574,42 @@ pub fn run_cases(
                 write_case_curves(case, seed, &dir, &records, out)?;
             }
         }
-        // Panels from seed 0: truth, observed, then each method that wrote a prediction file.
-        let dir0 = out.join(slug(&case.name)).join("seed-0");
-        if !dir0.join("test.npz").exists() {
-            continue; // a report before anything of this case was computed
-        }
-        let preds: Vec<PathBuf> =
-            case.methods.iter().map(|m| dir0.join(format!("pred-{}.npz", slug(m)))).filter(|p| p.exists()).collect();
-        super::figure::plot_files(
-            &dir0.join("test.npz"),
-            &preds,
-            &out.join(format!("{}.png", slug(&case.name))),
-            2,
-            None,
-        )?;
+        write_case_panel(case, &records, out, quiet)?;
     }
     write_tables(suite, &records, out)?;
     Ok(records)
+}
+
+/// The case's panel from seed 0: truth, observed, then each method that wrote a prediction
+/// file. Predictions are not kept in git, so on another machine (or after a run directory was
+/// cleared) methods with a record may have none on disk; an existing panel is then kept
+/// rather than redrawn without their rows, and the methods missing are named.
+fn write_case_panel(case: &Case, records: &[Record], out: &Path, quiet: bool) -> Result<()> {
+    let dir0 = out.join(slug(&case.name)).join("seed-0");
+    if !dir0.join("test.npz").exists() {
+        return Ok(()); // a report before anything of this case was computed
+    }
+    let png = out.join(format!("{}.png", slug(&case.name)));
+    let pred = |m: &str| dir0.join(format!("pred-{}.npz", slug(m)));
+    let missing: Vec<&str> = case
+        .methods
+        .iter()
+        .filter(|m| records.iter().any(|r| r.case == case.name && r.seed == 0 && &r.method == *m))
+        .filter(|m| !pred(m).exists())
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() && png.exists() {
+        if !quiet {
+            eprintln!(
+                "  {}: panel kept as it was; no predictions on disk for {} (delete their records to redo them)",
+                png.display(),
+                missing.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    let preds: Vec<PathBuf> = case.methods.iter().map(|m| pred(m)).filter(|p| p.exists()).collect();
+    super::figure::plot_files(&dir0.join("test.npz"), &preds, &png, 2, None)
 }
 
 /// `n` fields of `case` observed through `pattern`. Simulated fields are cached under

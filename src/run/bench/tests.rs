@@ -261,6 +261,35 @@ methods = ["biharmonic"]
     assert_eq!(written.cases.len(), 2);
 }
 
+/// Predictions are not kept in git: a bench run where some recorded methods have no
+/// prediction on disk keeps the case's panel as it was instead of redrawing it without their
+/// rows, and draws one where there is none.
+#[test]
+fn a_panel_is_not_redrawn_without_the_rows_of_methods_whose_predictions_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = |methods: &str| -> Suite {
+        toml::from_str(&format!(
+            "name = \"t\"\nseeds = 1\nsteps = 4\nensemble = 2\n[[cases]]\nname = \"c\"\nkind = \"grf\"\nsize = 8\n\
+             mask = \"pixel:0.5\"\ntrain = 8\ntest = 3\nmethods = [{methods}]\n"
+        ))
+        .unwrap()
+    };
+    let out = dir.path();
+    let png = out.join("c.png");
+    run(&suite("\"harmonic\", \"biharmonic\""), out, true, false).unwrap();
+    let drawn = std::fs::read(&png).unwrap();
+    std::fs::remove_file(out.join("c/seed-0/pred-harmonic.npz")).unwrap();
+    // A method added later is computed and recorded, but the panel keeps the harmonic row.
+    let more = run(&suite("\"harmonic\", \"biharmonic\", \"telea\""), out, true, false).unwrap();
+    assert_eq!(more.len(), 3);
+    assert!(out.join("c/seed-0/pred-telea.npz").exists());
+    assert!(std::fs::read(&png).unwrap() == drawn, "the panel was redrawn without the harmonic row");
+    // With no panel to keep, one is drawn from the predictions there are.
+    std::fs::remove_file(&png).unwrap();
+    run(&suite("\"harmonic\", \"biharmonic\", \"telea\""), out, true, true).unwrap();
+    assert!(png.exists() && std::fs::read(&png).unwrap() != drawn);
+}
+
 /// A case whose definition changed since its records were made is refused, not continued
 /// from records of another experiment; a longer method list is not a change, and a report
 /// never checks.
