@@ -18,6 +18,7 @@
 use super::impute::{set_context_ratio, LoadedRun};
 use super::score::Scorer;
 use crate::data::field::FieldStream;
+use crate::method::precond::Precond;
 use crate::method::Partition;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -65,8 +66,16 @@ impl ContextChoice {
 
 /// Scores `run`'s single-step ensemble (K = `ensemble`) with both kinds of context on the
 /// first [`FIELDS`] fields of `data`, never reading their truth; `run.config` is the one
-/// inference would use apart from its contexts.
-pub fn choose(run: &LoadedRun, data: &Path, ensemble: usize, seed: u64, quiet: bool) -> Result<ContextChoice> {
+/// inference would use apart from its contexts, and `precond` inference's preconditioning
+/// (the contexts do not enter it).
+pub fn choose(
+    run: &LoadedRun,
+    precond: &Precond,
+    data: &Path,
+    ensemble: usize,
+    seed: u64,
+    quiet: bool,
+) -> Result<ContextChoice> {
     let rule_name = match &run.config.partition {
         Partition::Pixel { context_ratio, .. } => format!("{:.0}% of the observation", 100.0 * context_ratio),
         Partition::Block { .. } => "blocks dropped as in training".into(),
@@ -92,12 +101,11 @@ pub fn choose(run: &LoadedRun, data: &Path, ensemble: usize, seed: u64, quiet: b
     super::masks::prepare(&cfg.partition, run.prior.as_ref(), &masks, d, 1, seed, true)?;
     let scorer = Scorer::new(&set, &cfg, &run.norm, run.net.device(), None)
         .with_context(|| format!("{}: cannot hide observed entries to choose the contexts on", data.display()))?;
-    let precond = crate::method::precond::Precond::of(&cfg, d, run.interpolant.kriging_covariance())?;
     let score_with = |ratio: f64| -> Result<f64> {
         let mut c = cfg.clone();
         set_context_ratio(&mut c, ratio)?;
         super::masks::prepare(&c.partition, run.prior.as_ref(), scorer.masks(), d, ensemble, seed, true)?;
-        scorer.score(&run.net, &c, &precond, &run.norm)
+        scorer.score(&run.net, &c, precond, &run.norm)
     };
     let (whole, rule) = (score_with(1.0)?, score_with(0.0)?);
     let choice = ContextChoice {

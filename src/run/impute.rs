@@ -226,31 +226,37 @@ pub fn impute(run_dir: &Path, data: &Path, out: &Path, opts: &ImputeOptions, qui
         None if matches!(run.config.partition, crate::method::Partition::Prior { .. }) => Some(Contexts::Auto),
         c => c,
     };
+    // The preconditioning depends on the denoiser, schedule and periodicity, not on the
+    // contexts: the choice below and the imputation share it.
+    let precond = crate::method::precond::Precond::of(&run.config, d, run.interpolant.kriging_covariance())?;
     let chosen = match contexts {
         None => None,
         Some(Contexts::Ratio(r)) => {
             set_context_ratio(&mut run.config, r)?;
             None
         }
-        Some(Contexts::Auto) => match super::context_choice::choose(&run, data, opts.ensemble, opts.seed, quiet) {
-            Ok(choice) => {
-                set_context_ratio(&mut run.config, choice.ratio)?;
-                Some(choice)
-            }
-            // Chosen by default, not asked for: fields too sparse to hide anything from keep
-            // the training rule.
-            Err(e) if opts.context_ratio.is_none() => {
-                if !quiet {
-                    eprintln!("impute: keeping the training rule's contexts, the choice could not be measured: {e:#}");
+        Some(Contexts::Auto) => {
+            match super::context_choice::choose(&run, &precond, data, opts.ensemble, opts.seed, quiet) {
+                Ok(choice) => {
+                    set_context_ratio(&mut run.config, choice.ratio)?;
+                    Some(choice)
                 }
-                None
+                // Chosen by default, not asked for: fields too sparse to hide anything from keep
+                // the training rule.
+                Err(e) if opts.context_ratio.is_none() => {
+                    if !quiet {
+                        eprintln!(
+                            "impute: keeping the training rule's contexts, the choice could not be measured: {e:#}"
+                        );
+                    }
+                    None
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        },
+        }
     };
     run.config = run.config.for_inference();
     let max_batch = max_batch(&run.config.model, d, run.workers.is_some())?;
-    let precond = crate::method::precond::Precond::of(&run.config, d, run.interpolant.kriging_covariance())?;
     let den = NetDenoiser { net: &run.net, precond: &precond, max_batch, workers: run.workers.as_ref() };
     let device = run.net.device();
     let len = d.len();
