@@ -321,7 +321,7 @@ fn run_method(
     quiet: bool,
 ) -> Result<Outcome> {
     let (train_path, test_path) = (dir.join("train.npz"), dir.join("test.npz"));
-    let pred = dir.join(format!("pred-{}.npz", slug(method)));
+    let pred = prediction_path(dir, method);
     let started = std::time::Instant::now();
     let spec: MethodSpec = method.parse()?;
     let k = spec.k.unwrap_or(suite.ensemble);
@@ -580,6 +580,12 @@ pub fn run_cases(
     Ok(records)
 }
 
+/// Where `method`'s completion of a seed's test fields is written in that seed's directory
+/// `dir` (the panels read it back).
+fn prediction_path(dir: &Path, method: &str) -> PathBuf {
+    dir.join(format!("pred-{}.npz", slug(method)))
+}
+
 /// The case's panel from seed 0: truth, observed, then each method that wrote a prediction
 /// file. Predictions are not kept in git, so on another machine (or after a run directory was
 /// cleared) methods with a record may have none on disk; an existing panel is then kept
@@ -590,7 +596,7 @@ fn write_case_panel(case: &Case, records: &[Record], out: &Path, quiet: bool) ->
         return Ok(()); // a report before anything of this case was computed
     }
     let png = out.join(format!("{}.png", slug(&case.name)));
-    let pred = |m: &str| dir0.join(format!("pred-{}.npz", slug(m)));
+    let pred = |m: &str| prediction_path(&dir0, m);
     let missing: Vec<&str> = case
         .methods
         .iter()

@@ -261,19 +261,23 @@ methods = ["biharmonic"]
     assert_eq!(written.cases.len(), 2);
 }
 
+/// A suite of one small GRF case `c` (8×8, 8 training and 3 test fields) observed through
+/// `mask`; `methods` is the TOML array's inside, e.g. `"harmonic", "biharmonic"`.
+fn one_case_suite(mask: &str, methods: &str) -> Suite {
+    toml::from_str(&format!(
+        "name = \"t\"\nseeds = 1\nsteps = 4\nensemble = 2\n[[cases]]\nname = \"c\"\nkind = \"grf\"\nsize = 8\n\
+         mask = \"{mask}\"\ntrain = 8\ntest = 3\nmethods = [{methods}]\n"
+    ))
+    .unwrap()
+}
+
 /// Predictions are not kept in git: a bench run where some recorded methods have no
 /// prediction on disk keeps the case's panel as it was instead of redrawing it without their
 /// rows, and draws one where there is none.
 #[test]
 fn a_panel_is_not_redrawn_without_the_rows_of_methods_whose_predictions_are_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let suite = |methods: &str| -> Suite {
-        toml::from_str(&format!(
-            "name = \"t\"\nseeds = 1\nsteps = 4\nensemble = 2\n[[cases]]\nname = \"c\"\nkind = \"grf\"\nsize = 8\n\
-             mask = \"pixel:0.5\"\ntrain = 8\ntest = 3\nmethods = [{methods}]\n"
-        ))
-        .unwrap()
-    };
+    let suite = |methods: &str| one_case_suite("pixel:0.5", methods);
     let out = dir.path();
     let png = out.join("c.png");
     run(&suite("\"harmonic\", \"biharmonic\""), out, true, false).unwrap();
@@ -296,13 +300,7 @@ fn a_panel_is_not_redrawn_without_the_rows_of_methods_whose_predictions_are_gone
 #[test]
 fn a_changed_case_is_refused_rather_than_continued_from_its_old_records() {
     let dir = tempfile::tempdir().unwrap();
-    let suite = |mask: &str, methods: &str| -> Suite {
-        toml::from_str(&format!(
-            "name = \"t\"\nseeds = 1\nsteps = 4\nensemble = 2\n[[cases]]\nname = \"c\"\nkind = \"grf\"\nsize = 8\n\
-             mask = \"{mask}\"\ntrain = 8\ntest = 3\nmethods = [{methods}]\n"
-        ))
-        .unwrap()
-    };
+    let suite = one_case_suite;
     let out = dir.path();
     run(&suite("pixel:0.5", "\"harmonic\""), out, true, false).unwrap();
     assert!(out.join("c/case.toml").exists());
